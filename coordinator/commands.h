@@ -1,0 +1,8 @@
+/* The subcommands of flexo-coordinator, one source file each
+ * (cmd_<name>.c), listed in main.c's table. */
+#ifndef FLEXO_COORDINATOR_COMMANDS_H
+#define FLEXO_COORDINATOR_COMMANDS_H
+
+#include "flexo/log.h"
+
+#endif

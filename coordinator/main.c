@@ -1,0 +1,19 @@
+/* flexo-coordinator: the consortium side — anchor training and release,
+ * the contribution and inference service, assembly, export, ledger. */
+#include "commands.h"
+#include "flexo/cli.h"
+
+static const fx_command commands[] = {
+    /* {"name", "one-line summary", cmd_name}, — one line per command */
+};
+
+int main(int argc, char **argv)
+{
+	fx_logger log;
+	if (fx_cli_init_logger(&argc, &argv, &log, "flexo-coordinator") != 0)
+		return 2;
+	return fx_cli_dispatch("flexo-coordinator",
+	                       "Coordinator of a flexo consortium.", argc, argv,
+	                       commands, (int)(sizeof(commands) / sizeof(*commands)),
+	                       &log);
+}
