@@ -1,0 +1,1132 @@
+/* Ledger storage in SQLite (WAL, synchronous=FULL): append-only entries and
+ * Merkle nodes guarded by triggers, the checkpoint guard, and the export.
+ * Every append writes its entry and the perfect-subtree roots it completes
+ * in one transaction, so proofs never need to rehash the log. */
+#include "flexo/ledger.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "flexo/blobstore.h"
+#include "flexo/note.h"
+
+struct fx_ledger {
+	sqlite3 *db;
+	char origin[FX_NOTE_MAX_NAME + 1];
+	fx_merkle_frontier frontier;
+	fx_merkle_frontier saved; /* frontier at fx_ledger_begin */
+	int in_batch;
+	sqlite3_stmt *ins_entry, *ins_node, *get_node, *get_entry;
+	uint8_t *scratch;
+	size_t scratch_cap;
+};
+
+/* Schema migrations: migrations[v] takes a database at user_version v to
+ * v + 1. Only ever append to this list. */
+static const char *const migrations[] = {
+    /* 0 -> 1 */
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL)"
+    "  WITHOUT ROWID;"
+    "CREATE TABLE entries(idx INTEGER PRIMARY KEY, kind INTEGER NOT NULL,"
+    "  ref INTEGER, signer BLOB, blob BLOB, body BLOB NOT NULL);"
+    "CREATE INDEX entries_kind ON entries(kind);"
+    "CREATE INDEX entries_ref ON entries(ref) WHERE kind = 14;"
+    "CREATE TABLE nodes(level INTEGER NOT NULL, idx INTEGER NOT NULL,"
+    "  hash BLOB NOT NULL, PRIMARY KEY(level, idx)) WITHOUT ROWID;"
+    "CREATE TABLE checkpoints(seq INTEGER PRIMARY KEY,"
+    "  size INTEGER NOT NULL, root BLOB NOT NULL, note TEXT NOT NULL);"
+    /* INSERT OR REPLACE deletes without firing DELETE triggers, so
+     * inserts must also be checked: entries only ever extend the log. */
+    "CREATE TRIGGER entries_append_only BEFORE INSERT ON entries"
+    "  WHEN NEW.idx IS NOT (SELECT COALESCE(MAX(idx) + 1, 0) FROM entries)"
+    "  BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;"
+    "CREATE TRIGGER nodes_no_replace BEFORE INSERT ON nodes"
+    "  WHEN EXISTS (SELECT 1 FROM nodes WHERE level = NEW.level AND"
+    "  idx = NEW.idx)"
+    "  BEGIN SELECT RAISE(ABORT, 'merkle nodes are append-only'); END;"
+    "CREATE TRIGGER checkpoints_no_replace BEFORE INSERT ON checkpoints"
+    "  WHEN EXISTS (SELECT 1 FROM checkpoints WHERE seq = NEW.seq)"
+    "  BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;"
+    "CREATE TRIGGER meta_no_replace BEFORE INSERT ON meta"
+    "  WHEN EXISTS (SELECT 1 FROM meta WHERE key = NEW.key)"
+    "  BEGIN SELECT RAISE(ABORT, 'ledger metadata is write-once'); END;"
+    "CREATE TRIGGER entries_no_update BEFORE UPDATE ON entries BEGIN"
+    "  SELECT RAISE(ABORT, 'ledger entries are append-only'); END;"
+    "CREATE TRIGGER entries_no_delete BEFORE DELETE ON entries BEGIN"
+    "  SELECT RAISE(ABORT, 'ledger entries are append-only'); END;"
+    "CREATE TRIGGER nodes_no_update BEFORE UPDATE ON nodes BEGIN"
+    "  SELECT RAISE(ABORT, 'merkle nodes are append-only'); END;"
+    "CREATE TRIGGER nodes_no_delete BEFORE DELETE ON nodes BEGIN"
+    "  SELECT RAISE(ABORT, 'merkle nodes are append-only'); END;"
+    "CREATE TRIGGER checkpoints_no_update BEFORE UPDATE ON checkpoints BEGIN"
+    "  SELECT RAISE(ABORT, 'checkpoints are append-only'); END;"
+    "CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints BEGIN"
+    "  SELECT RAISE(ABORT, 'checkpoints are append-only'); END;"
+    "CREATE TRIGGER meta_no_update BEFORE UPDATE ON meta BEGIN"
+    "  SELECT RAISE(ABORT, 'ledger metadata is write-once'); END;"
+    "CREATE TRIGGER meta_no_delete BEFORE DELETE ON meta BEGIN"
+    "  SELECT RAISE(ABORT, 'ledger metadata is write-once'); END;",
+};
+#define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(*migrations)))
+_Static_assert(N_MIGRATIONS == FX_LEDGER_SCHEMA_VERSION,
+               "one migration per schema version");
+
+static fx_err db_err(fx_ledger *l, fx_diag *diag, const char *what)
+{
+	return fx_diag_set(diag, FX_EDB, "ledger: %s: %s", what,
+	                   sqlite3_errmsg(l->db));
+}
+
+static fx_err exec(fx_ledger *l, const char *sql, fx_diag *diag)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(l->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		fx_err err = fx_diag_set(diag, FX_EDB, "ledger: %s",
+		                         msg ? msg : "sqlite error");
+		sqlite3_free(msg);
+		return err;
+	}
+	return FX_OK;
+}
+
+static fx_err meta_get(fx_ledger *l, const char *key, void *out, size_t cap,
+                       size_t *len, fx_diag *diag)
+{
+	sqlite3_stmt *st = NULL;
+	fx_err err = FX_OK;
+	int rc;
+
+	if (sqlite3_prepare_v2(l->db, "SELECT value FROM meta WHERE key = ?",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return db_err(l, diag, "reading metadata");
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		size_t n = (size_t)sqlite3_column_bytes(st, 0);
+		if (n > cap) {
+			err = fx_diag_set(diag, FX_EFORMAT,
+			                  "ledger: metadata %s is %zu bytes", key,
+			                  n);
+		} else {
+			memcpy(out, sqlite3_column_blob(st, 0), n);
+			*len = n;
+		}
+	} else if (rc == SQLITE_DONE) {
+		err = FX_ENOTFOUND;
+	} else {
+		err = db_err(l, diag, "reading metadata");
+	}
+	sqlite3_finalize(st);
+	return err;
+}
+
+static fx_err meta_put(fx_ledger *l, const char *key, const void *v, size_t n,
+                       fx_diag *diag)
+{
+	sqlite3_stmt *st = NULL;
+	fx_err err = FX_OK;
+
+	if (sqlite3_prepare_v2(l->db,
+	                       "INSERT INTO meta(key, value) VALUES(?, ?)", -1,
+	                       &st, NULL) != SQLITE_OK)
+		return db_err(l, diag, "writing metadata");
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, v, (int)n, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		err = db_err(l, diag, "writing metadata");
+	sqlite3_finalize(st);
+	return err;
+}
+
+static fx_err migrate(fx_ledger *l, const char *origin, fx_diag *diag)
+{
+	sqlite3_stmt *st = NULL;
+	char sql[64];
+	int version;
+	fx_err err;
+
+	if (sqlite3_prepare_v2(l->db, "PRAGMA user_version", -1, &st, NULL) !=
+	        SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return db_err(l, diag, "reading schema version");
+	}
+	version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version > FX_LEDGER_SCHEMA_VERSION)
+		return fx_diag_set(diag, FX_ESTATE,
+		                   "ledger: schema version %d is newer than this "
+		                   "program's %d",
+		                   version, FX_LEDGER_SCHEMA_VERSION);
+	if (version == FX_LEDGER_SCHEMA_VERSION)
+		return FX_OK;
+	if (version == 0 && origin == NULL)
+		return fx_diag_set(diag, FX_EINVAL,
+		                   "ledger: a new ledger needs an origin (log "
+		                   "name)");
+	if ((err = exec(l, "BEGIN IMMEDIATE", diag)) != FX_OK)
+		return err;
+	for (int v = version; v < N_MIGRATIONS; v++)
+		if ((err = exec(l, migrations[v], diag)) != FX_OK)
+			goto fail;
+	if (version == 0 &&
+	    (err = meta_put(l, "origin", origin, strlen(origin), diag)) !=
+	        FX_OK)
+		goto fail;
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
+	         FX_LEDGER_SCHEMA_VERSION);
+	if ((err = exec(l, sql, diag)) != FX_OK)
+		goto fail;
+	return exec(l, "COMMIT", diag);
+fail:
+	sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+	return err;
+}
+
+static fx_err node_get(void *ctx, unsigned level, uint64_t index,
+                       uint8_t out[FX_HASH_LEN])
+{
+	fx_ledger *l = ctx;
+	sqlite3_stmt *st = l->get_node;
+	fx_err err = FX_OK;
+
+	sqlite3_reset(st);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)level);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)index);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		err = FX_ENOTFOUND;
+	else if (sqlite3_column_bytes(st, 0) != FX_HASH_LEN)
+		err = FX_EFORMAT;
+	else
+		memcpy(out, sqlite3_column_blob(st, 0), FX_HASH_LEN);
+	sqlite3_reset(st);
+	return err;
+}
+
+static fx_err node_put(void *ctx, unsigned level, uint64_t index,
+                       const uint8_t hash[FX_HASH_LEN])
+{
+	fx_ledger *l = ctx;
+	sqlite3_stmt *st = l->ins_node;
+	int rc;
+
+	sqlite3_reset(st);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)level);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)index);
+	sqlite3_bind_blob(st, 3, hash, FX_HASH_LEN, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? FX_OK : FX_EDB;
+}
+
+/* Rebuilds the in-memory frontier from the stored perfect-subtree roots:
+ * one read per set bit of the size. */
+static fx_err load_frontier(fx_ledger *l, fx_diag *diag)
+{
+	sqlite3_stmt *st = NULL;
+	uint64_t size = 0;
+
+	if (sqlite3_prepare_v2(l->db, "SELECT COALESCE(MAX(idx) + 1, 0) "
+	                              "FROM entries",
+	                       -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return db_err(l, diag, "reading the log size");
+	}
+	size = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	fx_merkle_frontier_init(&l->frontier);
+	for (unsigned lv = 0; lv < FX_MERKLE_MAX_LEVELS; lv++) {
+		if (!((size >> lv) & 1))
+			continue;
+		if (node_get(l, lv, (size >> lv) - 1, l->frontier.node[lv]) !=
+		    FX_OK)
+			return fx_diag_set(diag, FX_EFORMAT,
+			                   "ledger: merkle node (%u, %llu) "
+			                   "missing for a log of %llu entries",
+			                   lv,
+			                   (unsigned long long)((size >> lv) -
+			                                        1),
+			                   (unsigned long long)size);
+	}
+	l->frontier.size = size;
+	return FX_OK;
+}
+
+fx_err fx_ledger_open(const char *path, const char *origin, fx_ledger **out,
+                      fx_diag *diag)
+{
+	fx_ledger *l = NULL;
+	char stored[FX_NOTE_MAX_NAME + 1] = {0};
+	size_t n = 0;
+	fx_err err;
+
+	if (origin != NULL && !fx_note_name_valid(origin))
+		return fx_diag_set(diag, FX_EINVAL,
+		                   "ledger: origin '%s' is not a valid log name "
+		                   "(printable ASCII, no space or '+')",
+		                   origin);
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return fx_diag_set(diag, FX_ENOMEM, "out of memory");
+	if (sqlite3_open_v2(path, &l->db,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+	                    NULL) != SQLITE_OK) {
+		err = fx_diag_set(diag, FX_EDB, "ledger: cannot open %s: %s",
+		                  path, l->db ? sqlite3_errmsg(l->db) : "?");
+		goto fail;
+	}
+	sqlite3_busy_timeout(l->db, 5000);
+	/* WAL + FULL: a committed append survives power loss. */
+	if ((err = exec(l, "PRAGMA journal_mode = WAL; "
+	                   "PRAGMA synchronous = FULL;",
+	                diag)) != FX_OK)
+		goto fail;
+	if ((err = migrate(l, origin, diag)) != FX_OK)
+		goto fail;
+	if ((err = meta_get(l, "origin", stored, FX_NOTE_MAX_NAME, &n,
+	                    diag)) != FX_OK) {
+		if (err == FX_ENOTFOUND)
+			err = fx_diag_set(diag, FX_EFORMAT,
+			                  "ledger: %s has no origin", path);
+		goto fail;
+	}
+	stored[n] = '\0';
+	if (origin != NULL && strcmp(origin, stored) != 0) {
+		err = fx_diag_set(diag, FX_EMISMATCH,
+		                  "ledger: %s is the log '%s', not '%s'", path,
+		                  stored, origin);
+		goto fail;
+	}
+	memcpy(l->origin, stored, n + 1);
+	if (sqlite3_prepare_v2(l->db,
+	                       "INSERT INTO entries(idx, kind, ref, signer, "
+	                       "blob, body) VALUES(?, ?, ?, ?, ?, ?)",
+	                       -1, &l->ins_entry, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(l->db,
+	                       "INSERT INTO nodes(level, idx, hash) "
+	                       "VALUES(?, ?, ?)",
+	                       -1, &l->ins_node, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(l->db,
+	                       "SELECT hash FROM nodes WHERE level = ? AND "
+	                       "idx = ?",
+	                       -1, &l->get_node, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(l->db, "SELECT body FROM entries WHERE idx = ?",
+	                       -1, &l->get_entry, NULL) != SQLITE_OK) {
+		err = db_err(l, diag, "preparing statements");
+		goto fail;
+	}
+	if ((err = load_frontier(l, diag)) != FX_OK)
+		goto fail;
+	*out = l;
+	return FX_OK;
+fail:
+	fx_ledger_close(l);
+	return err;
+}
+
+void fx_ledger_close(fx_ledger *l)
+{
+	if (l == NULL)
+		return;
+	if (l->in_batch)
+		fx_ledger_rollback(l);
+	sqlite3_finalize(l->ins_entry);
+	sqlite3_finalize(l->ins_node);
+	sqlite3_finalize(l->get_node);
+	sqlite3_finalize(l->get_entry);
+	sqlite3_close(l->db);
+	free(l->scratch);
+	free(l);
+}
+
+uint64_t fx_ledger_size(const fx_ledger *l)
+{
+	return l->frontier.size;
+}
+
+const char *fx_ledger_origin(const fx_ledger *l)
+{
+	return l->origin;
+}
+
+fx_err fx_ledger_begin(fx_ledger *l, fx_diag *diag)
+{
+	fx_err err;
+	if (l->in_batch)
+		return fx_diag_set(diag, FX_ESTATE,
+		                   "ledger: a batch is already open");
+	if ((err = exec(l, "BEGIN IMMEDIATE", diag)) != FX_OK)
+		return err;
+	l->saved = l->frontier;
+	l->in_batch = 1;
+	return FX_OK;
+}
+
+fx_err fx_ledger_commit(fx_ledger *l, fx_diag *diag)
+{
+	fx_err err;
+	if (!l->in_batch)
+		return fx_diag_set(diag, FX_ESTATE, "ledger: no open batch");
+	if ((err = exec(l, "COMMIT", diag)) != FX_OK) {
+		fx_ledger_rollback(l);
+		return err;
+	}
+	l->in_batch = 0;
+	return FX_OK;
+}
+
+void fx_ledger_rollback(fx_ledger *l)
+{
+	if (!l->in_batch)
+		return;
+	sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+	l->frontier = l->saved;
+	l->in_batch = 0;
+}
+
+/* One-row queries used by the append checks. Returns 1 on a row, 0 on none,
+ * -1 on error. */
+static int query_row(fx_ledger *l, const char *sql, int64_t a,
+                     sqlite3_stmt **out)
+{
+	int rc;
+	if (sqlite3_prepare_v2(l->db, sql, -1, out, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(*out, 1, a);
+	rc = sqlite3_step(*out);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+static fx_err check_withdrawal(fx_ledger *l, const fx_entry *e, int64_t *ref,
+                               fx_diag *diag)
+{
+	const fx_envelope *env = e->withdrawal ? e->withdrawal->request : NULL;
+	Flexo__Ledger__V1__WithdrawalRequest *req = NULL;
+	sqlite3_stmt *st = NULL;
+	fx_err err;
+	int r;
+
+	if ((err = fx_ledger_env_verify(env, &l->scratch, &l->scratch_cap,
+	                                diag)) != FX_OK)
+		goto out;
+	if (strcmp(env->payload_type, FX_LEDGER_WITHDRAWAL_TYPE) != 0) {
+		err = fx_diag_set(diag, FX_EFORMAT,
+		                  "withdrawal: envelope type '%s' is not %s",
+		                  env->payload_type, FX_LEDGER_WITHDRAWAL_TYPE);
+		goto out;
+	}
+	req = flexo__ledger__v1__withdrawal_request__unpack(
+	    NULL, env->payload.len, env->payload.data);
+	if (req == NULL) {
+		err = fx_diag_set(diag, FX_EFORMAT,
+		                  "withdrawal: request does not decode");
+		goto out;
+	}
+	r = query_row(l, "SELECT kind, signer FROM entries WHERE idx = ?",
+	              (int64_t)req->contribution_index, &st);
+	if (r < 0) {
+		err = db_err(l, diag, "reading the withdrawn entry");
+		goto out;
+	}
+	if (r == 0 ||
+	    sqlite3_column_int(st, 0) !=
+	        FLEXO__LEDGER__V1__ENTRY__KIND_ACCEPTED) {
+		err = fx_diag_set(diag, FX_ENOTFOUND,
+		                  "withdrawal: entry %llu is not an accepted "
+		                  "contribution",
+		                  (unsigned long long)req->contribution_index);
+		goto out;
+	}
+	if (sqlite3_column_bytes(st, 1) != 32 ||
+	    memcmp(sqlite3_column_blob(st, 1), env->public_key.data, 32) !=
+	        0) {
+		err = fx_diag_set(diag, FX_EPERM,
+		                  "withdrawal: signed by a key other than the "
+		                  "one that signed contribution %llu",
+		                  (unsigned long long)req->contribution_index);
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	r = query_row(l, "SELECT idx FROM entries WHERE kind = 14 AND ref = ?",
+	              (int64_t)req->contribution_index, &st);
+	if (r != 0) {
+		err = r < 0 ? db_err(l, diag, "reading withdrawals")
+		            : fx_diag_set(diag, FX_EEXIST,
+		                          "withdrawal: contribution %llu was "
+		                          "already withdrawn by entry %lld",
+		                          (unsigned long long)
+		                              req->contribution_index,
+		                          (long long)sqlite3_column_int64(st, 0));
+		goto out;
+	}
+	*ref = (int64_t)req->contribution_index;
+out:
+	sqlite3_finalize(st);
+	if (req != NULL)
+		flexo__ledger__v1__withdrawal_request__free_unpacked(req, NULL);
+	return err;
+}
+
+fx_err fx_ledger_live(fx_ledger *l, uint64_t **idx, size_t *n, fx_diag *diag)
+{
+	sqlite3_stmt *st = NULL;
+	uint64_t *v = NULL, *p;
+	size_t cnt = 0, cap = 0;
+	fx_err err = FX_OK;
+	int rc;
+
+	if (sqlite3_prepare_v2(l->db,
+	                       "SELECT idx FROM entries WHERE kind = 12 AND "
+	                       "idx NOT IN (SELECT ref FROM entries WHERE "
+	                       "kind = 14) ORDER BY idx",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return db_err(l, diag, "listing live contributions");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 64;
+			if ((p = realloc(v, cap * sizeof(*v))) == NULL) {
+				err = fx_diag_set(diag, FX_ENOMEM,
+				                  "out of memory");
+				goto out;
+			}
+			v = p;
+		}
+		v[cnt++] = (uint64_t)sqlite3_column_int64(st, 0);
+	}
+	if (rc != SQLITE_DONE) {
+		err = db_err(l, diag, "listing live contributions");
+		goto out;
+	}
+	*idx = v;
+	*n = cnt;
+	v = NULL;
+out:
+	free(v);
+	sqlite3_finalize(st);
+	return err;
+}
+
+static fx_err check_assembly(fx_ledger *l, const fx_entry *e, fx_diag *diag)
+{
+	const Flexo__Ledger__V1__Assembly *a = e->assembly;
+	sqlite3_stmt *st = NULL;
+	uint64_t *live = NULL;
+	size_t n = 0;
+	fx_err err;
+	int r;
+
+	if (a == NULL || a->model_digest.len != 32)
+		return fx_diag_set(diag, FX_EFORMAT,
+		                   "assembly: model digest must be 32 bytes");
+	if (a->n_included > FX_LEDGER_MAX_INCLUDED)
+		return fx_diag_set(diag, FX_ETOOBIG,
+		                   "assembly: %zu experts > %u", a->n_included,
+		                   FX_LEDGER_MAX_INCLUDED);
+	r = query_row(l, "SELECT kind FROM entries WHERE idx = ?",
+	              (int64_t)a->anchor_index, &st);
+	if (r <= 0 || sqlite3_column_int(st, 0) !=
+	                  FLEXO__LEDGER__V1__ENTRY__KIND_ANCHOR) {
+		sqlite3_finalize(st);
+		return fx_diag_set(diag, FX_ENOTFOUND,
+		                   "assembly: entry %llu is not an anchor "
+		                   "release",
+		                   (unsigned long long)a->anchor_index);
+	}
+	sqlite3_finalize(st);
+	if ((err = fx_ledger_live(l, &live, &n, diag)) != FX_OK)
+		return err;
+	for (size_t i = 0; i < a->n_included || i < n; i++) {
+		if (i < a->n_included && i < n && a->included[i] == live[i])
+			continue;
+		if (i < a->n_included)
+			err = fx_diag_set(diag, FX_EMISMATCH,
+			                  "assembly: lists entry %llu where the "
+			                  "live contributions have %s%llu",
+			                  (unsigned long long)a->included[i],
+			                  i < n ? "" : "none, ",
+			                  (unsigned long long)(i < n ? live[i]
+			                                             : 0));
+		else
+			err = fx_diag_set(diag, FX_EMISMATCH,
+			                  "assembly: omits live contribution "
+			                  "%llu",
+			                  (unsigned long long)live[i]);
+		break;
+	}
+	free(live);
+	return err;
+}
+
+static int digest_ok(const ProtobufCBinaryData *d)
+{
+	return d->len == 32;
+}
+
+fx_err fx_ledger_append(fx_ledger *l, fx_entry *e, uint64_t *index,
+                        fx_diag *diag)
+{
+	const void *signer = NULL, *blob = NULL;
+	int64_t ref = 0;
+	int has_ref = 0, own_tx = 0;
+	uint8_t *bytes = NULL, leaf[FX_HASH_LEN];
+	fx_merkle_frontier f;
+	size_t len;
+	sqlite3_stmt *st = NULL;
+	fx_err err = FX_OK;
+	int r;
+
+	if (l->frontier.size >= FX_LEDGER_MAX_ENTRIES)
+		return fx_diag_set(diag, FX_ETOOBIG, "ledger: full");
+	e->version = FX_LEDGER_ENTRY_VERSION;
+	e->index = l->frontier.size;
+	if (e->time_unix == 0)
+		e->time_unix = (int64_t)time(NULL);
+
+	switch (e->kind_case) {
+	case FLEXO__LEDGER__V1__ENTRY__KIND_ROSTER:
+		if (e->roster == NULL || e->roster->n_members == 0)
+			return fx_diag_set(diag, FX_EFORMAT,
+			                   "roster update without members");
+		r = query_row(l, "SELECT MAX(ref) FROM entries WHERE kind = ?",
+		              FLEXO__LEDGER__V1__ENTRY__KIND_ROSTER, &st);
+		if (r == 1 && sqlite3_column_type(st, 0) != SQLITE_NULL &&
+		    (uint64_t)sqlite3_column_int64(st, 0) >=
+		        e->roster->version)
+			err = fx_diag_set(diag, FX_EROLLBACK,
+			                  "roster version %llu is not above the "
+			                  "logged %lld",
+			                  (unsigned long long)e->roster->version,
+			                  (long long)sqlite3_column_int64(st, 0));
+		sqlite3_finalize(st);
+		if (err != FX_OK)
+			return err;
+		ref = (int64_t)e->roster->version;
+		has_ref = 1;
+		break;
+	case FLEXO__LEDGER__V1__ENTRY__KIND_ANCHOR:
+		if (e->anchor == NULL || !digest_ok(&e->anchor->anchor_digest))
+			return fx_diag_set(diag, FX_EFORMAT,
+			                   "anchor release needs a 32-byte "
+			                   "digest");
+		if ((err = fx_ledger_env_verify(e->anchor->manifest,
+		                                &l->scratch, &l->scratch_cap,
+		                                diag)) != FX_OK)
+			return err;
+		ref = (int64_t)e->anchor->release_version;
+		has_ref = 1;
+		signer = e->anchor->manifest->public_key.data;
+		blob = e->anchor->anchor_digest.data;
+		break;
+	case FLEXO__LEDGER__V1__ENTRY__KIND_ACCEPTED:
+		if (e->accepted == NULL ||
+		    !digest_ok(&e->accepted->payload_digest))
+			return fx_diag_set(diag, FX_EFORMAT,
+			                   "accepted contribution needs a "
+			                   "32-byte payload digest");
+		if ((err = fx_ledger_env_verify(e->accepted->manifest,
+		                                &l->scratch, &l->scratch_cap,
+		                                diag)) != FX_OK)
+			return err;
+		signer = e->accepted->manifest->public_key.data;
+		blob = e->accepted->payload_digest.data;
+		break;
+	case FLEXO__LEDGER__V1__ENTRY__KIND_REJECTED:
+		if (e->rejected == NULL || e->rejected->reason == NULL ||
+		    e->rejected->reason[0] == '\0')
+			return fx_diag_set(diag, FX_EFORMAT,
+			                   "rejected contribution needs a reason");
+		break;
+	case FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL:
+		if ((err = check_withdrawal(l, e, &ref, diag)) != FX_OK)
+			return err;
+		has_ref = 1;
+		signer = e->withdrawal->request->public_key.data;
+		break;
+	case FLEXO__LEDGER__V1__ENTRY__KIND_ASSEMBLY:
+		if ((err = check_assembly(l, e, diag)) != FX_OK)
+			return err;
+		blob = e->assembly->model_digest.data;
+		break;
+	default:
+		return fx_diag_set(diag, FX_EFORMAT, "entry has no kind");
+	}
+
+	len = protobuf_c_message_get_packed_size(&e->base);
+	if (len > FX_LEDGER_MAX_ENTRY)
+		return fx_diag_set(diag, FX_ETOOBIG,
+		                   "entry of %zu bytes > %u", len,
+		                   FX_LEDGER_MAX_ENTRY);
+	if ((bytes = malloc(len ? len : 1)) == NULL)
+		return fx_diag_set(diag, FX_ENOMEM, "out of memory");
+	protobuf_c_message_pack(&e->base, bytes);
+	fx_merkle_leaf_hash(bytes, len, leaf);
+
+	if (!l->in_batch) {
+		if ((err = exec(l, "BEGIN IMMEDIATE", diag)) != FX_OK)
+			goto out;
+		own_tx = 1;
+	}
+	st = l->ins_entry;
+	sqlite3_reset(st);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)e->index);
+	sqlite3_bind_int(st, 2, (int)e->kind_case);
+	if (has_ref)
+		sqlite3_bind_int64(st, 3, ref);
+	else
+		sqlite3_bind_null(st, 3);
+	if (signer)
+		sqlite3_bind_blob(st, 4, signer, 32, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 4);
+	if (blob)
+		sqlite3_bind_blob(st, 5, blob, 32, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 5);
+	sqlite3_bind_blob(st, 6, bytes, (int)len, SQLITE_STATIC);
+	r = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (r != SQLITE_DONE) {
+		err = db_err(l, diag, "storing the entry");
+		goto out;
+	}
+	f = l->frontier;
+	if (fx_merkle_frontier_append(&f, leaf, node_put, l) != FX_OK) {
+		err = db_err(l, diag, "storing merkle nodes");
+		goto out;
+	}
+	if (own_tx && (err = exec(l, "COMMIT", diag)) != FX_OK)
+		goto out;
+	own_tx = 0;
+	l->frontier = f;
+	if (index != NULL)
+		*index = e->index;
+out:
+	if (own_tx)
+		sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+	free(bytes);
+	return err;
+}
+
+fx_err fx_ledger_entry_bytes(fx_ledger *l, uint64_t index, uint8_t **bytes,
+                             size_t *len, fx_diag *diag)
+{
+	sqlite3_stmt *st = l->get_entry;
+	fx_err err = FX_OK;
+	size_t n;
+	uint8_t *p;
+
+	sqlite3_reset(st);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)index);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		err = fx_diag_set(diag, FX_ENOTFOUND, "ledger: no entry %llu",
+		                  (unsigned long long)index);
+		goto out;
+	}
+	n = (size_t)sqlite3_column_bytes(st, 0);
+	if ((p = malloc(n ? n : 1)) == NULL) {
+		err = fx_diag_set(diag, FX_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (n)
+		memcpy(p, sqlite3_column_blob(st, 0), n);
+	*bytes = p;
+	*len = n;
+out:
+	sqlite3_reset(st);
+	return err;
+}
+
+fx_err fx_ledger_root(fx_ledger *l, uint64_t size, uint8_t root[FX_HASH_LEN],
+                      fx_diag *diag)
+{
+	if (size > l->frontier.size)
+		return fx_diag_set(diag, FX_EINVAL,
+		                   "ledger: size %llu > log size %llu",
+		                   (unsigned long long)size,
+		                   (unsigned long long)l->frontier.size);
+	if (size == l->frontier.size) {
+		fx_merkle_frontier_root(&l->frontier, root);
+		return FX_OK;
+	}
+	return fx_merkle_root_at(node_get, l, size, root, diag);
+}
+
+fx_err fx_ledger_inclusion_proof(fx_ledger *l, uint64_t index, uint64_t size,
+                                 uint8_t path[][FX_HASH_LEN], size_t *len,
+                                 fx_diag *diag)
+{
+	if (size > l->frontier.size)
+		return fx_diag_set(diag, FX_EINVAL,
+		                   "ledger: size %llu > log size %llu",
+		                   (unsigned long long)size,
+		                   (unsigned long long)l->frontier.size);
+	return fx_merkle_inclusion_proof(node_get, l, index, size, path, len,
+	                                 diag);
+}
+
+fx_err fx_ledger_consistency_proof(fx_ledger *l, uint64_t m, uint64_t n,
+                                   uint8_t path[][FX_HASH_LEN], size_t *len,
+                                   fx_diag *diag)
+{
+	if (n > l->frontier.size)
+		return fx_diag_set(diag, FX_EINVAL,
+		                   "ledger: size %llu > log size %llu",
+		                   (unsigned long long)n,
+		                   (unsigned long long)l->frontier.size);
+	return fx_merkle_consistency_proof(node_get, l, m, n, path, len, diag);
+}
+
+fx_err fx_ledger_latest_checkpoint(fx_ledger *l, char **note, size_t *len,
+                                   fx_checkpoint *cp, fx_diag *diag)
+{
+	sqlite3_stmt *st = NULL;
+	fx_err err = FX_OK;
+	char *copy = NULL;
+	size_t n;
+	int rc;
+
+	if (sqlite3_prepare_v2(l->db,
+	                       "SELECT size, root, note FROM checkpoints "
+	                       "ORDER BY seq DESC LIMIT 1",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return db_err(l, diag, "reading checkpoints");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		err = fx_diag_set(diag, FX_ENOTFOUND,
+		                  "ledger: no checkpoint signed yet");
+		goto out;
+	}
+	if (rc != SQLITE_ROW || sqlite3_column_bytes(st, 1) != FX_HASH_LEN) {
+		err = db_err(l, diag, "reading checkpoints");
+		goto out;
+	}
+	n = (size_t)sqlite3_column_bytes(st, 2);
+	if (note != NULL) {
+		if ((copy = malloc(n + 1)) == NULL) {
+			err = fx_diag_set(diag, FX_ENOMEM, "out of memory");
+			goto out;
+		}
+		memcpy(copy, sqlite3_column_text(st, 2), n);
+		copy[n] = '\0';
+		*note = copy;
+	}
+	if (len != NULL)
+		*len = n;
+	if (cp != NULL) {
+		memset(cp, 0, sizeof(*cp));
+		memcpy(cp->origin, l->origin, strlen(l->origin));
+		cp->size = (uint64_t)sqlite3_column_int64(st, 0);
+		memcpy(cp->root, sqlite3_column_blob(st, 1), FX_HASH_LEN);
+	}
+out:
+	sqlite3_finalize(st);
+	return err;
+}
+
+fx_err fx_ledger_sign_checkpoint(fx_ledger *l, const uint8_t sk[64],
+                                 char **note, size_t *len, fx_diag *diag)
+{
+	uint8_t pk[32], stored_pk[32], path[FX_MERKLE_MAX_PATH][FX_HASH_LEN];
+	fx_checkpoint last, c;
+	sqlite3_stmt *st = NULL;
+	char *text = NULL;
+	size_t n = 0, plen = 0;
+	int first_key = 0;
+	fx_err err;
+
+	if (l->in_batch)
+		return fx_diag_set(diag, FX_ESTATE,
+		                   "ledger: cannot sign inside an open batch");
+	crypto_sign_ed25519_sk_to_pk(pk, sk);
+	err = meta_get(l, "log_pk", stored_pk, sizeof(stored_pk), &n, diag);
+	if (err == FX_ENOTFOUND) {
+		first_key = 1;
+	} else if (err != FX_OK) {
+		return err;
+	} else if (n != 32 || sodium_memcmp(pk, stored_pk, 32) != 0) {
+		return fx_diag_set(diag, FX_EPERM,
+		                   "ledger: refusing to sign with a key other "
+		                   "than the log key");
+	}
+
+	memset(&c, 0, sizeof(c));
+	memcpy(c.origin, l->origin, strlen(l->origin));
+	c.size = l->frontier.size;
+	fx_merkle_frontier_root(&l->frontier, c.root);
+
+	/* The guard: prove the new tree extends the last signed one before a
+	 * signature exists that could contradict it. */
+	err = fx_ledger_latest_checkpoint(l, NULL, NULL, &last, diag);
+	if (err == FX_OK) {
+		if (last.size > c.size)
+			return fx_diag_set(diag, FX_EROLLBACK,
+			                   "ledger: refusing to sign size %llu "
+			                   "after a checkpoint of size %llu",
+			                   (unsigned long long)c.size,
+			                   (unsigned long long)last.size);
+		if (last.size > 0) {
+			if ((err = fx_ledger_consistency_proof(
+			         l, last.size, c.size, path, &plen, diag)))
+				return err;
+			if ((err = fx_merkle_verify_consistency(
+			         last.size, c.size, last.root, c.root,
+			         (const uint8_t(*)[FX_HASH_LEN])path, plen,
+			         diag)) != FX_OK) {
+				fx_diag_prefix(diag,
+				               "ledger: refusing to sign a "
+				               "checkpoint inconsistent with the "
+				               "last one");
+				return err;
+			}
+		}
+	} else if (err != FX_ENOTFOUND) {
+		return err;
+	}
+
+	if ((err = fx_checkpoint_sign(&c, sk, &text, &n, diag)) != FX_OK)
+		return err;
+	if ((err = exec(l, "BEGIN IMMEDIATE", diag)) != FX_OK)
+		goto out;
+	if (first_key && (err = meta_put(l, "log_pk", pk, 32, diag)) != FX_OK)
+		goto fail;
+	if (sqlite3_prepare_v2(l->db,
+	                       "INSERT INTO checkpoints(size, root, note) "
+	                       "VALUES(?, ?, ?)",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		err = db_err(l, diag, "storing the checkpoint");
+		goto fail;
+	}
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)c.size);
+	sqlite3_bind_blob(st, 2, c.root, FX_HASH_LEN, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, text, (int)n, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		err = db_err(l, diag, "storing the checkpoint");
+		goto fail;
+	}
+	if ((err = exec(l, "COMMIT", diag)) != FX_OK)
+		goto fail;
+	if (len != NULL)
+		*len = n;
+	if (note != NULL) {
+		*note = text;
+		text = NULL;
+	}
+	goto out;
+fail:
+	sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+	sqlite3_finalize(st);
+	free(text);
+	return err;
+}
+
+fx_err fx_ledger_vkey(fx_ledger *l, char *out, size_t cap, fx_diag *diag)
+{
+	uint8_t pk[32];
+	fx_note_verifier v;
+	size_t n = 0;
+	fx_err err;
+
+	err = meta_get(l, "log_pk", pk, sizeof(pk), &n, diag);
+	if (err == FX_ENOTFOUND)
+		return fx_diag_set(diag, FX_ESTATE,
+		                   "ledger: no checkpoint signed yet, so no log "
+		                   "key");
+	if (err != FX_OK)
+		return err;
+	if (n != 32)
+		return fx_diag_set(diag, FX_EFORMAT, "ledger: bad log key");
+	if ((err = fx_note_verifier_init(&v, l->origin, pk, diag)) != FX_OK)
+		return err;
+	return fx_note_vkey_format(&v, out, cap, diag);
+}
+
+/* ---- export ---- */
+
+static void be32(uint8_t p[4], uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+/* Streams the rows of `sql` (one blob/text column) into dir/name through a
+ * temporary file: length-prefixed records, or raw when `prefix` is 0. */
+static fx_err export_rows(fx_ledger *l, const char *dir, const char *name,
+                          const char *sql, int prefix, fx_diag *diag)
+{
+	char path[4096], tmp[4200];
+	sqlite3_stmt *st = NULL;
+	FILE *f = NULL;
+	fx_err err = FX_OK;
+	int fd = -1, rc;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path);
+	if ((fd = mkstemp(tmp)) < 0 || (f = fdopen(fd, "wb")) == NULL) {
+		err = fx_diag_set(diag, FX_EIO, "cannot create %s: %s", tmp,
+		                  strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	if (sqlite3_prepare_v2(l->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		err = db_err(l, diag, "exporting");
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const void *p = sqlite3_column_blob(st, 0);
+		uint32_t n = (uint32_t)sqlite3_column_bytes(st, 0);
+		uint8_t hdr[4];
+		be32(hdr, n);
+		if ((prefix && fwrite(hdr, 1, 4, f) != 4) ||
+		    (n && fwrite(p, 1, n, f) != n)) {
+			err = fx_diag_set(diag, FX_EIO, "write %s: %s", tmp,
+			                  strerror(errno));
+			goto out;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		err = db_err(l, diag, "exporting");
+		goto out;
+	}
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+		err = fx_diag_set(diag, FX_EIO, "sync %s: %s", tmp,
+		                  strerror(errno));
+		goto out;
+	}
+	if (fclose(f) != 0 || rename(tmp, path) != 0) {
+		f = NULL;
+		err = fx_diag_set(diag, FX_EIO, "cannot rename %s: %s", tmp,
+		                  strerror(errno));
+		goto out;
+	}
+	f = NULL;
+	tmp[0] = '\0';
+out:
+	sqlite3_finalize(st);
+	if (f != NULL)
+		fclose(f);
+	if (tmp[0] != '\0' && err != FX_OK)
+		unlink(tmp);
+	return err;
+}
+
+static fx_err copy_file(const char *src, const char *dst, fx_diag *diag)
+{
+	uint8_t *buf = NULL;
+	FILE *in = NULL;
+	size_t n, cap = 1u << 20, len = 0;
+	fx_err err = FX_OK;
+
+	/* A hard link costs nothing when both sit on one file system. */
+	if (link(src, dst) == 0 || errno == EEXIST)
+		return FX_OK;
+	if ((in = fopen(src, "rb")) == NULL)
+		return fx_diag_set(diag, FX_EIO, "cannot open %s", src);
+	for (;;) {
+		uint8_t *p;
+		if (len == cap || buf == NULL) {
+			cap = buf ? cap * 2 : cap;
+			if ((p = realloc(buf, cap)) == NULL) {
+				err = fx_diag_set(diag, FX_ENOMEM,
+				                  "out of memory");
+				goto out;
+			}
+			buf = p;
+		}
+		n = fread(buf + len, 1, cap - len, in);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	err = fx_blob_write_atomic(dst, buf, len, diag);
+out:
+	free(buf);
+	fclose(in);
+	return err;
+}
+
+static fx_err export_blobs(fx_ledger *l, const char *blob_dir,
+                           const char *dir, fx_diag *diag)
+{
+	char bdir[4096], src[4200], dst[4200], hex[65];
+	sqlite3_stmt *st = NULL;
+	fx_err err = FX_OK;
+	int rc;
+
+	snprintf(bdir, sizeof(bdir), "%s/%s", dir, FX_EXPORT_BLOBS);
+	if (mkdir(bdir, 0755) != 0 && errno != EEXIST)
+		return fx_diag_set(diag, FX_EIO, "cannot create %s: %s", bdir,
+		                   strerror(errno));
+	if (sqlite3_prepare_v2(l->db,
+	                       "SELECT DISTINCT blob FROM entries WHERE blob "
+	                       "IS NOT NULL",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return db_err(l, diag, "listing blobs");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_bytes(st, 0) != 32)
+			continue;
+		fx_merkle_hex(sqlite3_column_blob(st, 0), hex);
+		snprintf(src, sizeof(src), "%s/%s", blob_dir, hex);
+		snprintf(dst, sizeof(dst), "%s/%s", bdir, hex);
+		if (access(src, R_OK) != 0)
+			continue; /* the auditor reports what is missing */
+		if ((err = copy_file(src, dst, diag)) != FX_OK)
+			goto out;
+	}
+	if (rc != SQLITE_DONE)
+		err = db_err(l, diag, "listing blobs");
+out:
+	sqlite3_finalize(st);
+	return err;
+}
+
+fx_err fx_ledger_export(fx_ledger *l, const char *blob_dir, const char *dir,
+                        fx_diag *diag)
+{
+	char vkey[FX_NOTE_VKEY_MAX + 2], path[4096];
+	size_t n;
+	fx_err err;
+
+	if (strlen(dir) > 3000)
+		return fx_diag_set(diag, FX_EINVAL, "export path too long");
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+		return fx_diag_set(diag, FX_EIO, "cannot create %s: %s", dir,
+		                   strerror(errno));
+	if ((err = fx_ledger_vkey(l, vkey, sizeof(vkey) - 1, diag)) != FX_OK)
+		return err;
+	n = strlen(vkey);
+	vkey[n++] = '\n';
+	snprintf(path, sizeof(path), "%s/%s", dir, FX_EXPORT_VKEY);
+	if ((err = fx_blob_write_atomic(path, vkey, n, diag)) != FX_OK)
+		return err;
+	/* A read transaction: all files describe the same log state. */
+	if ((err = exec(l, "BEGIN", diag)) != FX_OK)
+		return err;
+	if ((err = export_rows(l, dir, FX_EXPORT_ENTRIES,
+	                       "SELECT body FROM entries ORDER BY idx", 1,
+	                       diag)) != FX_OK ||
+	    (err = export_rows(l, dir, FX_EXPORT_LEAVES,
+	                       "SELECT hash FROM nodes WHERE level = 0 "
+	                       "ORDER BY idx",
+	                       0, diag)) != FX_OK ||
+	    (err = export_rows(l, dir, FX_EXPORT_CHECKPOINTS,
+	                       "SELECT note FROM checkpoints ORDER BY seq", 1,
+	                       diag)) != FX_OK)
+		goto out;
+	if (blob_dir != NULL)
+		err = export_blobs(l, blob_dir, dir, diag);
+out:
+	sqlite3_exec(l->db, "COMMIT", NULL, NULL, NULL);
+	return err;
+}

@@ -1,0 +1,307 @@
+/* Ledger storage: appends of every entry kind and the checks that refuse
+ * bad ones, roots and proofs from stored nodes against an in-memory tree of
+ * the same entry bytes, SQL UPDATE/DELETE refused by triggers, reopening,
+ * and the checkpoint guard refusing to sign an inconsistent tree. */
+#include "flexo/ledger.h"
+#include "fx_test.h"
+#include "ledger_fixture.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static char dir[] = "/tmp/fx_ledger_test.XXXXXX";
+static char dbpath[256];
+
+static fxt_party coord, alice, bob, mallory;
+
+static void build(fx_ledger *l, uint64_t *acc_a, uint64_t *acc_b,
+                  uint64_t *anchor)
+{
+	fxt_party *members[] = {&coord, &alice, &bob};
+	const char *roles[] = {"coordinator", "contributor", "contributor"};
+	uint64_t idx, inc[2];
+	uint8_t model[32] = {1};
+	fx_diag d;
+
+	CHECK_OK(fxt_roster(l, 1, members, roles, 3, &idx, &d));
+	CHECK(idx == 0);
+	CHECK_OK(fxt_anchor(l, &coord, 1, anchor, &d));
+	CHECK_OK(fxt_accepted(l, &alice, (const uint8_t *)"A", 1, acc_a, &d));
+	CHECK_OK(fxt_rejected(l, &mallory, "router row norm 40 > 4", &idx,
+	                      &d));
+	CHECK_OK(fxt_accepted(l, &bob, (const uint8_t *)"B", 1, acc_b, &d));
+	inc[0] = *acc_a;
+	inc[1] = *acc_b;
+	CHECK_MSG(fxt_assembly(l, *anchor, inc, 2, model, &idx, &d) == FX_OK,
+	          "%s", d.msg);
+	CHECK(fx_ledger_size(l) == 6);
+}
+
+static void test_append_and_rules(void)
+{
+	fx_ledger *l = NULL;
+	uint64_t a, b, anchor, idx, inc[2], *live = NULL;
+	uint8_t model[32] = {2};
+	size_t n = 0;
+	fx_diag d;
+
+	CHECK(fx_ledger_open(dbpath, NULL, &l, &d) == FX_EINVAL); /* origin */
+	CHECK_OK(fx_ledger_open(dbpath, "flexo.test/ledger", &l, &d));
+	if (l == NULL)
+		return;
+	build(l, &a, &b, &anchor);
+
+	/* roster versions only go up */
+	{
+		fxt_party *m[] = {&coord};
+		const char *r[] = {"coordinator"};
+		CHECK(fxt_roster(l, 1, m, r, 1, &idx, &d) == FX_EROLLBACK);
+	}
+	/* withdrawals: by the contributor only, of accepted entries, once */
+	CHECK(fxt_withdrawal(l, &bob, a, &idx, &d) == FX_EPERM);
+	CHECK(strstr(d.msg, "other than the one") != NULL);
+	CHECK(fxt_withdrawal(l, &alice, 3, &idx, &d) == FX_ENOTFOUND);
+	CHECK_OK(fxt_withdrawal(l, &alice, a, &idx, &d));
+	CHECK(fxt_withdrawal(l, &alice, a, &idx, &d) == FX_EEXIST);
+
+	CHECK_OK(fx_ledger_live(l, &live, &n, &d));
+	CHECK(n == 1 && live != NULL && live[0] == b);
+	free(live);
+
+	/* an assembly must include exactly the live contributions */
+	inc[0] = a;
+	inc[1] = b;
+	CHECK(fxt_assembly(l, anchor, inc, 2, model, &idx, &d) ==
+	      FX_EMISMATCH);
+	CHECK(strstr(d.msg, "lists entry 2") != NULL);
+	CHECK(fxt_assembly(l, anchor, inc, 0, model, &idx, &d) ==
+	      FX_EMISMATCH);
+	CHECK(strstr(d.msg, "omits live contribution 4") != NULL);
+	CHECK(fxt_assembly(l, 2, inc + 1, 1, model, &idx, &d) ==
+	      FX_ENOTFOUND);
+	CHECK_OK(fxt_assembly(l, anchor, inc + 1, 1, model, &idx, &d));
+
+	/* a forged envelope is refused before anything is stored */
+	{
+		uint64_t before = fx_ledger_size(l);
+		fxt_party forger;
+		fxt_party_init(&forger, "alice", 99);
+		memcpy(forger.pk, alice.pk, 32); /* claims alice's key */
+		CHECK(fxt_accepted(l, &forger, (const uint8_t *)"F", 1, &idx,
+		                   &d) == FX_EBADSIG);
+		CHECK(fx_ledger_size(l) == before);
+	}
+	fx_ledger_close(l);
+}
+
+/* Every root and proof the ledger serves equals the in-memory tree over
+ * the same exact entry bytes, and verifies. */
+static void test_proofs_match(void)
+{
+	fx_ledger *l = NULL;
+	fx_merkle_mem mem;
+	uint8_t path[FX_MERKLE_MAX_PATH][32], ref[FX_MERKLE_MAX_PATH][32];
+	uint8_t r1[32], r2[32], leaf[32];
+	size_t len, rlen;
+	uint64_t size, idx;
+	int bad = 0;
+	fx_diag d;
+
+	CHECK_OK(fx_ledger_open(dbpath, "flexo.test/ledger", &l, &d));
+	if (l == NULL)
+		return;
+	/* grow to a size with an uneven shape */
+	for (int i = 0; i < 20; i++) {
+		uint8_t p[4] = {(uint8_t)i, 7, 7, 7};
+		CHECK_OK(fxt_accepted(l, i % 2 ? &alice : &bob, p, 4, &idx,
+		                      &d));
+	}
+	size = fx_ledger_size(l);
+	fx_merkle_mem_init(&mem);
+	for (uint64_t i = 0; i < size; i++) {
+		uint8_t *bytes = NULL;
+		size_t n = 0;
+		CHECK_OK(fx_ledger_entry_bytes(l, i, &bytes, &n, &d));
+		fx_merkle_leaf_hash(bytes, n, leaf);
+		CHECK_OK(fx_merkle_mem_append(&mem, leaf));
+		free(bytes);
+	}
+	for (uint64_t n = 1; n <= size; n++) {
+		CHECK_OK(fx_ledger_root(l, n, r1, &d));
+		CHECK_OK(fx_merkle_root_at(fx_merkle_mem_get, &mem, n, r2,
+		                           NULL));
+		if (memcmp(r1, r2, 32) != 0)
+			bad++;
+		for (uint64_t i = 0; i < n; i++) {
+			CHECK_OK(fx_ledger_inclusion_proof(l, i, n, path, &len,
+			                                   &d));
+			CHECK_OK(fx_merkle_inclusion_proof(fx_merkle_mem_get,
+			                                   &mem, i, n, ref,
+			                                   &rlen, NULL));
+			if (len != rlen || memcmp(path, ref, len * 32) != 0)
+				bad++;
+		}
+		for (uint64_t m = 1; m <= n; m++) {
+			CHECK_OK(fx_ledger_consistency_proof(l, m, n, path,
+			                                     &len, &d));
+			CHECK_OK(fx_merkle_root_at(fx_merkle_mem_get, &mem, m,
+			                           r1, NULL));
+			if (fx_merkle_verify_consistency(
+			        m, n, r1, r2, (const uint8_t(*)[32])path, len,
+			        NULL) != FX_OK)
+				bad++;
+		}
+	}
+	CHECK_MSG(bad == 0, "%d proofs differ", bad);
+	CHECK(fx_ledger_root(l, size + 1, r1, &d) == FX_EINVAL);
+	fx_merkle_mem_release(&mem);
+	fx_ledger_close(l);
+}
+
+static void test_sql_tamper_refused(void)
+{
+	sqlite3 *db = NULL;
+	char *msg = NULL;
+	static const char *const attempts[] = {
+	    "UPDATE entries SET body = x'00' WHERE idx = 2",
+	    "DELETE FROM entries WHERE idx = 5",
+	    "UPDATE nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 0",
+	    "DELETE FROM nodes",
+	    "UPDATE meta SET value = 'evil' WHERE key = 'origin'",
+	    "INSERT OR REPLACE INTO entries(idx, kind, body) "
+	    "VALUES(1, 12, x'00')",
+	    "INSERT INTO entries(idx, kind, body) VALUES(1000, 12, x'00')",
+	    "INSERT OR REPLACE INTO nodes(level, idx, hash) "
+	    "VALUES(0, 0, zeroblob(32))",
+	    "INSERT OR REPLACE INTO meta(key, value) VALUES('origin', 'x')",
+	};
+
+	CHECK(sqlite3_open(dbpath, &db) == SQLITE_OK);
+	for (size_t i = 0; i < sizeof(attempts) / sizeof(*attempts); i++) {
+		int rc = sqlite3_exec(db, attempts[i], NULL, NULL, &msg);
+		CHECK_MSG(rc != SQLITE_OK, "allowed: %s", attempts[i]);
+		CHECK_MSG(msg != NULL && (strstr(msg, "append-only") ||
+		                          strstr(msg, "write-once")),
+		          "%s: %s", attempts[i], msg ? msg : "(none)");
+		sqlite3_free(msg);
+		msg = NULL;
+	}
+	sqlite3_close(db);
+}
+
+static void test_checkpoint_guard(void)
+{
+	fx_ledger *l = NULL;
+	fx_note_verifier v;
+	fx_checkpoint c, latest;
+	char *note = NULL, vkey[FX_NOTE_VKEY_MAX];
+	size_t len = 0;
+	uint64_t idx;
+	uint8_t root[32];
+	fx_diag d;
+	sqlite3 *db = NULL;
+
+	CHECK_OK(fx_ledger_open(dbpath, NULL, &l, &d));
+	if (l == NULL)
+		return;
+	CHECK(strcmp(fx_ledger_origin(l), "flexo.test/ledger") == 0);
+	CHECK(fx_ledger_vkey(l, vkey, sizeof(vkey), &d) == FX_ESTATE);
+	CHECK_OK(fx_ledger_sign_checkpoint(l, coord.sk, &note, &len, &d));
+	CHECK_OK(fx_note_verifier_init(&v, "flexo.test/ledger", coord.pk,
+	                               NULL));
+	CHECK(fx_checkpoint_open(note, len, &v, &c, &d) == FX_OK);
+	CHECK(c.size == fx_ledger_size(l));
+	CHECK_OK(fx_ledger_root(l, c.size, root, &d));
+	CHECK(memcmp(root, c.root, 32) == 0);
+	free(note);
+	CHECK_OK(fx_ledger_vkey(l, vkey, sizeof(vkey), &d));
+	CHECK(strncmp(vkey, "flexo.test/ledger+", 18) == 0);
+
+	/* another key may not sign for this log */
+	CHECK(fx_ledger_sign_checkpoint(l, alice.sk, NULL, NULL, &d) ==
+	      FX_EPERM);
+	/* growth, then a consistent second checkpoint */
+	CHECK_OK(fxt_rejected(l, &mallory, "replayed sequence number", &idx,
+	                      &d));
+	CHECK_OK(fx_ledger_sign_checkpoint(l, coord.sk, NULL, NULL, &d));
+	CHECK_OK(fx_ledger_latest_checkpoint(l, NULL, NULL, &latest, &d));
+	CHECK(latest.size == fx_ledger_size(l));
+	fx_ledger_close(l);
+	l = NULL;
+
+	/* Someone with file access rewrites the stored last checkpoint (an
+	 * attacker who removes the trigger): the ledger must now refuse to
+	 * sign, since no proof links the tree to that checkpoint. */
+	CHECK(sqlite3_open(dbpath, &db) == SQLITE_OK);
+	CHECK(sqlite3_exec(db,
+	                   "DROP TRIGGER checkpoints_no_update;"
+	                   "UPDATE checkpoints SET root = zeroblob(32) WHERE "
+	                   "seq = (SELECT MAX(seq) FROM checkpoints);",
+	                   NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+	CHECK_OK(fx_ledger_open(dbpath, NULL, &l, &d));
+	if (l == NULL)
+		return;
+	CHECK_OK(fxt_rejected(l, &mallory, "stale anchor", &idx, &d));
+	CHECK(fx_ledger_sign_checkpoint(l, coord.sk, NULL, NULL, &d) ==
+	      FX_EMISMATCH);
+	CHECK(strstr(d.msg, "inconsistent with the last one") != NULL);
+	fx_ledger_close(l);
+}
+
+static void test_reopen(void)
+{
+	fx_ledger *l = NULL;
+	uint8_t r1[32], r2[32];
+	uint64_t size;
+	fx_diag d;
+
+	CHECK_OK(fx_ledger_open(dbpath, NULL, &l, &d));
+	if (l == NULL)
+		return;
+	size = fx_ledger_size(l);
+	CHECK(size > 20);
+	CHECK_OK(fx_ledger_root(l, size, r1, &d));
+	fx_ledger_close(l);
+	CHECK(fx_ledger_open(dbpath, "other/log", &l, &d) == FX_EMISMATCH);
+	CHECK_OK(fx_ledger_open(dbpath, "flexo.test/ledger", &l, &d));
+	if (l == NULL)
+		return;
+	CHECK(fx_ledger_size(l) == size);
+	/* the reloaded frontier gives the root the stored nodes give */
+	CHECK_OK(fx_ledger_root(l, size, r2, &d));
+	CHECK(memcmp(r1, r2, 32) == 0);
+	CHECK_OK(fx_merkle_root_at(NULL, NULL, 0, r2, NULL));
+	/* batches: rollback undoes appends and the frontier */
+	CHECK_OK(fx_ledger_begin(l, &d));
+	CHECK_OK(fxt_rejected(l, &mallory, "x", NULL, &d));
+	fx_ledger_rollback(l);
+	CHECK(fx_ledger_size(l) == size);
+	CHECK_OK(fx_ledger_root(l, size, r2, &d));
+	CHECK(memcmp(r1, r2, 32) == 0);
+	fx_ledger_close(l);
+}
+
+int main(void)
+{
+	if (sodium_init() < 0 || mkdtemp(dir) == NULL)
+		return 1;
+	snprintf(dbpath, sizeof(dbpath), "%s/ledger.db", dir);
+	fxt_party_init(&coord, "coordinator", 1);
+	fxt_party_init(&alice, "alice", 2);
+	fxt_party_init(&bob, "bob", 3);
+	fxt_party_init(&mallory, "mallory", 4);
+	RUN(test_append_and_rules);
+	RUN(test_proofs_match);
+	RUN(test_sql_tamper_refused);
+	RUN(test_checkpoint_guard);
+	RUN(test_reopen);
+	{
+		char cmd[300];
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", dir);
+	}
+	return FX_TEST_REPORT();
+}
