@@ -1,0 +1,152 @@
+/* Receipts: issue from the ledger, verify with only the log's public key. */
+#include "flexo/receipt.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+fx_err fx_receipt_issue(fx_ledger *l, uint64_t index, uint8_t **out,
+                        size_t *len, fx_diag *diag)
+{
+	Flexo__Ledger__V1__Receipt r = FLEXO__LEDGER__V1__RECEIPT__INIT;
+	uint8_t path[FX_MERKLE_MAX_PATH][FX_HASH_LEN];
+	ProtobufCBinaryData proof[FX_MERKLE_MAX_PATH];
+	uint8_t *entry = NULL, *buf = NULL;
+	char *note = NULL;
+	size_t elen = 0, nlen = 0, plen = 0, n;
+	fx_checkpoint cp;
+	fx_err err;
+
+	if ((err = fx_ledger_latest_checkpoint(l, &note, &nlen, &cp, diag)))
+		goto out;
+	if (index >= cp.size) {
+		err = fx_diag_set(diag, FX_ESTATE,
+		                  "receipt: entry %llu is not covered by the "
+		                  "newest checkpoint (size %llu) yet",
+		                  (unsigned long long)index,
+		                  (unsigned long long)cp.size);
+		goto out;
+	}
+	if ((err = fx_ledger_entry_bytes(l, index, &entry, &elen, diag)) ||
+	    (err = fx_ledger_inclusion_proof(l, index, cp.size, path, &plen,
+	                                     diag)))
+		goto out;
+	for (size_t i = 0; i < plen; i++) {
+		proof[i].data = path[i];
+		proof[i].len = FX_HASH_LEN;
+	}
+	r.index = index;
+	r.entry.data = entry;
+	r.entry.len = elen;
+	r.checkpoint = note;
+	r.n_proof = plen;
+	r.proof = proof;
+	n = flexo__ledger__v1__receipt__get_packed_size(&r);
+	if ((buf = malloc(n)) == NULL) {
+		err = fx_diag_set(diag, FX_ENOMEM, "out of memory");
+		goto out;
+	}
+	flexo__ledger__v1__receipt__pack(&r, buf);
+	*out = buf;
+	*len = n;
+out:
+	free(entry);
+	free(note);
+	return err;
+}
+
+fx_err fx_receipt_verify(const uint8_t *buf, size_t len,
+                         const fx_note_verifier *log, fx_receipt_info *info,
+                         fx_diag *diag)
+{
+	uint8_t path[FX_MERKLE_MAX_PATH][FX_HASH_LEN];
+	Flexo__Ledger__V1__Receipt *r = NULL;
+	fx_entry *e = NULL;
+	fx_receipt_info out;
+	fx_err err = FX_OK;
+
+	memset(&out, 0, sizeof(out));
+	if (len > FX_RECEIPT_MAX)
+		return fx_diag_set(diag, FX_ETOOBIG, "receipt: %zu bytes > %u",
+		                   len, FX_RECEIPT_MAX);
+	r = flexo__ledger__v1__receipt__unpack(NULL, len, buf);
+	if (r == NULL || r->checkpoint == NULL) {
+		err = fx_diag_set(diag, FX_EFORMAT,
+		                  "receipt: does not decode");
+		goto out;
+	}
+	if ((err = fx_checkpoint_open(r->checkpoint, strlen(r->checkpoint),
+	                              log, &out.checkpoint, diag)) != FX_OK) {
+		fx_diag_prefix(diag, "receipt");
+		goto out;
+	}
+	if (r->n_proof > FX_MERKLE_MAX_PATH) {
+		err = fx_diag_set(diag, FX_EFORMAT,
+		                  "receipt: %zu proof hashes", r->n_proof);
+		goto out;
+	}
+	for (size_t i = 0; i < r->n_proof; i++) {
+		if (r->proof[i].len != FX_HASH_LEN) {
+			err = fx_diag_set(diag, FX_EFORMAT,
+			                  "receipt: proof hash %zu is %zu bytes",
+			                  i, r->proof[i].len);
+			goto out;
+		}
+		memcpy(path[i], r->proof[i].data, FX_HASH_LEN);
+	}
+	fx_merkle_leaf_hash(r->entry.data, r->entry.len, out.leaf);
+	if ((err = fx_merkle_verify_inclusion(
+	         r->index, out.checkpoint.size, out.leaf,
+	         (const uint8_t(*)[FX_HASH_LEN])path, r->n_proof,
+	         out.checkpoint.root, diag)) != FX_OK) {
+		fx_diag_prefix(diag, "receipt for entry %llu",
+		               (unsigned long long)r->index);
+		goto out;
+	}
+	e = flexo__ledger__v1__entry__unpack(NULL, r->entry.len,
+	                                     r->entry.data);
+	if (e == NULL || e->index != r->index) {
+		err = fx_diag_set(diag, FX_EFORMAT,
+		                  "receipt: entry does not decode or does not "
+		                  "carry index %llu",
+		                  (unsigned long long)r->index);
+		goto out;
+	}
+	out.index = r->index;
+	out.kind = (int)e->kind_case;
+	{
+		const fx_envelope *env = NULL;
+		const ProtobufCBinaryData *pd = NULL;
+		switch (e->kind_case) {
+		case FLEXO__LEDGER__V1__ENTRY__KIND_ACCEPTED:
+			env = e->accepted->manifest;
+			pd = &e->accepted->payload_digest;
+			break;
+		case FLEXO__LEDGER__V1__ENTRY__KIND_REJECTED:
+			env = e->rejected->manifest;
+			pd = &e->rejected->payload_digest;
+			break;
+		case FLEXO__LEDGER__V1__ENTRY__KIND_ANCHOR:
+			env = e->anchor->manifest;
+			break;
+		case FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL:
+			env = e->withdrawal->request;
+			break;
+		default:
+			break;
+		}
+		if (env != NULL && env->public_key.len == 32) {
+			out.has_signer = 1;
+			memcpy(out.signer, env->public_key.data, 32);
+		}
+		if (pd != NULL && pd->len == 32)
+			memcpy(out.payload_digest, pd->data, 32);
+	}
+	if (info != NULL)
+		*info = out;
+out:
+	if (e != NULL)
+		flexo__ledger__v1__entry__free_unpacked(e, NULL);
+	if (r != NULL)
+		flexo__ledger__v1__receipt__free_unpacked(r, NULL);
+	return err;
+}
