@@ -1,0 +1,990 @@
+/* The audit of a ledger export. Order of work: the trusted key, signed
+ * checkpoints, the committed leaf hashes (leaves.bin) authenticated against
+ * them, then every entry on `threads` threads (decode, leaf hash, envelope
+ * signature), then one ordered pass for the rules that depend on history
+ * (rosters, withdrawals, assemblies), then the state file. */
+#include "flexo/audit.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "flexo/blobstore.h"
+#include "flexo/ledger.h"
+#include "flexo/merkle.h"
+
+#define MAX_MEMBERS 4096
+
+enum {
+	K_ROSTER = FLEXO__LEDGER__V1__ENTRY__KIND_ROSTER,
+	K_ANCHOR = FLEXO__LEDGER__V1__ENTRY__KIND_ANCHOR,
+	K_ACCEPTED = FLEXO__LEDGER__V1__ENTRY__KIND_ACCEPTED,
+	K_REJECTED = FLEXO__LEDGER__V1__ENTRY__KIND_REJECTED,
+	K_WITHDRAWAL = FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL,
+	K_ASSEMBLY = FLEXO__LEDGER__V1__ENTRY__KIND_ASSEMBLY,
+};
+
+static const char *kind_name(int k)
+{
+	switch (k) {
+	case K_ROSTER: return "roster update";
+	case K_ANCHOR: return "anchor release";
+	case K_ACCEPTED: return "accepted contribution";
+	case K_REJECTED: return "rejected contribution";
+	case K_WITHDRAWAL: return "withdrawal";
+	case K_ASSEMBLY: return "assembly";
+	default: return "entry";
+	}
+}
+
+/* ---- state file ---- */
+
+fx_err fx_audit_state_load(const char *path, fx_audit_state *out,
+                           fx_diag *diag)
+{
+	char buf[FX_AUDIT_STATE_MAX + 1], vkey[256];
+	char hex[2 * FX_HASH_LEN + 1];
+	unsigned long long size = 0;
+	fx_audit_state st;
+	FILE *f;
+	size_t n;
+	int fields;
+	fx_err err;
+
+	memset(&st, 0, sizeof(st));
+	if ((f = fopen(path, "rb")) == NULL)
+		return fx_diag_set(diag, errno == ENOENT ? FX_ENOTFOUND : FX_EIO,
+		                   "state %s: %s", path, strerror(errno));
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	if (n > FX_AUDIT_STATE_MAX)
+		return fx_diag_set(diag, FX_ETOOBIG, "state %s: over %d bytes",
+		                   path, FX_AUDIT_STATE_MAX);
+	buf[n] = '\0';
+	fields = sscanf(buf,
+	                "flexo-audit-state 1\nvkey %255s\nsize %llu\nroot %64s",
+	                vkey, &size, hex);
+	if (fields != 1 && fields != 3)
+		return fx_diag_set(diag, FX_EFORMAT,
+		                   "state %s: not a flexo-audit state file", path);
+	_Static_assert(FX_NOTE_VKEY_MAX < 255, "vkey scan width");
+	if ((err = fx_note_vkey_parse(vkey, &st.log, diag)) != FX_OK) {
+		fx_diag_prefix(diag, "state %s", path);
+		return err;
+	}
+	if (fields == 3) {
+		if (fx_merkle_from_hex(hex, st.checkpoint.root) != 0)
+			return fx_diag_set(diag, FX_EFORMAT,
+			                   "state %s: bad root", path);
+		st.has_checkpoint = 1;
+		st.checkpoint.size = size;
+		memcpy(st.checkpoint.origin, st.log.name, sizeof(st.log.name));
+	}
+	*out = st;
+	return FX_OK;
+}
+
+fx_err fx_audit_state_save(const char *path, const fx_audit_state *st,
+                           fx_diag *diag)
+{
+	char vkey[FX_NOTE_VKEY_MAX], hex[2 * FX_HASH_LEN + 1];
+	char buf[FX_AUDIT_STATE_MAX];
+	fx_err err;
+	int n;
+
+	if ((err = fx_note_vkey_format(&st->log, vkey, sizeof(vkey), diag)))
+		return err;
+	if (st->has_checkpoint) {
+		fx_merkle_hex(st->checkpoint.root, hex);
+		n = snprintf(buf, sizeof(buf),
+		             "flexo-audit-state 1\nvkey %s\nsize %llu\n"
+		             "root %s\n",
+		             vkey, (unsigned long long)st->checkpoint.size, hex);
+	} else {
+		n = snprintf(buf, sizeof(buf), "flexo-audit-state 1\nvkey %s\n",
+		             vkey);
+	}
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return fx_diag_set(diag, FX_ETOOBIG, "state too large");
+	return fx_blob_write_atomic(path, buf, (size_t)n, diag);
+}
+
+/* ---- files of the export ---- */
+
+typedef struct mapped {
+	uint8_t *p;
+	size_t n;
+} mapped;
+
+static fx_err map_file(const char *dir, const char *name, mapped *m,
+                       fx_diag *diag)
+{
+	char path[4200];
+	struct stat sb;
+	int fd;
+
+	m->p = NULL;
+	m->n = 0;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if ((fd = open(path, O_RDONLY)) < 0)
+		return fx_diag_set(diag, errno == ENOENT ? FX_ENOTFOUND : FX_EIO,
+		                   "export: cannot open %s: %s", path,
+		                   strerror(errno));
+	if (fstat(fd, &sb) != 0) {
+		close(fd);
+		return fx_diag_set(diag, FX_EIO, "export: stat %s", path);
+	}
+	if (sb.st_size == 0) {
+		close(fd);
+		return FX_OK;
+	}
+	m->p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (m->p == MAP_FAILED) {
+		m->p = NULL;
+		return fx_diag_set(diag, FX_EIO, "export: cannot map %s", path);
+	}
+	m->n = (size_t)sb.st_size;
+	return FX_OK;
+}
+
+static void unmap(mapped *m)
+{
+	if (m->p != NULL)
+		munmap(m->p, m->n);
+	m->p = NULL;
+}
+
+static uint32_t rd_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Splits length-prefixed records; *pos[i] is where record i's bytes start. */
+static fx_err split_records(const mapped *m, const char *what, size_t max_len,
+                            uint64_t max_count, uint64_t **pos, uint64_t *count,
+                            fx_diag *diag)
+{
+	uint64_t n = 0, cap = 0, *v = NULL, *p;
+	size_t off = 0;
+
+	while (off < m->n) {
+		uint32_t len;
+		if (m->n - off < 4) {
+			free(v);
+			return fx_diag_set(diag, FX_EFORMAT,
+			                   "%s: record %llu has a truncated "
+			                   "length",
+			                   what, (unsigned long long)n);
+		}
+		len = rd_be32(m->p + off);
+		if (len > max_len || len > m->n - off - 4) {
+			free(v);
+			return fx_diag_set(diag, FX_EFORMAT,
+			                   "%s: record %llu of %u bytes is "
+			                   "truncated or over the %zu limit",
+			                   what, (unsigned long long)n, len,
+			                   max_len);
+		}
+		if (n == max_count) {
+			free(v);
+			return fx_diag_set(diag, FX_ETOOBIG,
+			                   "%s: more than %llu records", what,
+			                   (unsigned long long)max_count);
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 1024;
+			if ((p = realloc(v, cap * sizeof(*v))) == NULL) {
+				free(v);
+				return fx_diag_set(diag, FX_ENOMEM,
+				                   "out of memory");
+			}
+			v = p;
+		}
+		v[n++] = off + 4;
+		off += 4 + (size_t)len;
+	}
+	*pos = v;
+	*count = n;
+	return FX_OK;
+}
+
+/* ---- per-entry work, in parallel ---- */
+
+typedef struct entry_info {
+	int64_t time;
+	uint8_t kind;
+	uint8_t has_signer;
+	uint8_t signer[32];
+} entry_info;
+
+typedef struct worker {
+	pthread_t thread;
+	const uint8_t *base;
+	const uint64_t *pos;
+	uint64_t begin, end;
+	entry_info *info;
+	uint8_t (*leaf)[FX_HASH_LEN];
+	uint64_t sigs;
+	uint64_t fail_index;
+	fx_err err;
+	fx_diag diag;
+	int started;
+} worker;
+
+static const fx_envelope *signed_envelope(const fx_entry *e)
+{
+	switch (e->kind_case) {
+	case FLEXO__LEDGER__V1__ENTRY__KIND_ANCHOR:
+		return e->anchor->manifest;
+	case FLEXO__LEDGER__V1__ENTRY__KIND_ACCEPTED:
+		return e->accepted->manifest;
+	case FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL:
+		return e->withdrawal->request;
+	default:
+		return NULL;
+	}
+}
+
+static void *work(void *arg)
+{
+	worker *w = arg;
+	uint8_t *scratch = NULL;
+	size_t cap = 0;
+
+	w->fail_index = FX_AUDIT_NO_INDEX;
+	for (uint64_t i = w->begin; i < w->end; i++) {
+		const uint8_t *p = w->base + w->pos[i];
+		uint32_t len = rd_be32(p - 4);
+		const fx_envelope *env;
+		fx_entry *e;
+
+		fx_merkle_leaf_hash(p, len, w->leaf[i]);
+		e = flexo__ledger__v1__entry__unpack(NULL, len, p);
+		if (e == NULL) {
+			w->err = fx_diag_set(&w->diag, FX_EFORMAT,
+			                     "entry %llu: does not decode as a "
+			                     "flexo.ledger.v1.Entry",
+			                     (unsigned long long)i);
+			w->fail_index = i;
+			break;
+		}
+		if (e->version != FX_LEDGER_ENTRY_VERSION || e->index != i ||
+		    e->kind_case == FLEXO__LEDGER__V1__ENTRY__KIND__NOT_SET) {
+			w->err = fx_diag_set(
+			    &w->diag, FX_EFORMAT,
+			    e->index != i
+			        ? "entry %llu: carries index %llu (an entry was "
+			          "dropped, duplicated or reordered)"
+			        : "entry %llu: version %llu or kind not valid",
+			    (unsigned long long)i,
+			    (unsigned long long)(e->index != i ? e->index
+			                                       : e->version));
+			w->fail_index = i;
+			flexo__ledger__v1__entry__free_unpacked(e, NULL);
+			break;
+		}
+		w->info[i].kind = (uint8_t)e->kind_case;
+		w->info[i].time = e->time_unix;
+		env = signed_envelope(e);
+		if (env != NULL) {
+			fx_err err = fx_ledger_env_verify(env, &scratch, &cap,
+			                                  &w->diag);
+			if (err != FX_OK) {
+				w->err = err;
+				w->fail_index = i;
+				fx_diag_prefix(&w->diag, "entry %llu (%s)",
+				               (unsigned long long)i,
+				               kind_name(e->kind_case));
+				flexo__ledger__v1__entry__free_unpacked(e,
+				                                        NULL);
+				break;
+			}
+			w->info[i].has_signer = 1;
+			memcpy(w->info[i].signer, env->public_key.data, 32);
+			w->sigs++;
+		}
+		flexo__ledger__v1__entry__free_unpacked(e, NULL);
+	}
+	free(scratch);
+	return NULL;
+}
+
+/* ---- the ordered rules ---- */
+
+typedef struct member {
+	uint8_t pk[32];
+	char role[16];
+	int64_t not_after;
+	char name[64];
+} member;
+
+typedef struct rules {
+	member *members;
+	size_t n_members;
+	uint64_t roster_version;
+	int have_roster;
+	uint64_t release_version;
+	/* per entry: 0 not a live contribution, 1 live, w + 2 withdrawn by w */
+	uint64_t *status;
+	uint64_t live;
+} rules;
+
+static const member *find_member(const rules *r, const uint8_t pk[32])
+{
+	for (size_t i = 0; i < r->n_members; i++)
+		if (memcmp(r->members[i].pk, pk, 32) == 0)
+			return &r->members[i];
+	return NULL;
+}
+
+static fx_err check_signer(const rules *r, uint64_t i, const entry_info *in,
+                           const char *role, fx_diag *diag)
+{
+	const member *m;
+
+	if (!r->have_roster)
+		return fx_diag_set(diag, FX_EPERM,
+		                   "entry %llu (%s): signed entry before any "
+		                   "roster",
+		                   (unsigned long long)i, kind_name(in->kind));
+	m = find_member(r, in->signer);
+	if (m == NULL)
+		return fx_diag_set(diag, FX_EPERM,
+		                   "entry %llu (%s): signer is not in roster "
+		                   "version %llu",
+		                   (unsigned long long)i, kind_name(in->kind),
+		                   (unsigned long long)r->roster_version);
+	if (role != NULL && strcmp(m->role, role) != 0)
+		return fx_diag_set(diag, FX_EPERM,
+		                   "entry %llu (%s): signer '%s' has role '%s', "
+		                   "not '%s'",
+		                   (unsigned long long)i, kind_name(in->kind),
+		                   m->name, m->role, role);
+	if (m->not_after != 0 && in->time > m->not_after)
+		return fx_diag_set(diag, FX_EEXPIRED,
+		                   "entry %llu (%s): member '%s' expired at %lld "
+		                   "(roster version %llu)",
+		                   (unsigned long long)i, kind_name(in->kind),
+		                   m->name, (long long)m->not_after,
+		                   (unsigned long long)r->roster_version);
+	return FX_OK;
+}
+
+static fx_err apply_roster(rules *r, uint64_t i,
+                           const Flexo__Ledger__V1__RosterUpdate *u,
+                           fx_diag *diag)
+{
+	member *m;
+
+	if (r->have_roster && u->version <= r->roster_version)
+		return fx_diag_set(diag, FX_EROLLBACK,
+		                   "entry %llu (roster update): version %llu is "
+		                   "not above %llu",
+		                   (unsigned long long)i,
+		                   (unsigned long long)u->version,
+		                   (unsigned long long)r->roster_version);
+	if (u->n_members == 0 || u->n_members > MAX_MEMBERS)
+		return fx_diag_set(diag, FX_EFORMAT,
+		                   "entry %llu (roster update): %zu members",
+		                   (unsigned long long)i, u->n_members);
+	if ((m = calloc(u->n_members, sizeof(*m))) == NULL)
+		return fx_diag_set(diag, FX_ENOMEM, "out of memory");
+	for (size_t k = 0; k < u->n_members; k++) {
+		const Flexo__Ledger__V1__RosterMember *x = u->members[k];
+		if (x->public_key.len != 32) {
+			free(m);
+			return fx_diag_set(diag, FX_EFORMAT,
+			                   "entry %llu (roster update): member %zu "
+			                   "key is %zu bytes",
+			                   (unsigned long long)i, k,
+			                   x->public_key.len);
+		}
+		memcpy(m[k].pk, x->public_key.data, 32);
+		snprintf(m[k].role, sizeof(m[k].role), "%s",
+		         x->role ? x->role : "");
+		snprintf(m[k].name, sizeof(m[k].name), "%s",
+		         x->name ? x->name : "");
+		m[k].not_after = x->not_after;
+	}
+	free(r->members);
+	r->members = m;
+	r->n_members = u->n_members;
+	r->roster_version = u->version;
+	r->have_roster = 1;
+	return FX_OK;
+}
+
+static fx_err apply_withdrawal(rules *r, uint64_t i, const fx_entry *e,
+                               const entry_info *info, fx_diag *diag)
+{
+	const fx_envelope *env = e->withdrawal->request;
+	Flexo__Ledger__V1__WithdrawalRequest *req;
+	fx_err err = FX_OK;
+	uint64_t j;
+
+	if (strcmp(env->payload_type, FX_LEDGER_WITHDRAWAL_TYPE) != 0)
+		return fx_diag_set(diag, FX_EFORMAT,
+		                   "entry %llu (withdrawal): envelope type '%s'",
+		                   (unsigned long long)i, env->payload_type);
+	req = flexo__ledger__v1__withdrawal_request__unpack(
+	    NULL, env->payload.len, env->payload.data);
+	if (req == NULL)
+		return fx_diag_set(diag, FX_EFORMAT,
+		                   "entry %llu (withdrawal): request does not "
+		                   "decode",
+		                   (unsigned long long)i);
+	j = req->contribution_index;
+	flexo__ledger__v1__withdrawal_request__free_unpacked(req, NULL);
+	if (j >= i || r->status[j] != 1)
+		err = fx_diag_set(diag, FX_EMISMATCH,
+		                  "entry %llu (withdrawal): names entry %llu, "
+		                  "which is not a live accepted contribution",
+		                  (unsigned long long)i, (unsigned long long)j);
+	else if (memcmp(info[j].signer, info[i].signer, 32) != 0)
+		err = fx_diag_set(diag, FX_EPERM,
+		                  "entry %llu (withdrawal): not signed by the "
+		                  "contributor of entry %llu",
+		                  (unsigned long long)i, (unsigned long long)j);
+	if (err == FX_OK) {
+		r->status[j] = i + 2;
+		r->live--;
+	}
+	return err;
+}
+
+static fx_err check_assembly(const rules *r, uint64_t i,
+                             const Flexo__Ledger__V1__Assembly *a,
+                             const entry_info *info, uint64_t *failed,
+                             fx_diag *diag)
+{
+	uint64_t prev = 0, k;
+
+	*failed = i;
+	if (a->model_digest.len != 32)
+		return fx_diag_set(diag, FX_EFORMAT,
+		                   "entry %llu (assembly): model digest is %zu "
+		                   "bytes",
+		                   (unsigned long long)i, a->model_digest.len);
+	if (a->anchor_index >= i || info[a->anchor_index].kind != K_ANCHOR)
+		return fx_diag_set(diag, FX_EMISMATCH,
+		                   "entry %llu (assembly): builds on entry %llu, "
+		                   "which is not an earlier anchor release",
+		                   (unsigned long long)i,
+		                   (unsigned long long)a->anchor_index);
+	for (size_t n = 0; n < a->n_included; n++) {
+		uint64_t j = a->included[n];
+		if (n > 0 && j <= prev)
+			return fx_diag_set(diag, FX_EFORMAT,
+			                   "entry %llu (assembly): included "
+			                   "entries not strictly ascending at %llu",
+			                   (unsigned long long)i,
+			                   (unsigned long long)j);
+		prev = j;
+		if (j >= i || r->status[j] == 0)
+			return fx_diag_set(diag, FX_EMISMATCH,
+			                   "entry %llu (assembly): includes entry "
+			                   "%llu, which is not an accepted "
+			                   "contribution",
+			                   (unsigned long long)i,
+			                   (unsigned long long)j);
+		if (r->status[j] > 1)
+			return fx_diag_set(diag, FX_EMISMATCH,
+			                   "entry %llu (assembly): includes expert "
+			                   "of entry %llu, withdrawn by entry %llu",
+			                   (unsigned long long)i,
+			                   (unsigned long long)j,
+			                   (unsigned long long)(r->status[j] -
+			                                        2));
+	}
+	if (a->n_included != r->live) {
+		/* Every listed entry is live, so some live one is missing. */
+		size_t n = 0;
+		for (k = 0; k < i; k++) {
+			if (r->status[k] != 1)
+				continue;
+			if (n < a->n_included && a->included[n] == k) {
+				n++;
+				continue;
+			}
+			break;
+		}
+		return fx_diag_set(diag, FX_EMISMATCH,
+		                   "entry %llu (assembly): omits accepted, not "
+		                   "withdrawn contribution %llu",
+		                   (unsigned long long)i,
+		                   (unsigned long long)k);
+	}
+	return FX_OK;
+}
+
+static fx_err check_blobs(const char *dir, uint64_t i,
+                          const Flexo__Ledger__V1__Assembly *a,
+                          const mapped *em, const uint64_t *pos,
+                          fx_audit_report *rep, fx_diag *diag)
+{
+	char bdir[4200];
+	fx_blobstore bs;
+	fx_err err;
+
+	snprintf(bdir, sizeof(bdir), "%s/%s", dir, FX_EXPORT_BLOBS);
+	if (strlen(bdir) > FX_BLOB_MAX_DIR)
+		return fx_diag_set(diag, FX_EINVAL, "export path too long");
+	memcpy(bs.dir, bdir, strlen(bdir) + 1);
+	for (size_t n = 0; n < a->n_included; n++) {
+		uint64_t j = a->included[n];
+		const uint8_t *p = em->p + pos[j];
+		fx_entry *e = flexo__ledger__v1__entry__unpack(
+		    NULL, rd_be32(p - 4), p);
+		if (e == NULL || (int)e->kind_case != K_ACCEPTED) {
+			if (e != NULL)
+				flexo__ledger__v1__entry__free_unpacked(e,
+				                                        NULL);
+			return fx_diag_set(diag, FX_EINTERNAL,
+			                   "entry %llu changed under the audit",
+			                   (unsigned long long)j);
+		}
+		err = fx_blobstore_check(&bs, e->accepted->payload_digest.data,
+		                         diag);
+		flexo__ledger__v1__entry__free_unpacked(e, NULL);
+		if (err != FX_OK) {
+			fx_diag_prefix(diag,
+			               "entry %llu (assembly): expert of entry "
+			               "%llu",
+			               (unsigned long long)i,
+			               (unsigned long long)j);
+			return err;
+		}
+		rep->blobs_checked++;
+	}
+	if ((err = fx_blobstore_check(&bs, a->model_digest.data, diag))) {
+		fx_diag_prefix(diag, "entry %llu (assembly): served model",
+		               (unsigned long long)i);
+		return err;
+	}
+	rep->blobs_checked++;
+	return FX_OK;
+}
+
+/* ---- roots at chosen sizes ---- */
+
+typedef struct size_root {
+	uint64_t size;
+	uint8_t root[FX_HASH_LEN];
+	size_t slot; /* index of the checkpoint, or SIZE_MAX for the state */
+} size_root;
+
+static int cmp_size(const void *a, const void *b)
+{
+	const size_root *x = a, *y = b;
+	return x->size < y->size ? -1 : x->size > y->size;
+}
+
+/* Fills roots[k].root for sorted roots[k].size <= n from leaf hashes. */
+static void roots_at(const uint8_t (*leaf)[FX_HASH_LEN], uint64_t n,
+                     size_root *roots, size_t k)
+{
+	fx_merkle_frontier f;
+	size_t next = 0;
+
+	fx_merkle_frontier_init(&f);
+	while (next < k && roots[next].size == 0)
+		fx_merkle_empty_root(roots[next++].root);
+	for (uint64_t i = 0; i < n && next < k; i++) {
+		(void)fx_merkle_frontier_append(&f, leaf[i], NULL, NULL);
+		while (next < k && roots[next].size == i + 1)
+			fx_merkle_frontier_root(&f, roots[next++].root);
+	}
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
+                       fx_audit_report *rep, fx_diag *diag)
+{
+	mapped em = {0}, lm = {0}, cm = {0}, vm = {0};
+	uint64_t *pos = NULL, *cpos = NULL, n = 0, nc = 0;
+	fx_checkpoint *cps = NULL;
+	size_root *roots = NULL;
+	entry_info *info = NULL;
+	uint8_t (*leaf)[FX_HASH_LEN] = NULL;
+	worker *w = NULL;
+	rules r;
+	fx_audit_state state;
+	fx_note_verifier trusted;
+	int have_state = 0, threads, leaves_ok = 0;
+	size_t nroots = 0;
+	double t0 = now_s();
+	fx_err err;
+
+	memset(rep, 0, sizeof(*rep));
+	memset(&r, 0, sizeof(r));
+	memset(&state, 0, sizeof(state));
+	memset(&trusted, 0, sizeof(trusted));
+	rep->failed_index = FX_AUDIT_NO_INDEX;
+	threads = opts->threads < 1 ? 1 : opts->threads;
+	if (threads > FX_AUDIT_MAX_THREADS)
+		threads = FX_AUDIT_MAX_THREADS;
+
+	/* 1. Whom to trust: the given key and/or the one remembered. */
+	if (opts->state_path != NULL) {
+		err = fx_audit_state_load(opts->state_path, &state, diag);
+		if (err == FX_OK)
+			have_state = 1;
+		else if (err != FX_ENOTFOUND)
+			goto out;
+	}
+	if (opts->trusted != NULL) {
+		trusted = *opts->trusted;
+		if (have_state && (trusted.id != state.log.id ||
+		                   memcmp(trusted.pk, state.log.pk, 32) != 0 ||
+		                   strcmp(trusted.name, state.log.name) != 0)) {
+			err = fx_diag_set(diag, FX_EMISMATCH,
+			                  "the given log key is not the one in "
+			                  "state file %s",
+			                  opts->state_path);
+			goto out;
+		}
+	} else if (have_state) {
+		trusted = state.log;
+	} else {
+		err = fx_diag_set(diag, FX_EINVAL,
+		                  "no trusted log key: give one, or a state "
+		                  "file from an earlier audit");
+		goto out;
+	}
+	if (have_state && state.has_checkpoint)
+		rep->previous_size = state.checkpoint.size;
+
+	/* 2. The export's own key must be the trusted one. */
+	if ((err = map_file(dir, FX_EXPORT_VKEY, &vm, diag)) != FX_OK)
+		goto out;
+	{
+		char text[FX_NOTE_VKEY_MAX + 2];
+		fx_note_verifier ev;
+		size_t k = vm.n < sizeof(text) - 1 ? vm.n : sizeof(text) - 1;
+		memcpy(text, vm.p ? (char *)vm.p : "", k);
+		while (k > 0 && (text[k - 1] == '\n' || text[k - 1] == '\r'))
+			k--;
+		text[k] = '\0';
+		if ((err = fx_note_vkey_parse(text, &ev, diag)) != FX_OK) {
+			fx_diag_prefix(diag, "export %s", FX_EXPORT_VKEY);
+			goto out;
+		}
+		if (ev.id != trusted.id || memcmp(ev.pk, trusted.pk, 32) != 0 ||
+		    strcmp(ev.name, trusted.name) != 0) {
+			err = fx_diag_set(diag, FX_EMISMATCH,
+			                  "export is signed by log key %s+%08x, "
+			                  "not the trusted %s+%08x",
+			                  ev.name, (unsigned)ev.id, trusted.name,
+			                  (unsigned)trusted.id);
+			goto out;
+		}
+	}
+
+	/* 3. Every checkpoint must be signed by the log; sizes never shrink. */
+	if ((err = map_file(dir, FX_EXPORT_CHECKPOINTS, &cm, diag)) ||
+	    (err = split_records(&cm, FX_EXPORT_CHECKPOINTS, FX_NOTE_MAX_SIZE,
+	                         FX_AUDIT_MAX_CHECKPOINTS, &cpos, &nc, diag)))
+		goto out;
+	if (nc > 0 && (cps = calloc(nc, sizeof(*cps))) == NULL) {
+		err = fx_diag_set(diag, FX_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (uint64_t k = 0; k < nc; k++) {
+		const char *note = (const char *)cm.p + cpos[k];
+		if ((err = fx_checkpoint_open(note, rd_be32(cm.p + cpos[k] - 4),
+		                              &trusted, &cps[k], diag))) {
+			fx_diag_prefix(diag, "checkpoint #%llu",
+			               (unsigned long long)k);
+			goto out;
+		}
+		if (k > 0 && cps[k].size < cps[k - 1].size) {
+			err = fx_diag_set(diag, FX_EROLLBACK,
+			                  "checkpoint #%llu (size %llu) is smaller "
+			                  "than checkpoint #%llu (size %llu): the "
+			                  "log signed a rollback",
+			                  (unsigned long long)k,
+			                  (unsigned long long)cps[k].size,
+			                  (unsigned long long)(k - 1),
+			                  (unsigned long long)cps[k - 1].size);
+			goto out;
+		}
+		rep->checkpoints++;
+	}
+	if (nc > 0)
+		rep->newest = cps[nc - 1];
+	if (have_state && state.has_checkpoint &&
+	    rep->newest.size < state.checkpoint.size) {
+		err = fx_diag_set(diag, FX_EROLLBACK,
+		                  "rollback: the export's newest checkpoint (size "
+		                  "%llu) is older than the checkpoint of size %llu "
+		                  "accepted by an earlier audit",
+		                  (unsigned long long)rep->newest.size,
+		                  (unsigned long long)state.checkpoint.size);
+		goto out;
+	}
+
+	/* 4. Entries and committed leaves. */
+	if ((err = map_file(dir, FX_EXPORT_ENTRIES, &em, diag)) ||
+	    (err = split_records(&em, FX_EXPORT_ENTRIES, FX_LEDGER_MAX_ENTRY,
+	                         FX_LEDGER_MAX_ENTRIES, &pos, &n, diag)))
+		goto out;
+	rep->entries = n;
+	if ((err = map_file(dir, FX_EXPORT_LEAVES, &lm, diag)) != FX_OK &&
+	    err != FX_ENOTFOUND)
+		goto out;
+
+	/* Roots wanted: every checkpoint's size, and the remembered one. */
+	nroots = (size_t)nc + 1;
+	if ((roots = calloc(nroots, sizeof(*roots))) == NULL) {
+		err = fx_diag_set(diag, FX_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t k = 0; k < nc; k++) {
+		roots[k].size = cps[k].size;
+		roots[k].slot = k;
+	}
+	if (have_state && state.has_checkpoint) {
+		roots[nc].size = state.checkpoint.size;
+		roots[nc].slot = SIZE_MAX;
+	} else {
+		nroots--;
+	}
+	qsort(roots, nroots, sizeof(*roots), cmp_size);
+
+	/* leaves.bin is only a locator: if it reproduces every signed root
+	 * it is authentic, and a differing entry leaf names the entry. */
+	if (nc > 0 && lm.n == n * FX_HASH_LEN) {
+		roots_at((const uint8_t(*)[FX_HASH_LEN])lm.p, n, roots, nroots);
+		leaves_ok = 1;
+		for (size_t k = 0; k < nroots; k++)
+			if (roots[k].slot != SIZE_MAX &&
+			    memcmp(roots[k].root, cps[roots[k].slot].root,
+			           FX_HASH_LEN) != 0)
+				leaves_ok = 0;
+	}
+
+	/* 5. Decode, hash and verify every entry, on `threads` threads. */
+	if (n > 0 && ((info = calloc(n, sizeof(*info))) == NULL ||
+	              (leaf = malloc(n * FX_HASH_LEN)) == NULL ||
+	              (r.status = calloc(n, sizeof(*r.status))) == NULL)) {
+		err = fx_diag_set(diag, FX_ENOMEM, "out of memory for %llu "
+		                                   "entries",
+		                  (unsigned long long)n);
+		goto out;
+	}
+	if ((w = calloc((size_t)threads, sizeof(*w))) == NULL) {
+		err = fx_diag_set(diag, FX_ENOMEM, "out of memory");
+		goto out;
+	}
+	fx_log(opts->log, FX_INFO, "checking %llu entries on %d threads",
+	       (unsigned long long)n, threads);
+	for (int t = 0; t < threads; t++) {
+		w[t].base = em.p;
+		w[t].pos = pos;
+		w[t].begin = n * (uint64_t)t / (uint64_t)threads;
+		w[t].end = n * (uint64_t)(t + 1) / (uint64_t)threads;
+		w[t].info = info;
+		w[t].leaf = leaf;
+		/* Thread 0 is this one; a thread that cannot start runs here. */
+		w[t].started = t > 0 && pthread_create(&w[t].thread, NULL,
+		                                       work, &w[t]) == 0;
+	}
+	for (int t = 0; t < threads; t++)
+		if (!w[t].started)
+			work(&w[t]);
+	for (int t = 0; t < threads; t++)
+		if (w[t].started)
+			pthread_join(w[t].thread, NULL);
+	for (int t = 0; t < threads; t++)
+		rep->signatures += w[t].sigs;
+	for (int t = 0; t < threads; t++) {
+		if (w[t].err != FX_OK) {
+			err = w[t].err;
+			rep->failed_index = w[t].fail_index;
+			fx_diag_set(diag, err, "%s", w[t].diag.msg);
+			goto out;
+		}
+	}
+
+	/* Only now, so that a gap inside the log is named by its entry. */
+	if (rep->newest.size > n) {
+		err = fx_diag_set(diag, FX_EMISMATCH,
+		                  "the export has %llu entries but checkpoint "
+		                  "#%llu covers %llu: entries were dropped",
+		                  (unsigned long long)n,
+		                  (unsigned long long)(nc - 1),
+		                  (unsigned long long)rep->newest.size);
+		goto out;
+	}
+	rep->unattested = n - rep->newest.size;
+
+	/* 6. The tree: name the first entry whose bytes differ from what the
+	 * log committed to, else compare roots computed from the entries. */
+	if (leaves_ok) {
+		for (uint64_t i = 0; i < n; i++) {
+			if (memcmp(leaf[i], lm.p + i * FX_HASH_LEN,
+			           FX_HASH_LEN) != 0) {
+				rep->failed_index = i;
+				err = fx_diag_set(
+				    diag, FX_EMISMATCH,
+				    "entry %llu (%s): its bytes differ from "
+				    "the entry the signed checkpoints commit "
+				    "to (leaf hash mismatch)",
+				    (unsigned long long)i,
+				    kind_name(info[i].kind));
+				goto out;
+			}
+		}
+	} else {
+		roots_at((const uint8_t(*)[FX_HASH_LEN])leaf, n, roots,
+		         nroots);
+	}
+	for (size_t k = 0; k < nroots; k++) {
+		if (roots[k].slot == SIZE_MAX) {
+			if (memcmp(roots[k].root, state.checkpoint.root,
+			           FX_HASH_LEN) != 0) {
+				err = fx_diag_set(
+				    diag, FX_EMISMATCH,
+				    "fork: the log's root at size %llu differs "
+				    "from the checkpoint accepted by an earlier "
+				    "audit (state %s)",
+				    (unsigned long long)roots[k].size,
+				    opts->state_path);
+				goto out;
+			}
+		} else if (memcmp(roots[k].root, cps[roots[k].slot].root,
+		                  FX_HASH_LEN) != 0) {
+			err = fx_diag_set(
+			    diag, FX_EMISMATCH,
+			    "checkpoint #%llu (size %llu): the entries give "
+			    "another root — entries before %llu were changed, "
+			    "dropped or reordered, or the log signed a fork",
+			    (unsigned long long)roots[k].slot,
+			    (unsigned long long)roots[k].size,
+			    (unsigned long long)roots[k].size);
+			goto out;
+		}
+	}
+
+	/* 7. History rules, in log order. */
+	for (uint64_t i = 0; i < n; i++) {
+		int kind = info[i].kind;
+		const uint8_t *p;
+		fx_entry *e = NULL;
+
+		rep->by_kind[kind - K_ROSTER]++;
+		if (kind == K_ACCEPTED) {
+			if ((err = check_signer(&r, i, &info[i], "contributor",
+			                        diag)) != FX_OK) {
+				rep->failed_index = i;
+				goto out;
+			}
+			r.status[i] = 1;
+			r.live++;
+			continue;
+		}
+		if (kind == K_REJECTED)
+			continue;
+		p = em.p + pos[i];
+		e = flexo__ledger__v1__entry__unpack(NULL, rd_be32(p - 4), p);
+		if (e == NULL) {
+			err = fx_diag_set(diag, FX_EINTERNAL,
+			                  "entry %llu changed under the audit",
+			                  (unsigned long long)i);
+			goto out;
+		}
+		switch (kind) {
+		case K_ROSTER:
+			err = apply_roster(&r, i, e->roster, diag);
+			break;
+		case K_ANCHOR:
+			err = check_signer(&r, i, &info[i], "coordinator",
+			                   diag);
+			if (err == FX_OK && r.release_version != 0 &&
+			    e->anchor->release_version <= r.release_version)
+				err = fx_diag_set(
+				    diag, FX_EROLLBACK,
+				    "entry %llu (anchor release): version %llu "
+				    "is not above %llu",
+				    (unsigned long long)i,
+				    (unsigned long long)
+				        e->anchor->release_version,
+				    (unsigned long long)r.release_version);
+			if (err == FX_OK)
+				r.release_version = e->anchor->release_version;
+			break;
+		case K_WITHDRAWAL:
+			err = check_signer(&r, i, &info[i], "contributor",
+			                   diag);
+			if (err == FX_OK)
+				err = apply_withdrawal(&r, i, e, info, diag);
+			break;
+		case K_ASSEMBLY: {
+			uint64_t failed;
+			rep->assemblies++;
+			err = check_assembly(&r, i, e->assembly, info, &failed,
+			                     diag);
+			if (err == FX_OK && opts->reassemble)
+				err = check_blobs(dir, i, e->assembly, &em,
+				                  pos, rep, diag);
+			break;
+		}
+		default:
+			break;
+		}
+		flexo__ledger__v1__entry__free_unpacked(e, NULL);
+		if (err != FX_OK) {
+			rep->failed_index = i;
+			goto out;
+		}
+	}
+
+	/* 8. Remember the newest checkpoint for the next audit. */
+	if (opts->state_path != NULL) {
+		fx_audit_state next;
+		memset(&next, 0, sizeof(next));
+		next.log = trusted;
+		if (nc > 0) {
+			next.has_checkpoint = 1;
+			next.checkpoint = rep->newest;
+		} else if (have_state) {
+			next = state;
+		}
+		if ((err = fx_audit_state_save(opts->state_path, &next,
+		                               diag)) != FX_OK)
+			goto out;
+	}
+	err = FX_OK;
+out:
+	rep->seconds = now_s() - t0;
+	unmap(&em);
+	unmap(&lm);
+	unmap(&cm);
+	unmap(&vm);
+	free(pos);
+	free(cpos);
+	free(cps);
+	free(roots);
+	free(info);
+	free(leaf);
+	free(w);
+	free(r.members);
+	free(r.status);
+	return err;
+}
