@@ -106,6 +106,8 @@ fx_err fx_atomic_open(fx_atomic_file *af, const char *path, mode_t mode,
 		                  path, strerror(errno));
 		goto fail;
 	}
+	/* Helper processes are started with fork+exec: don't leak the fd. */
+	(void)fcntl(af->fd, F_SETFD, FD_CLOEXEC);
 	return FX_OK;
 fail:
 	free(af->path);

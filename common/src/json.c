@@ -602,6 +602,9 @@ fx_err fx_json_parse(const char *text, size_t len, const fx_json_limits *lim,
 		ps.lim.max_size = FX_JSON_MAX_SIZE;
 	if (ps.lim.max_depth <= 0)
 		ps.lim.max_depth = FX_JSON_MAX_DEPTH;
+	/* The parser recurses once per level: keep the C stack safe. */
+	if (ps.lim.max_depth > FX_JSON_MAX_DEPTH_HARD)
+		ps.lim.max_depth = FX_JSON_MAX_DEPTH_HARD;
 	if (ps.lim.max_nodes == 0)
 		ps.lim.max_nodes = FX_JSON_MAX_NODES;
 	if (ps.lim.max_string == 0)

@@ -162,6 +162,12 @@ static fx_err parse_tensor(const fx_st_file *f, const fx_json_member *e,
 	memcpy(t->name, e->key, e->key_len + 1);
 	if (e->key_len == 0)
 		return fx_diag_set(diag, FX_EFORMAT, "empty tensor name");
+	/* Names end up in logs and messages: no control characters. */
+	for (size_t i = 0; i < e->key_len; i++)
+		if ((unsigned char)e->key[i] < 0x20 || e->key[i] == 0x7F)
+			return fx_diag_set(diag, FX_EFORMAT,
+			                   "control character 0x%02x in tensor "
+			                   "name", (unsigned)e->key[i]);
 	if (v->type != FX_JSON_OBJECT)
 		return fx_diag_set(diag, FX_EFORMAT,
 		                   "entry is %s, must be an object",

@@ -8,6 +8,7 @@
 
 #include "flexo/fsutil.h"
 #include "flexo/json.h"
+#include "json_utf8.h"
 
 typedef struct entry {
 	char *name;
@@ -62,6 +63,16 @@ fx_err fx_st_writer_add(fx_st_writer *w, const char *name, int ndim,
 		return fx_diag_set(diag, FX_EINVAL,
 		                   "tensor name must be 1..%d bytes",
 		                   FX_ST_MAX_NAME - 1);
+	for (size_t i = 0; i < len;) {
+		size_t k = fx_utf8_valid_seq((const unsigned char *)name + i,
+		                             len - i);
+		if (k == 0 || (unsigned char)name[i] < 0x20 ||
+		    name[i] == 0x7F)
+			return fx_diag_set(diag, FX_EINVAL,
+			                   "tensor name has invalid UTF-8 or a "
+			                   "control character at byte %zu", i);
+		i += k;
+	}
 	if (strcmp(name, "__metadata__") == 0)
 		return fx_diag_set(diag, FX_EINVAL,
 		                   "\"__metadata__\" is not a tensor name");

@@ -14,6 +14,7 @@
 /* Default bounds (fx_json_limits zero fields take these). */
 #define FX_JSON_MAX_SIZE   (16u << 20) /* whole document, bytes */
 #define FX_JSON_MAX_DEPTH  64          /* nested arrays/objects */
+#define FX_JSON_MAX_DEPTH_HARD 1024    /* larger max_depth is clamped */
 #define FX_JSON_MAX_NODES  (1u << 20)  /* values in the document */
 #define FX_JSON_MAX_STRING (1u << 20)  /* one decoded string, bytes */
 #define FX_JSON_MAX_NUMBER 64          /* characters of one number */

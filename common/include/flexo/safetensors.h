@@ -42,7 +42,9 @@ typedef struct fx_st_meta {
 } fx_st_meta;
 
 /* An open, validated safetensors file. Owns the mapping (when opened from a
- * path); tensors[i].raw and every string stay valid until fx_st_close. */
+ * path); tensors[i].raw and every string stay valid until fx_st_close. The
+ * file must not be truncated while open (a read past its new end would be
+ * SIGBUS): open files flexo itself wrote or staged, or copies. */
 typedef struct fx_st_file {
 	const uint8_t *map;  /* whole file */
 	size_t map_size;
@@ -62,7 +64,8 @@ typedef struct fx_st_file {
  * other named in the error), 1..FX_ST_MAX_DIMS non-negative dimensions,
  * shape x dtype size == end - begin (overflow-checked), offsets inside the
  * data section, no overlap, no gap, data section fully covered, tensor count
- * and name length bounds, __metadata__ a bounded string->string map. On
+ * and name bounds (1..255 bytes, no control characters), __metadata__ a
+ * bounded string->string map. On
  * failure *out is untouched and diag names the first problem (tensor name +
  * what). Free with fx_st_close. */
 fx_err fx_st_open(const char *path, fx_st_file **out, fx_diag *diag);
