@@ -91,6 +91,8 @@ typedef struct fx_acts fx_acts; /* activation arena, private to model.c */
  * seed and thread count. */
 typedef struct fx_model {
 	fx_config cfg;
+	/* Arena length in floats: fx_config_param_count plus zero padding
+	 * that starts every tensor on a 64-byte boundary. */
 	size_t n_params;
 	float *params;     /* (n_params) arena */
 	float *grads;      /* (n_params) arena, NULL unless training */
