@@ -24,26 +24,27 @@
 #include "flexo/fsutil.h"
 #include "flexo/json.h"
 
-static const char *const special_names[] = {"<|bos|>", "<|eos|>",
-                                            "<|pad|>"};
+static const char *const special_names[] = {"<|bos|>", "<|eos|>", "<|pad|>"};
 
 size_t fx_tok_encoded_len(size_t len, unsigned flags)
 {
-	size_t extra = ((flags & FX_TOK_ADD_BOS) != 0) +
-	               ((flags & FX_TOK_ADD_EOS) != 0);
+	size_t extra =
+	    ((flags & FX_TOK_ADD_BOS) != 0) + ((flags & FX_TOK_ADD_EOS) != 0);
 	return len > SIZE_MAX - extra ? SIZE_MAX : len + extra;
 }
 
-fx_err fx_tok_encode(const void *text, size_t len, unsigned flags,
-                     int32_t *out, size_t cap, size_t *n_out, fx_diag *diag)
+fx_err fx_tok_encode(const void *text, size_t len, unsigned flags, int32_t *out,
+                     size_t cap, size_t *n_out, fx_diag *diag)
 {
 	const uint8_t *s = text;
 	size_t need = fx_tok_encoded_len(len, flags), n = 0;
 
 	if (need == SIZE_MAX || cap < need)
-		return fx_diag_set(diag, FX_ETOOBIG,
-		                   "encoding %zu bytes needs %zu tokens, buffer "
-		                   "holds %zu", len, need, cap);
+		return fx_diag_set(
+		    diag, FX_ETOOBIG,
+		    "encoding %zu bytes needs %zu tokens, buffer "
+		    "holds %zu",
+		    len, need, cap);
 	if (flags & FX_TOK_ADD_BOS)
 		out[n++] = FX_TOK_BOS;
 	for (size_t i = 0; i < len; i++)
@@ -64,14 +65,16 @@ fx_err fx_tok_decode(const int32_t *toks, size_t n, uint8_t *out, size_t cap,
 		if (t < 0 || t >= FX_TOK_VOCAB)
 			return fx_diag_set(diag, FX_EINVAL,
 			                   "token %zu has id %d, outside the "
-			                   "vocabulary [0, %d)", i, (int)t,
-			                   FX_TOK_VOCAB);
+			                   "vocabulary [0, %d)",
+			                   i, (int)t, FX_TOK_VOCAB);
 		if (t >= FX_TOK_BYTES)
 			continue;
 		if (len >= cap)
-			return fx_diag_set(diag, FX_ETOOBIG,
-			                   "decoded text longer than the %zu-byte "
-			                   "buffer", cap);
+			return fx_diag_set(
+			    diag, FX_ETOOBIG,
+			    "decoded text longer than the %zu-byte "
+			    "buffer",
+			    cap);
 		out[len++] = (uint8_t)t;
 	}
 	*len_out = len;
