@@ -60,6 +60,7 @@ fx_err fx_tok_decode(const int32_t *toks, size_t n, uint8_t *out, size_t cap,
 {
 	size_t len = 0;
 
+	/* Validate everything first so a failure leaves out untouched. */
 	for (size_t i = 0; i < n; i++) {
 		int32_t t = toks[i];
 		if (t < 0 || t >= FX_TOK_VOCAB)
@@ -67,16 +68,17 @@ fx_err fx_tok_decode(const int32_t *toks, size_t n, uint8_t *out, size_t cap,
 			                   "token %zu has id %d, outside the "
 			                   "vocabulary [0, %d)",
 			                   i, (int)t, FX_TOK_VOCAB);
-		if (t >= FX_TOK_BYTES)
-			continue;
-		if (len >= cap)
-			return fx_diag_set(
-			    diag, FX_ETOOBIG,
-			    "decoded text longer than the %zu-byte "
-			    "buffer",
-			    cap);
-		out[len++] = (uint8_t)t;
+		len += t < FX_TOK_BYTES;
 	}
+	if (len > cap)
+		return fx_diag_set(diag, FX_ETOOBIG,
+		                   "decoded text of %zu bytes does not fit the "
+		                   "%zu-byte buffer",
+		                   len, cap);
+	len = 0;
+	for (size_t i = 0; i < n; i++)
+		if (toks[i] < FX_TOK_BYTES)
+			out[len++] = (uint8_t)toks[i];
 	*len_out = len;
 	return FX_OK;
 }

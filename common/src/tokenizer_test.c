@@ -39,6 +39,10 @@ static void test_encode_decode(void)
 	CHECK(fx_tok_decode(toks, 3, back, sizeof(back), &len, &d) ==
 	      FX_EINVAL);
 	CHECK(strstr(d.msg, "token 2 has id 259") != NULL);
+	back[0] = 0xAA; /* untouched on failure */
+	CHECK(fx_tok_decode(toks, 3, back, sizeof(back), &len, &d) ==
+	      FX_EINVAL);
+	CHECK(back[0] == 0xAA);
 	toks[2] = -1;
 	CHECK(fx_tok_decode(toks, 3, back, sizeof(back), &len, &d) ==
 	      FX_EINVAL);
