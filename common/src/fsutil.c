@@ -67,8 +67,8 @@ static fx_err fsync_parent(const char *path, fx_diag *diag)
 		goto out;
 	}
 	if (fsync(fd) != 0) {
-		err = fx_diag_set(diag, FX_EIO, "fsync of directory %s: %s", dir,
-		                  strerror(errno));
+		err = fx_diag_set(diag, FX_EIO, "fsync of directory %s: %s",
+		                  dir, strerror(errno));
 		goto out;
 	}
 out:
@@ -102,8 +102,9 @@ fx_err fx_atomic_open(fx_atomic_file *af, const char *path, mode_t mode,
 	memcpy(af->tmp_path + n, TMP_SUFFIX, sizeof(TMP_SUFFIX));
 	af->fd = mkstemp(af->tmp_path);
 	if (af->fd < 0) {
-		err = fx_diag_set(diag, FX_EIO, "creating temporary file for %s: %s",
-		                  path, strerror(errno));
+		err = fx_diag_set(diag, FX_EIO,
+		                  "creating temporary file for %s: %s", path,
+		                  strerror(errno));
 		goto fail;
 	}
 	/* Helper processes are started with fork+exec: don't leak the fd. */
@@ -228,9 +229,10 @@ fx_err fx_read_file(const char *path, size_t max_len, uint8_t **buf,
 		goto out;
 	}
 	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max_len) {
-		err = fx_diag_set(diag, FX_ETOOBIG,
-		                  "%s is %lld bytes, more than the limit of %zu",
-		                  path, (long long)st.st_size, max_len);
+		err =
+		    fx_diag_set(diag, FX_ETOOBIG,
+		                "%s is %lld bytes, more than the limit of %zu",
+		                path, (long long)st.st_size, max_len);
 		goto out;
 	}
 	/* Size the buffer from stat (plus the NUL and one byte to see EOF), but
@@ -249,7 +251,8 @@ fx_err fx_read_file(const char *path, size_t max_len, uint8_t **buf,
 			nb = realloc(b, ncap);
 			if (nb == NULL) {
 				err = fx_diag_set(diag, FX_ENOMEM,
-				                  "out of memory reading %s", path);
+				                  "out of memory reading %s",
+				                  path);
 				goto out;
 			}
 			b = nb;
@@ -269,7 +272,8 @@ fx_err fx_read_file(const char *path, size_t max_len, uint8_t **buf,
 		if (n > max_len) {
 			err = fx_diag_set(diag, FX_ETOOBIG,
 			                  "%s is longer than the limit of %zu "
-			                  "bytes", path, max_len);
+			                  "bytes",
+			                  path, max_len);
 			goto out;
 		}
 	}
@@ -305,13 +309,14 @@ fx_err fx_mkdir_p(const char *path, mode_t mode, fx_diag *diag)
 		if (mkdir(p, mode) != 0) {
 			if (errno != EEXIST) {
 				return fx_diag_set(diag, FX_EIO,
-				                   "creating directory %s: %s", p,
-				                   strerror(errno));
+				                   "creating directory %s: %s",
+				                   p, strerror(errno));
 			}
 			if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode))
 				return fx_diag_set(diag, FX_EEXIST,
 				                   "%s exists and is not a "
-				                   "directory", p);
+				                   "directory",
+				                   p);
 		}
 		p[i] = path[i];
 	}

@@ -74,8 +74,7 @@ static void test_read_bounds(void)
 	CHECK(len == 77); /* outputs written only on success */
 
 	/* A device that never ends: the bound must stop the read loop. */
-	CHECK(fx_read_file("/dev/zero", 100000, &buf, &len, &d) ==
-	      FX_ETOOBIG);
+	CHECK(fx_read_file("/dev/zero", 100000, &buf, &len, &d) == FX_ETOOBIG);
 	CHECK(len == 77);
 
 	snprintf(path, sizeof(path), "%s/does-not-exist", tmpdir);

@@ -107,8 +107,8 @@ static fx_err fail_at(parser *ps, const unsigned char *at, fx_err err,
 			col++;
 		}
 	}
-	return fx_diag_set(ps->diag, err, "JSON line %zu, column %zu: %s",
-	                   line, col, what);
+	return fx_diag_set(ps->diag, err, "JSON line %zu, column %zu: %s", line,
+	                   col, what);
 }
 
 static fx_err fail(parser *ps, fx_err err, const char *what)
@@ -222,7 +222,8 @@ static fx_err parse_string(parser *ps, const char **out, size_t *out_len)
 			char m[64];
 			snprintf(m, sizeof(m),
 			         "control character 0x%02x in string "
-			         "(must be escaped)", c);
+			         "(must be escaped)",
+			         c);
 			return fail(ps, FX_EFORMAT, m);
 		}
 		if (c == '\\') {
@@ -231,19 +232,36 @@ static fx_err parse_string(parser *ps, const char **out, size_t *out_len)
 				return fail(ps, FX_EFORMAT,
 				            "unterminated string");
 			switch (ps->p[1]) {
-			case '"': tmp[k++] = '"'; break;
-			case '\\': tmp[k++] = '\\'; break;
-			case '/': tmp[k++] = '/'; break;
-			case 'b': tmp[k++] = '\b'; break;
-			case 'f': tmp[k++] = '\f'; break;
-			case 'n': tmp[k++] = '\n'; break;
-			case 'r': tmp[k++] = '\r'; break;
-			case 't': tmp[k++] = '\t'; break;
+			case '"':
+				tmp[k++] = '"';
+				break;
+			case '\\':
+				tmp[k++] = '\\';
+				break;
+			case '/':
+				tmp[k++] = '/';
+				break;
+			case 'b':
+				tmp[k++] = '\b';
+				break;
+			case 'f':
+				tmp[k++] = '\f';
+				break;
+			case 'n':
+				tmp[k++] = '\n';
+				break;
+			case 'r':
+				tmp[k++] = '\r';
+				break;
+			case 't':
+				tmp[k++] = '\t';
+				break;
 			case 'u':
 				if (ps->end - ps->p < 6 ||
 				    hex4(ps->p + 2, &cp) != 0)
-					return fail(ps, FX_EFORMAT,
-					            "\\u needs four hex digits");
+					return fail(
+					    ps, FX_EFORMAT,
+					    "\\u needs four hex digits");
 				if (cp == 0)
 					return fail(ps, FX_EFORMAT,
 					            "\\u0000 is refused (NUL "
@@ -255,12 +273,14 @@ static fx_err parse_string(parser *ps, const char **out, size_t *out_len)
 				if (cp >= 0xD800 && cp <= 0xDBFF) {
 					const unsigned char *q = ps->p + 6;
 					if (ps->end - q < 6 || q[0] != '\\' ||
-					    q[1] != 'u' || hex4(q + 2, &lo) != 0 ||
+					    q[1] != 'u' ||
+					    hex4(q + 2, &lo) != 0 ||
 					    lo < 0xDC00 || lo > 0xDFFF)
-						return fail(ps, FX_EFORMAT,
-						            "high surrogate escape "
-						            "not followed by a low "
-						            "surrogate escape");
+						return fail(
+						    ps, FX_EFORMAT,
+						    "high surrogate escape "
+						    "not followed by a low "
+						    "surrogate escape");
 					cp = 0x10000 + ((cp - 0xD800) << 10) +
 					     (lo - 0xDC00);
 					ps->p += 6;
@@ -614,10 +634,13 @@ fx_err fx_json_parse(const char *text, size_t len, const fx_json_limits *lim,
 	ps.diag = diag;
 	if (text == NULL && len > 0)
 		return fx_diag_set(diag, FX_EINVAL, "NULL JSON text");
+	if (text == NULL)
+		text = ""; /* no arithmetic on a null pointer below */
 	if (len > ps.lim.max_size)
 		return fx_diag_set(diag, FX_ETOOBIG,
 		                   "JSON document of %zu bytes exceeds the "
-		                   "limit of %zu", len, ps.lim.max_size);
+		                   "limit of %zu",
+		                   len, ps.lim.max_size);
 	ps.start = ps.p = (const unsigned char *)text;
 	ps.end = ps.start + len;
 	ps.doc = calloc(1, sizeof(*ps.doc));
@@ -650,13 +673,20 @@ out:
 const char *fx_json_type_name(fx_json_type t)
 {
 	switch (t) {
-	case FX_JSON_NULL: return "null";
-	case FX_JSON_FALSE: return "false";
-	case FX_JSON_TRUE: return "true";
-	case FX_JSON_NUMBER: return "number";
-	case FX_JSON_STRING: return "string";
-	case FX_JSON_ARRAY: return "array";
-	case FX_JSON_OBJECT: return "object";
+	case FX_JSON_NULL:
+		return "null";
+	case FX_JSON_FALSE:
+		return "false";
+	case FX_JSON_TRUE:
+		return "true";
+	case FX_JSON_NUMBER:
+		return "number";
+	case FX_JSON_STRING:
+		return "string";
+	case FX_JSON_ARRAY:
+		return "array";
+	case FX_JSON_OBJECT:
+		return "object";
 	}
 	return "unknown";
 }
@@ -698,7 +728,8 @@ fx_err fx_json_int64(const fx_json *v, int64_t *out, fx_diag *diag)
 	if (strspn(s, "0123456789") != strlen(s))
 		return fx_diag_set(diag, FX_EFORMAT,
 		                   "%s is not an integer (fraction or "
-		                   "exponent)", v->str);
+		                   "exponent)",
+		                   v->str);
 	/* Magnitude limit: 2^63 for negatives, 2^63 - 1 otherwise. */
 	lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
 	for (; *s; s++) {
@@ -710,8 +741,8 @@ fx_err fx_json_int64(const fx_json *v, int64_t *out, fx_diag *diag)
 		mag = mag * 10 + d;
 	}
 	if (neg)
-		*out = mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN
-		                                     : -(int64_t)mag;
+		*out =
+		    mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)mag;
 	else
 		*out = (int64_t)mag;
 	return FX_OK;
@@ -778,11 +809,11 @@ static fx_err member(const fx_json *obj, const char *key, const fx_json **v,
                      fx_diag *diag)
 {
 	if (obj == NULL || obj->type != FX_JSON_OBJECT)
-		return fx_diag_set(diag, FX_EFORMAT,
-		                   "looking up \"%s\": expected an object, "
-		                   "found %s", key,
-		                   obj ? fx_json_type_name(obj->type)
-		                       : "nothing");
+		return fx_diag_set(
+		    diag, FX_EFORMAT,
+		    "looking up \"%s\": expected an object, "
+		    "found %s",
+		    key, obj ? fx_json_type_name(obj->type) : "nothing");
 	*v = fx_json_get(obj, key);
 	if (*v == NULL)
 		return fx_diag_set(diag, FX_ENOTFOUND, "missing key \"%s\"",
@@ -790,23 +821,23 @@ static fx_err member(const fx_json *obj, const char *key, const fx_json **v,
 	return FX_OK;
 }
 
-#define GETTER(name, conv, type)                                              \
-	fx_err name(const fx_json *obj, const char *key, type *out,           \
-	            fx_diag *diag)                                            \
-	{                                                                     \
-		const fx_json *v = NULL;                                      \
-		fx_err err = member(obj, key, &v, diag);                      \
-		if (err == FX_OK && (err = conv(v, out, diag)) != FX_OK)      \
-			fx_diag_prefix(diag, "key \"%s\"", key);              \
-		return err;                                                   \
+#define GETTER(name, conv, type)                                               \
+	fx_err name(const fx_json *obj, const char *key, type *out,            \
+	            fx_diag *diag)                                             \
+	{                                                                      \
+		const fx_json *v = NULL;                                       \
+		fx_err err = member(obj, key, &v, diag);                       \
+		if (err == FX_OK && (err = conv(v, out, diag)) != FX_OK)       \
+			fx_diag_prefix(diag, "key \"%s\"", key);               \
+		return err;                                                    \
 	}
 
 GETTER(fx_json_get_int64, fx_json_int64, int64_t)
 GETTER(fx_json_get_double, fx_json_double, double)
 GETTER(fx_json_get_bool, fx_json_bool, bool)
 
-fx_err fx_json_get_string(const fx_json *obj, const char *key,
-                          const char **out, size_t *len, fx_diag *diag)
+fx_err fx_json_get_string(const fx_json *obj, const char *key, const char **out,
+                          size_t *len, fx_diag *diag)
 {
 	const fx_json *v = NULL;
 	fx_err err = member(obj, key, &v, diag);
@@ -814,6 +845,35 @@ fx_err fx_json_get_string(const fx_json *obj, const char *key,
 	if (err == FX_OK && (err = fx_json_string(v, out, len, diag)) != FX_OK)
 		fx_diag_prefix(diag, "key \"%s\"", key);
 	return err;
+}
+
+static fx_err get_typed(const fx_json *obj, const char *key, fx_json_type t,
+                        const fx_json **out, fx_diag *diag)
+{
+	const fx_json *v = NULL;
+	fx_err err = member(obj, key, &v, diag);
+
+	if (err != FX_OK)
+		return err;
+	if (v->type != t)
+		return fx_diag_set(
+		    diag, FX_EFORMAT, "key \"%s\": expected %s, found %s", key,
+		    t == FX_JSON_ARRAY ? "an array" : "an object",
+		    fx_json_type_name(v->type));
+	*out = v;
+	return FX_OK;
+}
+
+fx_err fx_json_get_array(const fx_json *obj, const char *key,
+                         const fx_json **out, fx_diag *diag)
+{
+	return get_typed(obj, key, FX_JSON_ARRAY, out, diag);
+}
+
+fx_err fx_json_get_object(const fx_json *obj, const char *key,
+                          const fx_json **out, fx_diag *diag)
+{
+	return get_typed(obj, key, FX_JSON_OBJECT, out, diag);
 }
 
 fx_err fx_json_only_keys(const fx_json *obj, const char *const *allowed,

@@ -16,13 +16,41 @@ static fx_err parse(const char *s, size_t n, fx_json_doc **doc, fx_diag *d)
 
 /* Documents RFC 8259 allows. */
 static const char *const accept[] = {
-    "{}", "[]", "0", "-0", "1", "-1", "123456789", "0.5", "-0.5", "1e5",
-    "1E5", "1e+5", "1e-5", "1.25e-3", "\"\"", "\"abc\"", "true", "false",
-    "null", " \t\r\n{ } \n", "[1,2,3]", "[[[]]]", "{\"a\":{\"b\":[1,{}]}}",
-    "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"", "\"\\u00e9\"", "\"\\uD83D\\uDE00\"",
-    "\"\xC3\xA9\"", "\"\xE2\x82\xAC\"", "\"\xF0\x9F\x98\x80\"",
-    "\"\xF4\x8F\xBF\xBF\"", "{\"a\":1,\"b\":2}", "{\"\":0}",
-    "[true,false,null]", "{\"a\" : [ 1 , 2 ] }", "\"\xEF\xBF\xBF\"",
+    "{}",
+    "[]",
+    "0",
+    "-0",
+    "1",
+    "-1",
+    "123456789",
+    "0.5",
+    "-0.5",
+    "1e5",
+    "1E5",
+    "1e+5",
+    "1e-5",
+    "1.25e-3",
+    "\"\"",
+    "\"abc\"",
+    "true",
+    "false",
+    "null",
+    " \t\r\n{ } \n",
+    "[1,2,3]",
+    "[[[]]]",
+    "{\"a\":{\"b\":[1,{}]}}",
+    "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"",
+    "\"\\u00e9\"",
+    "\"\\uD83D\\uDE00\"",
+    "\"\xC3\xA9\"",
+    "\"\xE2\x82\xAC\"",
+    "\"\xF0\x9F\x98\x80\"",
+    "\"\xF4\x8F\xBF\xBF\"",
+    "{\"a\":1,\"b\":2}",
+    "{\"\":0}",
+    "[true,false,null]",
+    "{\"a\" : [ 1 , 2 ] }",
+    "\"\xEF\xBF\xBF\"",
 };
 
 /* Documents it does not (or that flexo refuses deliberately: \u0000,
@@ -66,7 +94,7 @@ static const struct {
     {"\"\xED\xA0\x80\"", "UTF-8"},     /* UTF-8-encoded surrogate */
     {"\"\xF4\x90\x80\x80\"", "UTF-8"}, /* above U+10FFFF */
     {"\"\xF5\x80\x80\x80\"", "UTF-8"},
-    {"\"\xC3\"", "UTF-8"},             /* truncated sequence */
+    {"\"\xC3\"", "UTF-8"}, /* truncated sequence */
     {"\"\xFF\"", "UTF-8"},
     {"[1 2]", "',' or ']'"},
     {"{\"a\" 1}", "':'"},
@@ -101,10 +129,12 @@ static void test_reject(void)
 	for (size_t i = 0; i < sizeof(reject) / sizeof(reject[0]); i++) {
 		fx_json_doc *doc = NULL;
 		fx_diag d = {{0}};
-		fx_err err = parse(reject[i].text, strlen(reject[i].text),
-		                   &doc, &d);
-		CHECK_MSG(err == FX_EFORMAT, "accepted or wrong error for "
-		          "case %zu (%s): %d", i, reject[i].text, err);
+		fx_err err =
+		    parse(reject[i].text, strlen(reject[i].text), &doc, &d);
+		CHECK_MSG(err == FX_EFORMAT,
+		          "accepted or wrong error for "
+		          "case %zu (%s): %d",
+		          i, reject[i].text, err);
 		CHECK_MSG(strstr(d.msg, reject[i].why) != NULL,
 		          "case %zu: message \"%s\" lacks \"%s\"", i, d.msg,
 		          reject[i].why);
@@ -118,6 +148,8 @@ static void test_embedded_nul_and_position(void)
 	fx_diag d;
 	/* A NUL byte inside the input is data, not the end of the text. */
 	CHECK(parse("[1,\0]", 5, &doc, &d) == FX_EFORMAT);
+	CHECK(fx_json_parse(NULL, 0, NULL, &doc, &d) == FX_EFORMAT);
+	CHECK(fx_json_parse(NULL, 1, NULL, &doc, &d) == FX_EINVAL);
 	CHECK(parse("\"a\0b\"", 5, &doc, &d) == FX_EFORMAT);
 	CHECK(strstr(d.msg, "control character 0x00") != NULL);
 	/* Position is reported as line and column. */
@@ -165,6 +197,18 @@ static void test_tree(void)
 		CHECK(list->items[3]->type == FX_JSON_NULL);
 	}
 	CHECK(fx_json_get(fx_json_get(root, "nested"), "k") != NULL);
+	{
+		const fx_json *a = NULL, *o = NULL;
+		CHECK_OK(fx_json_get_array(root, "list", &a, &d));
+		CHECK(a == list);
+		CHECK_OK(fx_json_get_object(root, "nested", &o, &d));
+		CHECK(o != NULL && o->type == FX_JSON_OBJECT);
+		CHECK(fx_json_get_object(root, "list", &o, &d) == FX_EFORMAT);
+		CHECK(strstr(d.msg, "key \"list\": expected an object, "
+		                    "found array") != NULL);
+		CHECK(fx_json_get_array(root, "zzz", &a, &d) == FX_ENOTFOUND);
+		CHECK(fx_json_get_array(list, "x", &a, &d) == FX_EFORMAT);
+	}
 	CHECK(fx_json_get(root, "absent") == NULL);
 	CHECK(fx_json_get_int64(root, "absent", &i, &d) == FX_ENOTFOUND);
 	CHECK(strstr(d.msg, "absent") != NULL);
@@ -197,8 +241,7 @@ static void test_int64(void)
 	int64_t v = 0;
 	fx_diag d;
 
-	CHECK(int_of("9223372036854775807", &v, &d) == FX_OK &&
-	      v == INT64_MAX);
+	CHECK(int_of("9223372036854775807", &v, &d) == FX_OK && v == INT64_MAX);
 	CHECK(int_of("-9223372036854775808", &v, &d) == FX_OK &&
 	      v == INT64_MIN);
 	CHECK(int_of("0", &v, &d) == FX_OK && v == 0);
@@ -207,8 +250,7 @@ static void test_int64(void)
 	CHECK(strstr(d.msg, "64-bit range") != NULL);
 	CHECK(int_of("-9223372036854775809", &v, &d) == FX_ETOOBIG);
 	CHECK(int_of("18446744073709551616", &v, &d) == FX_ETOOBIG);
-	CHECK(int_of("100000000000000000000000000000", &v, &d) ==
-	      FX_ETOOBIG);
+	CHECK(int_of("100000000000000000000000000000", &v, &d) == FX_ETOOBIG);
 	CHECK(int_of("1.0", &v, &d) == FX_EFORMAT);
 	CHECK(int_of("1e2", &v, &d) == FX_EFORMAT);
 	CHECK(int_of("\"1\"", &v, &d) == FX_EFORMAT);
@@ -238,8 +280,8 @@ static void test_bounds(void)
 	               &doc, &d));
 	fx_json_doc_free(doc);
 	doc = NULL;
-	CHECK(parse(bomb + n - FX_JSON_MAX_DEPTH - 1,
-	            2 * FX_JSON_MAX_DEPTH + 2, &doc, &d) == FX_ETOOBIG);
+	CHECK(parse(bomb + n - FX_JSON_MAX_DEPTH - 1, 2 * FX_JSON_MAX_DEPTH + 2,
+	            &doc, &d) == FX_ETOOBIG);
 
 	/* Huge number: a 1000-digit literal is refused by length. */
 	memset(bomb, '9', 1000);
@@ -248,16 +290,14 @@ static void test_bounds(void)
 	/* 1e400 is short but overflows a double. */
 	CHECK_OK(parse("1e400", 5, &doc, &d));
 	if (doc != NULL) {
-		CHECK(fx_json_double(fx_json_root(doc), &x, &d) ==
-		      FX_ETOOBIG);
+		CHECK(fx_json_double(fx_json_root(doc), &x, &d) == FX_ETOOBIG);
 		fx_json_doc_free(doc);
 		doc = NULL;
 	}
 
 	/* Document size and node count bounds. */
 	lim.max_size = 10;
-	CHECK(fx_json_parse("[1,2,3,4,5]", 11, &lim, &doc, &d) ==
-	      FX_ETOOBIG);
+	CHECK(fx_json_parse("[1,2,3,4,5]", 11, &lim, &doc, &d) == FX_ETOOBIG);
 	CHECK(strstr(d.msg, "limit of 10") != NULL);
 	lim.max_size = 0;
 	lim.max_nodes = 3;
@@ -327,10 +367,10 @@ static void test_many_keys(void)
 
 static void test_writer_roundtrip(void)
 {
-	static const double doubles[] = {0.0, -0.0, 1.0, 0.1, 1.0 / 3.0,
-	                                 1e300, -2.5e-308, DBL_MAX,
-	                                 DBL_MIN, 4.9e-324, 123456789.0};
-	static const float floats[] = {0.1f, 1.0f / 3.0f, FLT_MAX, FLT_MIN,
+	static const double doubles[] = {
+	    0.0,       -0.0,    1.0,     0.1,      1.0 / 3.0,  1e300,
+	    -2.5e-308, DBL_MAX, DBL_MIN, 4.9e-324, 123456789.0};
+	static const float floats[] = {0.1f,   1.0f / 3.0f, FLT_MAX,    FLT_MIN,
 	                               1e-45f, 3.14159274f, 16777216.0f};
 	const char weird[] = "q\"b\\s/\n\r\t\b\f\x01\x1f caf\xC3\xA9 "
 	                     "\xF0\x9F\x98\x80";

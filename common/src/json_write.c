@@ -45,8 +45,7 @@ static void put(fx_json_writer *w, const void *s, size_t n)
 	if (w->err != FX_OK)
 		return;
 	if (n > w->max - w->len) {
-		set_err(w, FX_ETOOBIG, "JSON output exceeds %zu bytes",
-		        w->max);
+		set_err(w, FX_ETOOBIG, "JSON output exceeds %zu bytes", w->max);
 		return;
 	}
 	if (w->len + n + 1 > w->cap) {
@@ -88,8 +87,9 @@ static bool begin_item(fx_json_writer *w, bool is_key)
 		return false;
 	if (w->depth == 0) {
 		if (w->done || is_key) {
-			set_err(w, FX_ESTATE, is_key ? "key outside an object"
-			                             : "second top-level value");
+			set_err(w, FX_ESTATE,
+			        is_key ? "key outside an object"
+			               : "second top-level value");
 			return false;
 		}
 		return true;
@@ -99,9 +99,9 @@ static bool begin_item(fx_json_writer *w, bool is_key)
 		return false;
 	}
 	if (is_key && (!w->in_object[w->depth] || w->want_value)) {
-		set_err(w, FX_ESTATE, w->want_value
-		                          ? "key where a value is due"
-		                          : "key inside an array");
+		set_err(w, FX_ESTATE,
+		        w->want_value ? "key where a value is due"
+		                      : "key inside an array");
 		return false;
 	}
 	if (w->want_value)
@@ -216,13 +216,27 @@ static void put_string(fx_json_writer *w, const char *str, size_t len,
 			continue;
 		}
 		switch (c) {
-		case '"': puts_(w, "\\\""); break;
-		case '\\': puts_(w, "\\\\"); break;
-		case '\n': puts_(w, "\\n"); break;
-		case '\r': puts_(w, "\\r"); break;
-		case '\t': puts_(w, "\\t"); break;
-		case '\b': puts_(w, "\\b"); break;
-		case '\f': puts_(w, "\\f"); break;
+		case '"':
+			puts_(w, "\\\"");
+			break;
+		case '\\':
+			puts_(w, "\\\\");
+			break;
+		case '\n':
+			puts_(w, "\\n");
+			break;
+		case '\r':
+			puts_(w, "\\r");
+			break;
+		case '\t':
+			puts_(w, "\\t");
+			break;
+		case '\b':
+			puts_(w, "\\b");
+			break;
+		case '\f':
+			puts_(w, "\\f");
+			break;
 		default:
 			snprintf(esc, sizeof(esc), "\\u%04x", c);
 			puts_(w, esc);
@@ -348,8 +362,7 @@ void fx_jw_null(fx_json_writer *w)
 	scalar(w, "null");
 }
 
-fx_err fx_jw_finish(fx_json_writer *w, char **out, size_t *len,
-                    fx_diag *diag)
+fx_err fx_jw_finish(fx_json_writer *w, char **out, size_t *len, fx_diag *diag)
 {
 	if (w->err == FX_OK && (!w->done || w->depth != 0))
 		set_err(w, FX_ESTATE, "JSON document incomplete");

@@ -5,9 +5,9 @@
 #include "flexo/safetensors.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -24,9 +24,12 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
 const char *fx_dtype_name(fx_dtype t)
 {
 	switch (t) {
-	case FX_F32: return "F32";
-	case FX_F16: return "F16";
-	case FX_BF16: return "BF16";
+	case FX_F32:
+		return "F32";
+	case FX_F16:
+		return "F16";
+	case FX_BF16:
+		return "BF16";
 	}
 	return "?";
 }
@@ -104,12 +107,13 @@ static fx_err parse_metadata(fx_st_file *f, const fx_json *m, fx_diag *diag)
 	if (m->type != FX_JSON_OBJECT)
 		return fx_diag_set(diag, FX_EFORMAT,
 		                   "__metadata__ is %s, must be an object of "
-		                   "strings", fx_json_type_name(m->type));
+		                   "strings",
+		                   fx_json_type_name(m->type));
 	if (m->len > FX_ST_MAX_METADATA)
 		return fx_diag_set(diag, FX_ETOOBIG,
 		                   "__metadata__ has %zu entries, more than "
-		                   "the limit of %d", m->len,
-		                   FX_ST_MAX_METADATA);
+		                   "the limit of %d",
+		                   m->len, FX_ST_MAX_METADATA);
 	if (m->len == 0)
 		return FX_OK;
 	f->meta = calloc(m->len, sizeof(*f->meta));
@@ -118,21 +122,23 @@ static fx_err parse_metadata(fx_st_file *f, const fx_json *m, fx_diag *diag)
 	for (size_t i = 0; i < m->len; i++) {
 		const fx_json_member *e = &m->members[i];
 		if (e->key_len == 0 || e->key_len >= FX_ST_MAX_NAME)
-			return fx_diag_set(diag, FX_EFORMAT,
-			                   "__metadata__ key of %zu bytes (must "
-			                   "be 1..%d)", e->key_len,
-			                   FX_ST_MAX_NAME - 1);
+			return fx_diag_set(
+			    diag, FX_EFORMAT,
+			    "__metadata__ key of %zu bytes (must "
+			    "be 1..%d)",
+			    e->key_len, FX_ST_MAX_NAME - 1);
 		if (e->value->type != FX_JSON_STRING)
-			return fx_diag_set(diag, FX_EFORMAT,
-			                   "__metadata__ value of \"%s\" is %s, "
-			                   "must be a string", e->key,
-			                   fx_json_type_name(e->value->type));
+			return fx_diag_set(
+			    diag, FX_EFORMAT,
+			    "__metadata__ value of \"%s\" is %s, "
+			    "must be a string",
+			    e->key, fx_json_type_name(e->value->type));
 		if (e->value->len > FX_ST_MAX_META_LEN)
-			return fx_diag_set(diag, FX_ETOOBIG,
-			                   "__metadata__ value of \"%s\" is %zu "
-			                   "bytes, more than the limit of %u",
-			                   e->key, e->value->len,
-			                   FX_ST_MAX_META_LEN);
+			return fx_diag_set(
+			    diag, FX_ETOOBIG,
+			    "__metadata__ value of \"%s\" is %zu "
+			    "bytes, more than the limit of %u",
+			    e->key, e->value->len, FX_ST_MAX_META_LEN);
 		f->meta[i].key = strdup(e->key);
 		f->meta[i].value = strdup(e->value->str);
 		f->n_meta = i + 1;
@@ -157,8 +163,8 @@ static fx_err parse_tensor(const fx_st_file *f, const fx_json_member *e,
 	if (e->key_len >= FX_ST_MAX_NAME)
 		return fx_diag_set(diag, FX_EFORMAT,
 		                   "tensor name \"%.64s...\" is %zu bytes, "
-		                   "longer than %d", e->key, e->key_len,
-		                   FX_ST_MAX_NAME - 1);
+		                   "longer than %d",
+		                   e->key, e->key_len, FX_ST_MAX_NAME - 1);
 	memcpy(t->name, e->key, e->key_len + 1);
 	if (e->key_len == 0)
 		return fx_diag_set(diag, FX_EFORMAT, "empty tensor name");
@@ -167,20 +173,21 @@ static fx_err parse_tensor(const fx_st_file *f, const fx_json_member *e,
 		if ((unsigned char)e->key[i] < 0x20 || e->key[i] == 0x7F)
 			return fx_diag_set(diag, FX_EFORMAT,
 			                   "control character 0x%02x in tensor "
-			                   "name", (unsigned)e->key[i]);
+			                   "name",
+			                   (unsigned)e->key[i]);
 	if (v->type != FX_JSON_OBJECT)
 		return fx_diag_set(diag, FX_EFORMAT,
 		                   "entry is %s, must be an object",
 		                   fx_json_type_name(v->type));
 	if ((err = fx_json_only_keys(v, fields, 3, diag)) != FX_OK)
 		return err;
-	if ((err = fx_json_get_string(v, "dtype", &dtype, NULL, diag)) !=
-	    FX_OK)
+	if ((err = fx_json_get_string(v, "dtype", &dtype, NULL, diag)) != FX_OK)
 		return err;
 	if (dtype_parse(dtype, &t->dtype) != 0)
 		return fx_diag_set(diag, FX_EFORMAT,
 		                   "dtype \"%.32s\" is not supported (F32, "
-		                   "F16, BF16 only)", dtype);
+		                   "F16, BF16 only)",
+		                   dtype);
 
 	shape = fx_json_get(v, "shape");
 	if (shape == NULL || shape->type != FX_JSON_ARRAY)
@@ -211,8 +218,9 @@ static fx_err parse_tensor(const fx_st_file *f, const fx_json_member *e,
 
 	offs = fx_json_get(v, "data_offsets");
 	if (offs == NULL || offs->type != FX_JSON_ARRAY || offs->len != 2)
-		return fx_diag_set(diag, FX_EFORMAT,
-		                   "data_offsets must be an array [begin, end]");
+		return fx_diag_set(
+		    diag, FX_EFORMAT,
+		    "data_offsets must be an array [begin, end]");
 	for (int i = 0; i < 2; i++) {
 		if ((err = fx_json_int64(offs->items[i], &x, diag)) != FX_OK) {
 			fx_diag_prefix(diag, "data_offsets[%d]", i);
@@ -230,14 +238,16 @@ static fx_err parse_tensor(const fx_st_file *f, const fx_json_member *e,
 	if (t->begin > t->end)
 		return fx_diag_set(diag, FX_EFORMAT,
 		                   "data_offsets [%llu, %llu] end before they "
-		                   "begin", (unsigned long long)t->begin,
+		                   "begin",
+		                   (unsigned long long)t->begin,
 		                   (unsigned long long)t->end);
 	if (t->end > f->data_size)
-		return fx_diag_set(diag, FX_EFORMAT,
-		                   "data_offsets [%llu, %llu] out of range: the "
-		                   "data section has %zu bytes",
-		                   (unsigned long long)t->begin,
-		                   (unsigned long long)t->end, f->data_size);
+		return fx_diag_set(
+		    diag, FX_EFORMAT,
+		    "data_offsets [%llu, %llu] out of range: the "
+		    "data section has %zu bytes",
+		    (unsigned long long)t->begin, (unsigned long long)t->end,
+		    f->data_size);
 	if (bytes != t->end - t->begin)
 		return fx_diag_set(diag, FX_EFORMAT,
 		                   "shape and dtype %s need %llu bytes, "
@@ -268,27 +278,28 @@ static fx_err check_tiling(const fx_st_file *f, fx_diag *diag)
 	for (size_t i = 0; i < f->n_tensors; i++) {
 		const fx_st_tensor *t = &f->tensors[i];
 		if (t->begin < expect)
-			return fx_diag_set(diag, FX_EFORMAT,
-			                   "tensor \"%s\" [%llu, %llu) overlaps "
-			                   "tensor \"%s\" [%llu, %llu)", t->name,
-			                   (unsigned long long)t->begin,
-			                   (unsigned long long)t->end,
-			                   f->tensors[i - 1].name,
-			                   (unsigned long long)f->tensors[i - 1].begin,
-			                   (unsigned long long)f->tensors[i - 1].end);
+			return fx_diag_set(
+			    diag, FX_EFORMAT,
+			    "tensor \"%s\" [%llu, %llu) overlaps "
+			    "tensor \"%s\" [%llu, %llu)",
+			    t->name, (unsigned long long)t->begin,
+			    (unsigned long long)t->end, f->tensors[i - 1].name,
+			    (unsigned long long)f->tensors[i - 1].begin,
+			    (unsigned long long)f->tensors[i - 1].end);
 		if (t->begin > expect)
-			return fx_diag_set(diag, FX_EFORMAT,
-			                   "gap of %llu bytes in the data section "
-			                   "before tensor \"%s\"",
-			                   (unsigned long long)(t->begin - expect),
-			                   t->name);
+			return fx_diag_set(
+			    diag, FX_EFORMAT,
+			    "gap of %llu bytes in the data section "
+			    "before tensor \"%s\"",
+			    (unsigned long long)(t->begin - expect), t->name);
 		expect = t->end;
 	}
 	if (expect != f->data_size)
-		return fx_diag_set(diag, FX_EFORMAT,
-		                   "%llu trailing bytes of the data section not "
-		                   "covered by any tensor",
-		                   (unsigned long long)(f->data_size - expect));
+		return fx_diag_set(
+		    diag, FX_EFORMAT,
+		    "%llu trailing bytes of the data section not "
+		    "covered by any tensor",
+		    (unsigned long long)(f->data_size - expect));
 	return FX_OK;
 }
 
@@ -304,7 +315,8 @@ static fx_err validate(fx_st_file *f, fx_diag *diag)
 	if (f->map_size < 8) {
 		err = fx_diag_set(diag, FX_EFORMAT,
 		                  "file is %zu bytes, shorter than the 8-byte "
-		                  "header length", f->map_size);
+		                  "header length",
+		                  f->map_size);
 		goto out;
 	}
 	for (int i = 7; i >= 0; i--)
@@ -318,8 +330,8 @@ static fx_err validate(fx_st_file *f, fx_diag *diag)
 	if (n > f->map_size - 8) {
 		err = fx_diag_set(diag, FX_EFORMAT,
 		                  "header length %llu runs past the end of the "
-		                  "%zu-byte file", (unsigned long long)n,
-		                  f->map_size);
+		                  "%zu-byte file",
+		                  (unsigned long long)n, f->map_size);
 		goto out;
 	}
 	f->header_len = (size_t)n;
@@ -376,8 +388,7 @@ static fx_err validate(fx_st_file *f, fx_diag *diag)
 		f->n_tensors++;
 	}
 	if (f->n_tensors > 1)
-		qsort(f->tensors, f->n_tensors, sizeof(*f->tensors),
-		      by_offset);
+		qsort(f->tensors, f->n_tensors, sizeof(*f->tensors), by_offset);
 	err = check_tiling(f, diag);
 out:
 	fx_json_doc_free(doc);
@@ -490,8 +501,8 @@ static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape)
 
 	n += (size_t)snprintf(buf, cap, "[");
 	for (int i = 0; i < ndim && n < cap; i++)
-		n += (size_t)snprintf(buf + n, cap - n, "%s%lld",
-		                      i ? ", " : "", (long long)shape[i]);
+		n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? ", " : "",
+		                      (long long)shape[i]);
 	if (n < cap)
 		snprintf(buf + n, cap - n, "]");
 }
@@ -519,8 +530,8 @@ fx_err fx_st_read_f32(const fx_st_tensor *t, int ndim, const int64_t *shape,
 	}
 	for (uint64_t i = 0; i < n; i++) {
 		uint16_t h = (uint16_t)(t->raw[2 * i] | t->raw[2 * i + 1] << 8);
-		dst[i] = t->dtype == FX_F16 ? fx_f16_to_f32(h)
-		                            : fx_bf16_to_f32(h);
+		dst[i] =
+		    t->dtype == FX_F16 ? fx_f16_to_f32(h) : fx_bf16_to_f32(h);
 	}
 	return FX_OK;
 }

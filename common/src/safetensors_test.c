@@ -96,8 +96,10 @@ static void test_roundtrip(void)
 	CHECK_OK(fx_st_writer_new(&w));
 	if (w == NULL)
 		return;
-	CHECK_OK(fx_st_writer_add(w, "model.layers.0.mlp.experts.1.up_proj."
-	                             "weight", 2, s_big, big, &d));
+	CHECK_OK(fx_st_writer_add(w,
+	                          "model.layers.0.mlp.experts.1.up_proj."
+	                          "weight",
+	                          2, s_big, big, &d));
 	CHECK_OK(fx_st_writer_add(w, "v", 1, s_vec, vec, &d));
 	CHECK_OK(fx_st_writer_add(w, "empty", 2, s_empty, NULL, &d));
 	CHECK_OK(fx_st_writer_add(w, "four", 4, s4, &empty_dummy, &d));
@@ -129,8 +131,8 @@ static void test_roundtrip(void)
 	t = fx_st_find(f, "model.layers.0.mlp.experts.1.up_proj.weight");
 	CHECK(t != NULL);
 	if (t != NULL) {
-		CHECK(t->dtype == FX_F32 && t->ndim == 2 && fx_st_numel(t) ==
-		      R * C && t->begin == 0);
+		CHECK(t->dtype == FX_F32 && t->ndim == 2 &&
+		      fx_st_numel(t) == R * C && t->begin == 0);
 		CHECK(memcmp(t->raw, big, sizeof(big)) == 0);
 		CHECK_OK(fx_st_read_f32(t, 2, s_big, back, &d));
 		CHECK(memcmp(back, big, sizeof(big)) == 0);
@@ -154,10 +156,10 @@ static void test_half_conversions(void)
 	CHECK(fx_f16_to_f32(0x3C00) == 1.0f);
 	CHECK(fx_f16_to_f32(0xC000) == -2.0f);
 	CHECK(fx_f16_to_f32(0x3555) == 0.333251953125f);
-	CHECK(fx_f16_to_f32(0x7BFF) == 65504.0f);           /* max */
-	CHECK(fx_f16_to_f32(0x0400) == 0x1p-14f);           /* min normal */
-	CHECK(fx_f16_to_f32(0x0001) == 0x1p-24f);           /* min subnormal */
-	CHECK(fx_f16_to_f32(0x03FF) == 0x3FFp-24f);         /* max subnormal */
+	CHECK(fx_f16_to_f32(0x7BFF) == 65504.0f);   /* max */
+	CHECK(fx_f16_to_f32(0x0400) == 0x1p-14f);   /* min normal */
+	CHECK(fx_f16_to_f32(0x0001) == 0x1p-24f);   /* min subnormal */
+	CHECK(fx_f16_to_f32(0x03FF) == 0x3FFp-24f); /* max subnormal */
 	CHECK(fx_f16_to_f32(0x0200) == 0x1p-15f);
 	CHECK(fx_f16_to_f32(0x7C00) == INFINITY);
 	CHECK(fx_f16_to_f32(0xFC00) == -INFINITY);
@@ -210,8 +212,8 @@ static void refuse(const char *label, const char *path, fx_err want,
 
 	CHECK_MSG(err == want, "%s: got %s (%s)", label, fx_strerror(err),
 	          d.msg);
-	CHECK_MSG(strstr(d.msg, what) != NULL, "%s: \"%s\" lacks \"%s\"",
-	          label, d.msg, what);
+	CHECK_MSG(strstr(d.msg, what) != NULL, "%s: \"%s\" lacks \"%s\"", label,
+	          d.msg, what);
 	CHECK(f == NULL);
 	fx_st_close(f);
 }
@@ -228,9 +230,10 @@ static void test_malformed(void)
 	fx_diag d;
 
 	/* A good file to start from: two F32 tensors of 8 bytes. */
-	CHECK_OK(fx_st_open(craft("{" T("a", "F32", "[2]", 0, 8) ","
-	                          T("b", "F32", "[1,2]", 8, 16) "}",
-	                          N, 16, NULL), &f, &d));
+	CHECK_OK(fx_st_open(craft("{" T("a", "F32", "[2]", 0, 8) "," T(
+	                              "b", "F32", "[1,2]", 8, 16) "}",
+	                          N, 16, NULL),
+	                    &f, &d));
 	fx_st_close(f);
 
 	snprintf(path, sizeof(path), "%s/short", tmpdir);
@@ -245,32 +248,37 @@ static void test_malformed(void)
 	       "runs past the end");
 	refuse("not an object", craft("[1]", N, 0, NULL), FX_EFORMAT,
 	       "start with '{'");
-	refuse("invalid JSON", craft("{\"a\":{\"dtype\":\"F32\",}}", N, 0,
-	                             NULL),
-	       FX_EFORMAT, "trailing comma");
+	refuse("invalid JSON",
+	       craft("{\"a\":{\"dtype\":\"F32\",}}", N, 0, NULL), FX_EFORMAT,
+	       "trailing comma");
 	refuse("duplicate tensor",
-	       craft("{" T("a", "F32", "[2]", 0, 8) ","
-	             T("a", "F32", "[2]", 8, 16) "}", N, 16, NULL),
+	       craft("{" T("a", "F32", "[2]", 0, 8) "," T("a", "F32", "[2]", 8,
+	                                                  16) "}",
+	             N, 16, NULL),
 	       FX_EFORMAT, "duplicate key \"a\"");
 	refuse("unknown dtype",
 	       craft("{" T("w", "F64", "[1]", 0, 8) "}", N, 8, NULL),
 	       FX_EFORMAT, "tensor \"w\": dtype \"F64\" is not supported");
 	refuse("shape/size mismatch",
 	       craft("{" T("w", "F32", "[2,2]", 0, 12) "}", N, 12, NULL),
-	       FX_EFORMAT, "tensor \"w\": shape and dtype F32 need 16 bytes, "
-	                   "data_offsets give 12");
+	       FX_EFORMAT,
+	       "tensor \"w\": shape and dtype F32 need 16 bytes, "
+	       "data_offsets give 12");
 	refuse("offsets out of range",
 	       craft("{" T("w", "F32", "[4]", 0, 16) "}", N, 8, NULL),
 	       FX_EFORMAT, "tensor \"w\": data_offsets [0, 16] out of range");
 	refuse("overlap",
-	       craft("{" T("a", "F32", "[2]", 0, 8) ","
-	             T("b", "F32", "[2]", 4, 12) "}", N, 12, NULL),
+	       craft("{" T("a", "F32", "[2]", 0, 8) "," T("b", "F32", "[2]", 4,
+	                                                  12) "}",
+	             N, 12, NULL),
 	       FX_EFORMAT, "tensor \"b\" [4, 12) overlaps tensor \"a\"");
 	refuse("gap",
-	       craft("{" T("a", "F32", "[2]", 0, 8) ","
-	             T("b", "F32", "[2]", 12, 20) "}", N, 20, NULL),
-	       FX_EFORMAT, "gap of 4 bytes in the data section before tensor "
-	                   "\"b\"");
+	       craft("{" T("a", "F32", "[2]", 0, 8) "," T("b", "F32", "[2]", 12,
+	                                                  20) "}",
+	             N, 20, NULL),
+	       FX_EFORMAT,
+	       "gap of 4 bytes in the data section before tensor "
+	       "\"b\"");
 	refuse("gap at start",
 	       craft("{" T("a", "F32", "[2]", 4, 12) "}", N, 12, NULL),
 	       FX_EFORMAT, "gap of 4 bytes");
@@ -279,37 +287,38 @@ static void test_malformed(void)
 	       FX_EFORMAT, "3 trailing bytes of the data section not covered");
 	refuse("unknown field",
 	       craft("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],"
-	             "\"data_offsets\":[0,8],\"extra\":1}}", N, 8, NULL),
+	             "\"data_offsets\":[0,8],\"extra\":1}}",
+	             N, 8, NULL),
 	       FX_EFORMAT, "tensor \"a\": unknown field \"extra\"");
-	refuse("missing field",
-	       craft("{\"a\":{\"shape\":[2],\"data_offsets\":[0,8]}}", N, 8,
-	             NULL),
-	       FX_ENOTFOUND, "missing key \"dtype\"");
+	refuse(
+	    "missing field",
+	    craft("{\"a\":{\"shape\":[2],\"data_offsets\":[0,8]}}", N, 8, NULL),
+	    FX_ENOTFOUND, "missing key \"dtype\"");
 	refuse("negative dimension",
 	       craft("{" T("a", "F32", "[-2,1]", 0, 8) "}", N, 8, NULL),
 	       FX_EFORMAT, "tensor \"a\": negative dimension -2");
-	refuse("0-d tensor", craft("{" T("a", "F32", "[]", 0, 4) "}", N, 4,
-	                           NULL),
-	       FX_EFORMAT, "shape has 0 dimensions, must have 1..4");
+	refuse("0-d tensor",
+	       craft("{" T("a", "F32", "[]", 0, 4) "}", N, 4, NULL), FX_EFORMAT,
+	       "shape has 0 dimensions, must have 1..4");
 	refuse("fractional dimension",
 	       craft("{" T("a", "F32", "[2.0]", 0, 8) "}", N, 8, NULL),
 	       FX_EFORMAT, "not an integer");
 	refuse("shape overflow",
-	       craft("{" T("a", "F32", "[4294967296,4294967296]", 0, 8) "}",
-	             N, 8, NULL),
+	       craft("{" T("a", "F32", "[4294967296,4294967296]", 0, 8) "}", N,
+	             8, NULL),
 	       FX_EFORMAT, "overflows");
 	refuse("offsets reversed",
 	       craft("{" T("a", "F32", "[0]", 8, 0) "}", N, 8, NULL),
 	       FX_EFORMAT, "end before they begin");
 	refuse("empty name",
-	       craft("{" T("", "F32", "[2]", 0, 8) "}", N, 8, NULL),
-	       FX_EFORMAT, "empty tensor name");
+	       craft("{" T("", "F32", "[2]", 0, 8) "}", N, 8, NULL), FX_EFORMAT,
+	       "empty tensor name");
 	refuse("control character in name",
 	       craft("{" T("a\\nb", "F32", "[2]", 0, 8) "}", N, 8, NULL),
 	       FX_EFORMAT, "control character 0x0a in tensor name");
 	refuse("non-string metadata",
-	       craft("{\"__metadata__\":{\"steps\":100}," T("a", "F32", "[2]", 0,
-	                                                  8) "}",
+	       craft("{\"__metadata__\":{\"steps\":100}," T("a", "F32", "[2]",
+	                                                    0, 8) "}",
 	             N, 8, NULL),
 	       FX_EFORMAT, "__metadata__ value of \"steps\" is number");
 	refuse("metadata not an object",
@@ -319,7 +328,8 @@ static void test_malformed(void)
 	       FX_EFORMAT, "tensor \"a\": entry is array");
 	refuse("too deep",
 	       craft("{\"a\":{\"dtype\":\"F32\",\"shape\":[[2]],"
-	             "\"data_offsets\":[0,8]}}", N, 8, NULL),
+	             "\"data_offsets\":[0,8]}}",
+	             N, 8, NULL),
 	       FX_ETOOBIG, "nesting deeper than 3");
 
 	/* Long name: 300 bytes. */
@@ -330,7 +340,8 @@ static void test_malformed(void)
 		name[300] = '\0';
 		snprintf(h, sizeof(h),
 		         "{\"%s\":{\"dtype\":\"F32\",\"shape\":[1],"
-		         "\"data_offsets\":[0,4]}}", name);
+		         "\"data_offsets\":[0,4]}}",
+		         name);
 		refuse("long name", craft(h, N, 4, NULL), FX_EFORMAT,
 		       "is 300 bytes, longer than 255");
 	}
@@ -341,10 +352,11 @@ static void test_malformed(void)
 		if (h != NULL) {
 			n += (size_t)snprintf(h + n, cap - n, "{");
 			for (int i = 0; i <= FX_ST_MAX_TENSORS; i++)
-				n += (size_t)snprintf(
-				    h + n, cap - n,
-				    "%s\"t%d\":{\"dtype\":\"F32\",\"shape\":[0],"
-				    "\"data_offsets\":[0,0]}", i ? "," : "", i);
+				n += (size_t)snprintf(h + n, cap - n,
+				                      "%s\"t%d\":{\"dtype\":"
+				                      "\"F32\",\"shape\":[0],"
+				                      "\"data_offsets\":[0,0]}",
+				                      i ? "," : "", i);
 			snprintf(h + n, cap - n, "}");
 			refuse("too many tensors", craft(h, N, 0, NULL),
 			       FX_ETOOBIG, "4097 tensors, more than the limit");
@@ -457,11 +469,13 @@ static void test_foreign_layout(void)
 	fx_st_file *f = NULL;
 	fx_diag d;
 
-	CHECK_OK(fx_st_open(craft("{" T("late", "F32", "[1]", 4, 8) ","
-	                          T("early", "F32", "[1]", 0, 4) ","
-	                          "\"__metadata__\":{\"format\":\"pt\"}}   ",
-	                          UINT64_MAX, 8, NULL),
-	                    &f, &d));
+	CHECK_OK(
+	    fx_st_open(craft("{" T("late", "F32", "[1]", 4, 8) "," T(
+	                         "early", "F32", "[1]", 0,
+	                         4) ","
+	                            "\"__metadata__\":{\"format\":\"pt\"}}   ",
+	                     UINT64_MAX, 8, NULL),
+	               &f, &d));
 	if (f != NULL) {
 		CHECK(strcmp(f->tensors[0].name, "early") == 0);
 		CHECK(strcmp(f->tensors[1].name, "late") == 0);

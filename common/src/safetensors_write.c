@@ -51,26 +51,24 @@ void fx_st_writer_free(fx_st_writer *w)
 }
 
 fx_err fx_st_writer_add(fx_st_writer *w, const char *name, int ndim,
-                        const int64_t *shape, const float *data,
-                        fx_diag *diag)
+                        const int64_t *shape, const float *data, fx_diag *diag)
 {
 	uint64_t bytes = sizeof(float);
 	size_t len;
 	entry *e;
 
-	if (name == NULL || (len = strlen(name)) == 0 ||
-	    len >= FX_ST_MAX_NAME)
+	if (name == NULL || (len = strlen(name)) == 0 || len >= FX_ST_MAX_NAME)
 		return fx_diag_set(diag, FX_EINVAL,
 		                   "tensor name must be 1..%d bytes",
 		                   FX_ST_MAX_NAME - 1);
 	for (size_t i = 0; i < len;) {
-		size_t k = fx_utf8_valid_seq((const unsigned char *)name + i,
-		                             len - i);
-		if (k == 0 || (unsigned char)name[i] < 0x20 ||
-		    name[i] == 0x7F)
+		size_t k =
+		    fx_utf8_valid_seq((const unsigned char *)name + i, len - i);
+		if (k == 0 || (unsigned char)name[i] < 0x20 || name[i] == 0x7F)
 			return fx_diag_set(diag, FX_EINVAL,
 			                   "tensor name has invalid UTF-8 or a "
-			                   "control character at byte %zu", i);
+			                   "control character at byte %zu",
+			                   i);
 		i += k;
 	}
 	if (strcmp(name, "__metadata__") == 0)
@@ -81,12 +79,13 @@ fx_err fx_st_writer_add(fx_st_writer *w, const char *name, int ndim,
 			return fx_diag_set(diag, FX_EEXIST,
 			                   "tensor \"%s\" added twice", name);
 	if (w->n >= FX_ST_MAX_TENSORS)
-		return fx_diag_set(diag, FX_ETOOBIG,
-		                   "more than %d tensors", FX_ST_MAX_TENSORS);
+		return fx_diag_set(diag, FX_ETOOBIG, "more than %d tensors",
+		                   FX_ST_MAX_TENSORS);
 	if (ndim < 1 || ndim > FX_ST_MAX_DIMS)
-		return fx_diag_set(diag, FX_EINVAL,
-		                   "tensor \"%s\": %d dimensions, must be 1..%d",
-		                   name, ndim, FX_ST_MAX_DIMS);
+		return fx_diag_set(
+		    diag, FX_EINVAL,
+		    "tensor \"%s\": %d dimensions, must be 1..%d", name, ndim,
+		    FX_ST_MAX_DIMS);
 	for (int i = 0; i < ndim; i++) {
 		if (shape[i] < 0)
 			return fx_diag_set(diag, FX_EINVAL,
@@ -94,7 +93,8 @@ fx_err fx_st_writer_add(fx_st_writer *w, const char *name, int ndim,
 			                   name);
 		if (shape[i] != 0 && bytes > UINT64_MAX / (uint64_t)shape[i])
 			return fx_diag_set(diag, FX_ETOOBIG,
-			                   "tensor \"%s\": size overflows", name);
+			                   "tensor \"%s\": size overflows",
+			                   name);
 		bytes *= (uint64_t)shape[i];
 	}
 	if (bytes > SIZE_MAX || bytes > (uint64_t)INT64_MAX - w->total)
@@ -135,9 +135,10 @@ fx_err fx_st_writer_meta(fx_st_writer *w, const char *key, const char *value,
 		                   "metadata key must be 1..%d bytes",
 		                   FX_ST_MAX_NAME - 1);
 	if (strlen(value) > FX_ST_MAX_META_LEN)
-		return fx_diag_set(diag, FX_ETOOBIG,
-		                   "metadata \"%s\": value longer than %u bytes",
-		                   key, FX_ST_MAX_META_LEN);
+		return fx_diag_set(
+		    diag, FX_ETOOBIG,
+		    "metadata \"%s\": value longer than %u bytes", key,
+		    FX_ST_MAX_META_LEN);
 	for (size_t i = 0; i < w->n_meta; i++)
 		if (strcmp(w->meta[i].key, key) == 0)
 			return fx_diag_set(diag, FX_EEXIST,
@@ -218,9 +219,10 @@ fx_err fx_st_writer_commit(fx_st_writer *w, const char *path, fx_diag *diag)
 	pad = (8 - hlen % 8) % 8;
 	n = (uint64_t)hlen + pad;
 	if (n > FX_ST_MAX_HEADER) {
-		err = fx_diag_set(diag, FX_ETOOBIG,
-		                  "header of %llu bytes exceeds the limit of %u",
-		                  (unsigned long long)n, FX_ST_MAX_HEADER);
+		err =
+		    fx_diag_set(diag, FX_ETOOBIG,
+		                "header of %llu bytes exceeds the limit of %u",
+		                (unsigned long long)n, FX_ST_MAX_HEADER);
 		goto out;
 	}
 	for (int i = 0; i < 8; i++)

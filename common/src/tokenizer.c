@@ -24,26 +24,27 @@
 #include "flexo/fsutil.h"
 #include "flexo/json.h"
 
-static const char *const special_names[] = {"<|bos|>", "<|eos|>",
-                                            "<|pad|>"};
+static const char *const special_names[] = {"<|bos|>", "<|eos|>", "<|pad|>"};
 
 size_t fx_tok_encoded_len(size_t len, unsigned flags)
 {
-	size_t extra = ((flags & FX_TOK_ADD_BOS) != 0) +
-	               ((flags & FX_TOK_ADD_EOS) != 0);
+	size_t extra =
+	    ((flags & FX_TOK_ADD_BOS) != 0) + ((flags & FX_TOK_ADD_EOS) != 0);
 	return len > SIZE_MAX - extra ? SIZE_MAX : len + extra;
 }
 
-fx_err fx_tok_encode(const void *text, size_t len, unsigned flags,
-                     int32_t *out, size_t cap, size_t *n_out, fx_diag *diag)
+fx_err fx_tok_encode(const void *text, size_t len, unsigned flags, int32_t *out,
+                     size_t cap, size_t *n_out, fx_diag *diag)
 {
 	const uint8_t *s = text;
 	size_t need = fx_tok_encoded_len(len, flags), n = 0;
 
 	if (need == SIZE_MAX || cap < need)
-		return fx_diag_set(diag, FX_ETOOBIG,
-		                   "encoding %zu bytes needs %zu tokens, buffer "
-		                   "holds %zu", len, need, cap);
+		return fx_diag_set(
+		    diag, FX_ETOOBIG,
+		    "encoding %zu bytes needs %zu tokens, buffer "
+		    "holds %zu",
+		    len, need, cap);
 	if (flags & FX_TOK_ADD_BOS)
 		out[n++] = FX_TOK_BOS;
 	for (size_t i = 0; i < len; i++)
@@ -59,21 +60,25 @@ fx_err fx_tok_decode(const int32_t *toks, size_t n, uint8_t *out, size_t cap,
 {
 	size_t len = 0;
 
+	/* Validate everything first so a failure leaves out untouched. */
 	for (size_t i = 0; i < n; i++) {
 		int32_t t = toks[i];
 		if (t < 0 || t >= FX_TOK_VOCAB)
 			return fx_diag_set(diag, FX_EINVAL,
 			                   "token %zu has id %d, outside the "
-			                   "vocabulary [0, %d)", i, (int)t,
-			                   FX_TOK_VOCAB);
-		if (t >= FX_TOK_BYTES)
-			continue;
-		if (len >= cap)
-			return fx_diag_set(diag, FX_ETOOBIG,
-			                   "decoded text longer than the %zu-byte "
-			                   "buffer", cap);
-		out[len++] = (uint8_t)t;
+			                   "vocabulary [0, %d)",
+			                   i, (int)t, FX_TOK_VOCAB);
+		len += t < FX_TOK_BYTES;
 	}
+	if (len > cap)
+		return fx_diag_set(diag, FX_ETOOBIG,
+		                   "decoded text of %zu bytes does not fit the "
+		                   "%zu-byte buffer",
+		                   len, cap);
+	len = 0;
+	for (size_t i = 0; i < n; i++)
+		if (toks[i] < FX_TOK_BYTES)
+			out[len++] = (uint8_t)toks[i];
 	*len_out = len;
 	return FX_OK;
 }

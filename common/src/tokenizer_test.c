@@ -19,10 +19,9 @@ static void test_encode_decode(void)
 
 	for (int i = 0; i < 256; i++)
 		text[i] = (uint8_t)i;
-	CHECK(fx_tok_encoded_len(256, FX_TOK_ADD_BOS | FX_TOK_ADD_EOS) ==
-	      258);
-	CHECK_OK(fx_tok_encode(text, 256, FX_TOK_ADD_BOS | FX_TOK_ADD_EOS,
-	                       toks, 300, &n, &d));
+	CHECK(fx_tok_encoded_len(256, FX_TOK_ADD_BOS | FX_TOK_ADD_EOS) == 258);
+	CHECK_OK(fx_tok_encode(text, 256, FX_TOK_ADD_BOS | FX_TOK_ADD_EOS, toks,
+	                       300, &n, &d));
 	CHECK(n == 258 && toks[0] == 256 && toks[257] == 257);
 	CHECK(toks[1] == 0 && toks[11] == 10 && toks[256] == 255);
 	CHECK_OK(fx_tok_decode(toks, n, back, sizeof(back), &len, &d));
@@ -40,6 +39,10 @@ static void test_encode_decode(void)
 	CHECK(fx_tok_decode(toks, 3, back, sizeof(back), &len, &d) ==
 	      FX_EINVAL);
 	CHECK(strstr(d.msg, "token 2 has id 259") != NULL);
+	back[0] = 0xAA; /* untouched on failure */
+	CHECK(fx_tok_decode(toks, 3, back, sizeof(back), &len, &d) ==
+	      FX_EINVAL);
+	CHECK(back[0] == 0xAA);
 	toks[2] = -1;
 	CHECK(fx_tok_decode(toks, 3, back, sizeof(back), &len, &d) ==
 	      FX_EINVAL);
@@ -94,10 +97,8 @@ static void test_hf_json(void)
 	CHECK(fx_json_get_int64(vocab, "<0x00>", &v, &d) == FX_OK && v == 0);
 	CHECK(fx_json_get_int64(vocab, "<0x0A>", &v, &d) == FX_OK && v == 10);
 	CHECK(fx_json_get_int64(vocab, "<0x41>", &v, &d) == FX_OK && v == 65);
-	CHECK(fx_json_get_int64(vocab, "<0xFF>", &v, &d) == FX_OK &&
-	      v == 255);
-	CHECK(fx_json_get_int64(vocab, "<|eos|>", &v, &d) == FX_OK &&
-	      v == 257);
+	CHECK(fx_json_get_int64(vocab, "<0xFF>", &v, &d) == FX_OK && v == 255);
+	CHECK(fx_json_get_int64(vocab, "<|eos|>", &v, &d) == FX_OK && v == 257);
 	CHECK(fx_json_get(vocab, "<0x0a>") == NULL); /* upper-case hex only */
 
 	/* HF's byte fallback: every character missing from the vocab becomes
@@ -143,7 +144,8 @@ static void test_hf_json(void)
 			snprintf(file, sizeof(file), "%s/tokenizer.json", path);
 			CHECK_OK(fx_tok_write_hf(file, &d));
 			CHECK_OK(fx_read_file(file, 1 << 20, &buf, &blen, &d));
-			CHECK(blen == len && buf && memcmp(buf, text, len) == 0);
+			CHECK(blen == len && buf &&
+			      memcmp(buf, text, len) == 0);
 			free(buf);
 			unlink(file);
 			rmdir(path);

@@ -40,16 +40,17 @@ fx_err fx_mkdir_p(const char *path, mode_t mode, fx_diag *diag);
  *     if ((err = fx_atomic_open(&af, path, 0644, diag)) != FX_OK) ...
  *     err = fx_atomic_write(&af, a, n, diag);       // any number of times
  *     if (err == FX_OK) err = fx_atomic_commit(&af, diag);
- *     fx_atomic_abort(&af);                          // always; no-op after commit
+ *     fx_atomic_abort(&af);                          // always; no-op after
+ * commit
  *
  * The struct is caller-owned; open fills it, commit and abort release what it
  * holds (abort removes the temporary file). abort is safe to call more than
  * once and after a failed open. */
 typedef struct fx_atomic_file {
-	int fd;          /* temporary file, -1 when released */
-	mode_t mode;     /* final permission bits */
-	char *path;      /* final path (owned) */
-	char *tmp_path;  /* temporary path (owned), NULL when released */
+	int fd;           /* temporary file, -1 when released */
+	mode_t mode;      /* final permission bits */
+	char *path;       /* final path (owned) */
+	char *tmp_path;   /* temporary path (owned), NULL when released */
 	uint64_t written; /* bytes written so far */
 } fx_atomic_file;
 

@@ -12,13 +12,13 @@
 #include "flexo/err.h"
 
 /* Default bounds (fx_json_limits zero fields take these). */
-#define FX_JSON_MAX_SIZE   (16u << 20) /* whole document, bytes */
-#define FX_JSON_MAX_DEPTH  64          /* nested arrays/objects */
-#define FX_JSON_MAX_DEPTH_HARD 1024    /* larger max_depth is clamped */
-#define FX_JSON_MAX_NODES  (1u << 20)  /* values in the document */
-#define FX_JSON_MAX_STRING (1u << 20)  /* one decoded string, bytes */
-#define FX_JSON_MAX_NUMBER 64          /* characters of one number */
-#define FX_JSON_MAX_WRITE  (64u << 20) /* default writer output bound */
+#define FX_JSON_MAX_SIZE       (16u << 20) /* whole document, bytes */
+#define FX_JSON_MAX_DEPTH      64          /* nested arrays/objects */
+#define FX_JSON_MAX_DEPTH_HARD 1024        /* larger max_depth is clamped */
+#define FX_JSON_MAX_NODES      (1u << 20)  /* values in the document */
+#define FX_JSON_MAX_STRING     (1u << 20)  /* one decoded string, bytes */
+#define FX_JSON_MAX_NUMBER     64          /* characters of one number */
+#define FX_JSON_MAX_WRITE      (64u << 20) /* default writer output bound */
 
 typedef struct fx_json_limits {
 	size_t max_size;
@@ -55,8 +55,8 @@ struct fx_json {
 	 * (e.g. "-1.5e3"), NUL-terminated, len characters. */
 	const char *str;
 	size_t len; /* STRING/NUMBER: bytes of str; ARRAY/OBJECT: count */
-	const fx_json *const *items;      /* ARRAY: len elements */
-	const fx_json_member *members;    /* OBJECT: len, in document order */
+	const fx_json *const *items;   /* ARRAY: len elements */
+	const fx_json_member *members; /* OBJECT: len, in document order */
 	const fx_json_member *const *by_key; /* OBJECT: sorted, for lookup */
 };
 
@@ -107,8 +107,15 @@ fx_err fx_json_get_double(const fx_json *obj, const char *key, double *out,
                           fx_diag *diag);
 fx_err fx_json_get_bool(const fx_json *obj, const char *key, bool *out,
                         fx_diag *diag);
-fx_err fx_json_get_string(const fx_json *obj, const char *key,
-                          const char **out, size_t *len, fx_diag *diag);
+fx_err fx_json_get_string(const fx_json *obj, const char *key, const char **out,
+                          size_t *len, fx_diag *diag);
+
+/* Member `key` that must be an array / an object: FX_ENOTFOUND if absent,
+ * FX_EFORMAT naming the key and the type found otherwise. */
+fx_err fx_json_get_array(const fx_json *obj, const char *key,
+                         const fx_json **out, fx_diag *diag);
+fx_err fx_json_get_object(const fx_json *obj, const char *key,
+                          const fx_json **out, fx_diag *diag);
 
 /* Refuses (FX_EFORMAT, naming it) the first member of obj whose key is not
  * one of allowed[0..n): for formats where an unknown field is an error. */
@@ -131,11 +138,11 @@ fx_err fx_json_only_keys(const fx_json *obj, const char *const *allowed,
  *     fx_jw_release(&w);
  */
 typedef struct fx_json_writer {
-	char *buf;      /* owned; NUL-terminated while err == FX_OK */
+	char *buf; /* owned; NUL-terminated while err == FX_OK */
 	size_t len, cap, max;
-	fx_err err;     /* first error, sticky */
-	char msg[128];  /* what the first error was */
-	bool pretty;    /* two-space indentation and newlines */
+	fx_err err;    /* first error, sticky */
+	char msg[128]; /* what the first error was */
+	bool pretty;   /* two-space indentation and newlines */
 	int depth;
 	bool in_object[FX_JSON_MAX_DEPTH + 1]; /* per level: object or array */
 	bool has_items[FX_JSON_MAX_DEPTH + 1]; /* per level: comma needed */
@@ -174,7 +181,6 @@ void fx_jw_null(fx_json_writer *w);
  * buffer to the caller: *out is malloc'd, NUL-terminated, *len bytes; the
  * caller frees it and the writer is left empty. Returns the sticky error
  * instead (message in diag) and leaves *out untouched. */
-fx_err fx_jw_finish(fx_json_writer *w, char **out, size_t *len,
-                    fx_diag *diag);
+fx_err fx_jw_finish(fx_json_writer *w, char **out, size_t *len, fx_diag *diag);
 
 #endif

@@ -14,7 +14,7 @@
 
 #define FX_ST_MAX_HEADER   (16u << 20) /* JSON header bytes */
 #define FX_ST_MAX_TENSORS  4096
-#define FX_ST_MAX_NAME     256         /* name bytes incl. NUL (<= 255) */
+#define FX_ST_MAX_NAME     256 /* name bytes incl. NUL (<= 255) */
 #define FX_ST_MAX_DIMS     4
 #define FX_ST_MAX_METADATA 64          /* __metadata__ entries */
 #define FX_ST_MAX_META_LEN (64u << 10) /* one metadata value, bytes */
@@ -28,12 +28,12 @@ size_t fx_dtype_size(fx_dtype t);
 
 typedef struct fx_st_tensor {
 	char name[FX_ST_MAX_NAME];
-	fx_dtype dtype;          /* as stored in the file */
-	int ndim;                /* 1..FX_ST_MAX_DIMS */
+	fx_dtype dtype; /* as stored in the file */
+	int ndim;       /* 1..FX_ST_MAX_DIMS */
 	int64_t shape[FX_ST_MAX_DIMS];
-	uint64_t begin, end;     /* byte offsets inside the data section */
-	const uint8_t *raw;      /* points into the mapping: end-begin bytes,
-	                          * not necessarily aligned */
+	uint64_t begin, end; /* byte offsets inside the data section */
+	const uint8_t *raw;  /* points into the mapping: end-begin bytes,
+	                      * not necessarily aligned */
 } fx_st_tensor;
 
 typedef struct fx_st_meta {
@@ -46,16 +46,16 @@ typedef struct fx_st_meta {
  * file must not be truncated while open (a read past its new end would be
  * SIGBUS): open files flexo itself wrote or staged, or copies. */
 typedef struct fx_st_file {
-	const uint8_t *map;  /* whole file */
+	const uint8_t *map; /* whole file */
 	size_t map_size;
 	size_t header_len;   /* N */
 	const uint8_t *data; /* map + 8 + N */
 	size_t data_size;
 	fx_st_tensor *tensors; /* sorted by data offset */
 	size_t n_tensors;
-	fx_st_meta *meta;    /* in file order */
+	fx_st_meta *meta; /* in file order */
 	size_t n_meta;
-	int owns_map;        /* 1 if fx_st_close must munmap */
+	int owns_map; /* 1 if fx_st_close must munmap */
 } fx_st_file;
 
 /* Maps and validates `path`: header length <= FX_ST_MAX_HEADER and inside
@@ -110,8 +110,7 @@ fx_err fx_st_writer_new(fx_st_writer **out);
 /* name: 1..FX_ST_MAX_NAME-1 bytes, unique, not "__metadata__"; ndim in
  * 1..FX_ST_MAX_DIMS; data may be NULL only if the tensor has 0 elements. */
 fx_err fx_st_writer_add(fx_st_writer *w, const char *name, int ndim,
-                        const int64_t *shape, const float *data,
-                        fx_diag *diag);
+                        const int64_t *shape, const float *data, fx_diag *diag);
 /* Adds a __metadata__ entry (both strings copied; key unique). */
 fx_err fx_st_writer_meta(fx_st_writer *w, const char *key, const char *value,
                          fx_diag *diag);

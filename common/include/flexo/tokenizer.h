@@ -26,8 +26,8 @@ size_t fx_tok_encoded_len(size_t len, unsigned flags);
 
 /* Encodes len bytes of text into out (cap tokens available). FX_ETOOBIG if
  * cap < fx_tok_encoded_len(len, flags); on success *n_out = that count. */
-fx_err fx_tok_encode(const void *text, size_t len, unsigned flags,
-                     int32_t *out, size_t cap, size_t *n_out, fx_diag *diag);
+fx_err fx_tok_encode(const void *text, size_t len, unsigned flags, int32_t *out,
+                     size_t cap, size_t *n_out, fx_diag *diag);
 
 /* Decodes n tokens into bytes (cap bytes available, at most n needed).
  * Special tokens produce no bytes. An id outside [0, FX_TOK_VOCAB) is
