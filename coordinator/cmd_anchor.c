@@ -33,7 +33,7 @@ static void train_usage(FILE *out)
 	        "  --warmup N         warm-up steps (default 100)\n"
 	        "  --seed N           initialisation and sampling seed (default 1)\n"
 	        "  --threads N        OpenBLAS threads (default 2)\n"
-	        "  --heldout F        held-out document fraction (default 0.05)\n"
+	        "  --heldout F        held-out document fraction (default 0.1)\n"
 	        "  --eval-every N     steps between held-out evaluations "
 	        "(default 200)\n"
 	        "  --eval-tokens N    held-out bytes per evaluation, 0 = all "
@@ -45,33 +45,8 @@ static void train_usage(FILE *out)
 	        "resume state)\n");
 }
 
-static int parse_i64(const char *flag, const char *s, int64_t min,
-                     int64_t *out)
-{
-	char *end = NULL;
-	long long v = strtoll(s, &end, 10);
-	if (end == s || *end != '\0' || v < min) {
-		fprintf(stderr, "anchor train: %s wants an integer >= %lld, "
-		                "not '%s'\n",
-		        flag, (long long)min, s);
-		return -1;
-	}
-	*out = v;
-	return 0;
-}
-
-static int parse_f(const char *flag, const char *s, double *out)
-{
-	char *end = NULL;
-	double v = strtod(s, &end);
-	if (end == s || *end != '\0' || !(v >= 0)) {
-		fprintf(stderr, "anchor train: %s wants a number >= 0, not '%s'\n",
-		        flag, s);
-		return -1;
-	}
-	*out = v;
-	return 0;
-}
+#define CMD "anchor train"
+#define BIG INT64_MAX
 
 static int cmd_anchor_train(int argc, char **argv, const fx_logger *log)
 {
@@ -98,7 +73,7 @@ static int cmd_anchor_train(int argc, char **argv, const fx_logger *log)
 	int64_t steps = 1000, batch = 8, seq = 0, warmup = 100, seed = 1,
 	        threads = 2, eval_every = 200, eval_tokens = 65536,
 	        ckpt_every = 200, stop_after = 0;
-	double lr = 1e-3, heldout = 0.05;
+	double lr = 1e-3, heldout = 0.1;
 	bool resume = false;
 	char model_path[4096], state_path[4096];
 	fx_config cfg;
@@ -118,19 +93,19 @@ static int cmd_anchor_train(int argc, char **argv, const fx_logger *log)
 		case 'd': data = optarg; break;
 		case 'o': out_dir = optarg; break;
 		case 'p': preset = optarg; break;
-		case 's': bad = parse_i64("--steps", optarg, 1, &steps); break;
-		case 'b': bad = parse_i64("--batch", optarg, 1, &batch); break;
-		case 'T': bad = parse_i64("--seq", optarg, 2, &seq); break;
-		case 'l': bad = parse_f("--lr", optarg, &lr); break;
-		case 'w': bad = parse_i64("--warmup", optarg, 0, &warmup); break;
-		case 'S': bad = parse_i64("--seed", optarg, 0, &seed); break;
-		case 't': bad = parse_i64("--threads", optarg, 1, &threads); break;
-		case 'H': bad = parse_f("--heldout", optarg, &heldout); break;
-		case 'e': bad = parse_i64("--eval-every", optarg, 0, &eval_every); break;
-		case 'E': bad = parse_i64("--eval-tokens", optarg, 0, &eval_tokens); break;
-		case 'c': bad = parse_i64("--ckpt-every", optarg, 0, &ckpt_every); break;
+		case 's': bad = fx_cli_int(CMD, "--steps", optarg, 1, BIG, &steps); break;
+		case 'b': bad = fx_cli_int(CMD, "--batch", optarg, 1, BIG, &batch); break;
+		case 'T': bad = fx_cli_int(CMD, "--seq", optarg, 2, BIG, &seq); break;
+		case 'l': bad = fx_cli_num(CMD, "--lr", optarg, 0, 1e9, &lr); break;
+		case 'w': bad = fx_cli_int(CMD, "--warmup", optarg, 0, BIG, &warmup); break;
+		case 'S': bad = fx_cli_int(CMD, "--seed", optarg, 0, BIG, &seed); break;
+		case 't': bad = fx_cli_int(CMD, "--threads", optarg, 1, 64, &threads); break;
+		case 'H': bad = fx_cli_num(CMD, "--heldout", optarg, 0, 1, &heldout); break;
+		case 'e': bad = fx_cli_int(CMD, "--eval-every", optarg, 0, BIG, &eval_every); break;
+		case 'E': bad = fx_cli_int(CMD, "--eval-tokens", optarg, 0, BIG, &eval_tokens); break;
+		case 'c': bad = fx_cli_int(CMD, "--ckpt-every", optarg, 0, BIG, &ckpt_every); break;
 		case 'r': resume = true; break;
-		case 'x': bad = parse_i64("--stop-after", optarg, 1, &stop_after); break;
+		case 'x': bad = fx_cli_int(CMD, "--stop-after", optarg, 1, BIG, &stop_after); break;
 		case 'h': train_usage(stdout); return 0;
 		default: train_usage(stderr); return 2;
 		}
