@@ -202,6 +202,37 @@ fx_err fx_wire_check(const ProtobufCMessage *m, fx_diag *diag)
 	return check_msg(m, 0, diag);
 }
 
+/* Re-encodes m and requires the input bytes back. This refuses what a C
+ * reader would silently lose or reinterpret — an embedded NUL that shortens
+ * a string, a repeated non-repeated field (last one wins), explicit default
+ * values, non-minimal varints, unpacked repeated scalars — so one document
+ * has one encoding and every reader sees the same fields. */
+static fx_err check_canonical(const ProtobufCMessage *m, const uint8_t *buf,
+                              size_t len, fx_diag *diag)
+{
+	size_t n = protobuf_c_message_get_packed_size(m);
+	uint8_t *again;
+	int same;
+
+	if (n != len)
+		return fx_diag_set(diag, FX_EFORMAT,
+		                   "%s is not canonically encoded (%zu bytes, "
+		                   "re-encodes to %zu)",
+		                   m->descriptor->name, len, n);
+	again = malloc(n ? n : 1);
+	if (again == NULL)
+		return fx_diag_set(diag, FX_ENOMEM, "no memory to check encoding");
+	protobuf_c_message_pack(m, again);
+	same = n == 0 || memcmp(again, buf, n) == 0;
+	free(again);
+	if (!same)
+		return fx_diag_set(diag, FX_EFORMAT,
+		                   "%s is not canonically encoded (field order or "
+		                   "values differ when re-encoded)",
+		                   m->descriptor->name);
+	return FX_OK;
+}
+
 fx_err fx_wire_decode(const ProtobufCMessageDescriptor *desc,
                       const uint8_t *buf, size_t len, size_t max_len,
                       ProtobufCMessage **out, fx_diag *diag)
@@ -219,7 +250,8 @@ fx_err fx_wire_decode(const ProtobufCMessageDescriptor *desc,
 		                   "%s message of %zu bytes is malformed (truncated, "
 		                   "wrong wire type or bad length)",
 		                   desc->name, len);
-	if ((err = check_msg(m, 0, diag)) != FX_OK) {
+	if ((err = check_msg(m, 0, diag)) != FX_OK ||
+	    (err = check_canonical(m, buf, len, diag)) != FX_OK) {
 		protobuf_c_message_free_unpacked(m, NULL);
 		return err;
 	}

@@ -2,7 +2,8 @@
  * outside goes through fx_wire_decode: its size is checked before unpacking,
  * then every string and bytes length and every repeated count is checked
  * against a named limit (one table in wire.c, listed in docs/protocol.md),
- * unknown fields and unknown enum values are refused. */
+ * unknown fields and unknown enum values are refused, and the input must be
+ * the canonical encoding of the decoded message. */
 #ifndef FLEXO_WIRE_H
 #define FLEXO_WIRE_H
 
@@ -34,7 +35,9 @@
 /* Decodes len bytes of buf as a `desc` message. Refuses (FX_ETOOBIG) more
  * than max_len bytes without looking at them, malformed wire data
  * (FX_EFORMAT), then any limit violation (FX_ETOOBIG / FX_EFORMAT naming the
- * field). On success *out is owned by the caller: free with fx_wire_free. */
+ * field), then bytes that are not the canonical encoding of the decoded
+ * message (FX_EFORMAT: embedded NUL in a string, duplicate or out-of-order
+ * fields, explicit defaults, non-minimal varints). On success *out is owned by the caller: free with fx_wire_free. */
 fx_err fx_wire_decode(const ProtobufCMessageDescriptor *desc,
                       const uint8_t *buf, size_t len, size_t max_len,
                       ProtobufCMessage **out, fx_diag *diag);
