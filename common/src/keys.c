@@ -422,3 +422,21 @@ void fx_passphrase_free(uint8_t *pass, size_t len)
 	if (pass != NULL)
 		sodium_free(pass);
 }
+
+fx_err fx_seckey_load_with(fx_keypair *kp, const char *path,
+                           const char *pass_file, const char *pass_env,
+                           fx_diag *diag)
+{
+	uint8_t *pass = NULL;
+	size_t len = 0;
+	fx_err err;
+
+	if (pass_file != NULL || pass_env != NULL) {
+		err = fx_passphrase_load(pass_file, pass_env, &pass, &len, diag);
+		if (err != FX_OK)
+			return err;
+	}
+	err = fx_seckey_load(kp, path, pass, len, diag);
+	fx_passphrase_free(pass, len);
+	return err;
+}

@@ -78,4 +78,11 @@ fx_err fx_passphrase_load(const char *file, const char *env, uint8_t **pass,
                           size_t *len, fx_diag *diag);
 void fx_passphrase_free(uint8_t *pass, size_t len);
 
+/* What every command that signs does: loads the passphrase from pass_file
+ * or the variable pass_env when either is given (both NULL: none), loads
+ * the secret key at path, wipes the passphrase. */
+fx_err fx_seckey_load_with(fx_keypair *kp, const char *path,
+                           const char *pass_file, const char *pass_env,
+                           fx_diag *diag);
+
 #endif

@@ -83,6 +83,11 @@ fx_err fx_roster_sign(fx_roster *r, const fx_keypair *key, fx_diag *diag);
 fx_err fx_roster_parse(fx_roster *r, const uint8_t *env, size_t len,
                        fx_diag *diag);
 
+/* File forms: load reads and parses (fx_roster_parse: NOT verified; verify
+ * r->envelope next); save writes r->envelope atomically (0644). */
+fx_err fx_roster_load(fx_roster *r, const char *path, fx_diag *diag);
+fx_err fx_roster_save(const fx_roster *r, const char *path, fx_diag *diag);
+
 /* Number of distinct root members of `signers` (valid at `now`) whose
  * signature over the envelope's payload verifies. */
 size_t fx_roster_count_root_sigs(const fx_roster *signers,
