@@ -198,3 +198,85 @@ fx_err sio_mkdir_p(const char *path, mode_t mode, fx_diag *diag)
 		                   path);
 	return FX_OK;
 }
+
+fx_err sio_copy_file(const char *src, const char *dst, mode_t mode,
+                     fx_diag *diag)
+{
+	enum { BLOCK = 1 << 20 };
+	char tmp[PATH_BOUND + 16];
+	uint8_t *buf = NULL;
+	fx_err err = FX_OK;
+	int in = -1, out = -1;
+
+	if (strlen(dst) > PATH_BOUND)
+		return fx_diag_set(diag, FX_ETOOBIG, "path longer than %d bytes",
+		                   PATH_BOUND);
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return fx_diag_set(diag, errno == ENOENT ? FX_ENOTFOUND : FX_EIO,
+		                   "cannot open %s: %s", src, strerror(errno));
+	snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", dst);
+	out = mkstemp(tmp);
+	if (out < 0) {
+		err = fx_diag_set(diag, FX_EIO, "cannot create %s: %s", tmp,
+		                  strerror(errno));
+		close(in);
+		return err;
+	}
+	buf = malloc(BLOCK);
+	if (buf == NULL) {
+		err = fx_diag_set(diag, FX_ENOMEM, "no memory to copy %s", src);
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = read(in, buf, BLOCK), done = 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = fx_diag_set(diag, FX_EIO, "reading %s: %s", src,
+			                  strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		while (done < n) {
+			ssize_t w = write(out, buf + done, (size_t)(n - done));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				err = fx_diag_set(diag, FX_EIO, "writing %s: %s", tmp,
+				                  strerror(errno));
+				goto out;
+			}
+			done += w;
+		}
+	}
+	if (fchmod(out, mode) != 0 || fsync(out) != 0) {
+		err = fx_diag_set(diag, FX_EIO, "finishing %s: %s", tmp,
+		                  strerror(errno));
+		goto out;
+	}
+	if (close(out) != 0) {
+		out = -1;
+		err = fx_diag_set(diag, FX_EIO, "closing %s: %s", tmp,
+		                  strerror(errno));
+		goto out;
+	}
+	out = -1;
+	if (rename(tmp, dst) != 0) {
+		err = fx_diag_set(diag, FX_EIO, "renaming %s to %s: %s", tmp, dst,
+		                  strerror(errno));
+		goto out;
+	}
+	err = fsync_dir_of(dst, diag);
+	free(buf);
+	close(in);
+	return err;
+out:
+	free(buf);
+	close(in);
+	if (out >= 0)
+		close(out);
+	unlink(tmp);
+	return err;
+}

@@ -20,6 +20,11 @@ fx_err sio_write_atomic(const char *path, const void *data, size_t len,
 fx_err sio_read_file(const char *path, size_t max_len, uint8_t **buf,
                      size_t *len, fx_diag *diag);
 
+/* Streams src into dst atomically (temporary file, fsync, rename, fsync
+ * of the directory), with `mode`. */
+fx_err sio_copy_file(const char *src, const char *dst, mode_t mode,
+                     fx_diag *diag);
+
 /* mkdir -p. */
 fx_err sio_mkdir_p(const char *path, mode_t mode, fx_diag *diag);
 
