@@ -4,16 +4,19 @@
  * was written. */
 #include "flexo/release.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "flexo/config.h"
 #include "flexo/safetensors.h"
 #include "flexo/wire.h"
-#include "sign_io.h"
+#include "flexo/fsutil.h"
 
 #define PATH_BUF 4352
 
@@ -186,6 +189,52 @@ static fx_err describe_anchor(const fx_st_file *f, Flexo__V1__AnchorRelease *m,
 	return FX_OK;
 }
 
+/* Streams src into dst through fsutil's atomic file (temporary file,
+ * fsync, rename), so a crash never leaves a half-copied anchor. */
+static fx_err copy_file(const char *src, const char *dst, mode_t mode,
+                        fx_diag *diag)
+{
+	enum { BLOCK = 1 << 20 };
+	fx_atomic_file af;
+	uint8_t *buf = NULL;
+	fx_err err;
+	int in;
+
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return fx_diag_set(diag, errno == ENOENT ? FX_ENOTFOUND : FX_EIO,
+		                   "cannot open %s: %s", src, strerror(errno));
+	if ((err = fx_atomic_open(&af, dst, mode, diag)) != FX_OK) {
+		close(in);
+		return err;
+	}
+	buf = malloc(BLOCK);
+	if (buf == NULL) {
+		err = fx_diag_set(diag, FX_ENOMEM, "no memory to copy %s", src);
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = read(in, buf, BLOCK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = fx_diag_set(diag, FX_EIO, "reading %s: %s", src,
+			                  strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if ((err = fx_atomic_write(&af, buf, (size_t)n, diag)) != FX_OK)
+			goto out;
+	}
+	err = fx_atomic_commit(&af, diag);
+out:
+	fx_atomic_abort(&af);
+	free(buf);
+	close(in);
+	return err;
+}
+
 static void join(char *out, size_t size, const char *dir, const char *name)
 {
 	snprintf(out, size, "%s/%s", dir, name);
@@ -223,13 +272,13 @@ fx_err fx_release_create(const fx_release_params *p, const fx_keypair *coord,
 	if (p->expires <= p->created)
 		return fx_diag_set(diag, FX_EINVAL, "release expires before it is "
 		                   "created");
-	if ((err = sio_mkdir_p(out_dir, 0755, diag)) != FX_OK)
+	if ((err = fx_mkdir_p(out_dir, 0755, diag)) != FX_OK)
 		return err;
 	join(anchor, sizeof(anchor), out_dir, FX_RELEASE_ANCHOR);
 	join(tok, sizeof(tok), out_dir, FX_RELEASE_TOKENIZER);
 	join(relf, sizeof(relf), out_dir, FX_RELEASE_FILE);
-	if ((err = sio_copy_file(p->anchor_path, anchor, 0644, diag)) != FX_OK ||
-	    (err = sio_copy_file(p->tokenizer_path, tok, 0644, diag)) != FX_OK)
+	if ((err = copy_file(p->anchor_path, anchor, 0644, diag)) != FX_OK ||
+	    (err = copy_file(p->tokenizer_path, tok, 0644, diag)) != FX_OK)
 		goto out;
 	if ((err = fx_blake2b_file(anchor, file_hash, &size, diag)) != FX_OK ||
 	    (err = fx_blake2b_file(tok, tok_hash, NULL, diag)) != FX_OK)
@@ -285,7 +334,7 @@ fx_err fx_release_create(const fx_release_params *p, const fx_keypair *coord,
 		fx_diag_prefix(diag, "self-check of the new release");
 		goto out;
 	}
-	err = sio_write_atomic(relf, env, env_len, 0644, diag);
+	err = fx_write_file_atomic(relf, env, env_len, 0644, diag);
 out:
 	fx_release_release(&check);
 	fx_st_close(f);
@@ -492,5 +541,5 @@ fx_err fx_release_read(const char *dir, uint8_t **env, size_t *len,
 {
 	char path[PATH_BUF];
 	join(path, sizeof(path), dir, FX_RELEASE_FILE);
-	return sio_read_file(path, FX_WIRE_ENVELOPE_MAX, env, len, diag);
+	return fx_read_file(path, FX_WIRE_ENVELOPE_MAX, env, len, diag);
 }
