@@ -4,7 +4,7 @@
 #include "flexo/cli.h"
 
 static const fx_command commands[] = {
-    /* {"name", "one-line summary", cmd_name}, — one line per command */
+    {"anchor", "train the dense anchor model", cmd_anchor},
 };
 
 int main(int argc, char **argv)
