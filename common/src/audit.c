@@ -21,7 +21,6 @@
 #include "flexo/ledger.h"
 #include "flexo/merkle.h"
 
-#define MAX_MEMBERS 4096
 
 enum {
 	K_ROSTER = FLEXO__LEDGER__V1__ENTRY__KIND_ROSTER,
@@ -218,13 +217,23 @@ static fx_err split_records(const mapped *m, const char *what, size_t max_len,
 	return FX_OK;
 }
 
+/* ---- rosters, in log order ---- */
+
+typedef struct roster_at {
+	uint64_t from;    /* in force for entries after this one */
+	fx_roster roster;
+} roster_at;
+
 /* ---- per-entry work, in parallel ---- */
 
 typedef struct entry_info {
 	int64_t time;
+	uint64_t ref;          /* fx_entry_facts.ref */
 	uint8_t kind;
 	uint8_t has_signer;
 	uint8_t signer[32];
+	uint8_t digest[32];    /* accepted: manifest digest; withdrawal: the
+	                        * contribution digest it names */
 } entry_info;
 
 typedef struct worker {
@@ -232,6 +241,8 @@ typedef struct worker {
 	const uint8_t *base;
 	const uint64_t *pos;
 	uint64_t begin, end;
+	const roster_at *rosters;
+	size_t n_rosters;
 	entry_info *info;
 	uint8_t (*leaf)[FX_HASH_LEN];
 	uint64_t sigs;
@@ -241,33 +252,22 @@ typedef struct worker {
 	int started;
 } worker;
 
-static const fx_envelope *signed_envelope(const fx_entry *e)
-{
-	switch (e->kind_case) {
-	case FLEXO__LEDGER__V1__ENTRY__KIND_ANCHOR:
-		return e->anchor->manifest;
-	case FLEXO__LEDGER__V1__ENTRY__KIND_ACCEPTED:
-		return e->accepted->manifest;
-	case FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL:
-		return e->withdrawal->request;
-	default:
-		return NULL;
-	}
-}
-
 static void *work(void *arg)
 {
 	worker *w = arg;
-	uint8_t *scratch = NULL;
-	size_t cap = 0;
+	size_t r = 0; /* rosters[r - 1] is in force; none while r == 0 */
 
 	w->fail_index = FX_AUDIT_NO_INDEX;
+	while (r < w->n_rosters && w->rosters[r].from < w->begin)
+		r++;
 	for (uint64_t i = w->begin; i < w->end; i++) {
 		const uint8_t *p = w->base + w->pos[i];
 		uint32_t len = rd_be32(p - 4);
-		const fx_envelope *env;
+		fx_entry_facts f;
 		fx_entry *e;
 
+		while (r < w->n_rosters && w->rosters[r].from < i)
+			r++;
 		fx_merkle_leaf_hash(p, len, w->leaf[i]);
 		e = flexo__ledger__v1__entry__unpack(NULL, len, p);
 		if (e == NULL) {
@@ -295,10 +295,10 @@ static void *work(void *arg)
 		}
 		w->info[i].kind = (uint8_t)e->kind_case;
 		w->info[i].time = e->time_unix;
-		env = signed_envelope(e);
-		if (env != NULL) {
-			fx_err err = fx_ledger_env_verify(env, &scratch, &cap,
-			                                  &w->diag);
+		if ((int)e->kind_case != K_ROSTER) {
+			fx_err err = fx_ledger_check_entry(
+			    e, r > 0 ? &w->rosters[r - 1].roster : NULL, &f,
+			    &w->diag);
 			if (err != FX_OK) {
 				w->err = err;
 				w->fail_index = i;
@@ -309,157 +309,56 @@ static void *work(void *arg)
 				                                        NULL);
 				break;
 			}
-			w->info[i].has_signer = 1;
-			memcpy(w->info[i].signer, env->public_key.data, 32);
-			w->sigs++;
+			w->info[i].ref = f.ref;
+			if (f.has_signer) {
+				w->info[i].has_signer = 1;
+				memcpy(w->info[i].signer, f.signer, 32);
+				w->sigs++;
+			}
+			memcpy(w->info[i].digest,
+			       (int)e->kind_case == K_WITHDRAWAL
+			           ? f.named_digest
+			           : f.doc_digest,
+			       32);
 		}
 		flexo__ledger__v1__entry__free_unpacked(e, NULL);
 	}
-	free(scratch);
 	return NULL;
 }
 
 /* ---- the ordered rules ---- */
 
-typedef struct member {
-	uint8_t pk[32];
-	char role[16];
-	int64_t not_after;
-	char name[64];
-} member;
-
 typedef struct rules {
-	member *members;
-	size_t n_members;
-	uint64_t roster_version;
-	int have_roster;
 	uint64_t release_version;
+	int have_release;
 	/* per entry: 0 not a live contribution, 1 live, w + 2 withdrawn by w */
 	uint64_t *status;
 	uint64_t live;
 } rules;
 
-static const member *find_member(const rules *r, const uint8_t pk[32])
+static fx_err apply_withdrawal(rules *r, uint64_t i, const entry_info *info,
+                               fx_diag *diag)
 {
-	for (size_t i = 0; i < r->n_members; i++)
-		if (memcmp(r->members[i].pk, pk, 32) == 0)
-			return &r->members[i];
-	return NULL;
-}
+	uint64_t j = info[i].ref;
 
-static fx_err check_signer(const rules *r, uint64_t i, const entry_info *in,
-                           const char *role, fx_diag *diag)
-{
-	const member *m;
-
-	if (!r->have_roster)
-		return fx_diag_set(diag, FX_EPERM,
-		                   "entry %llu (%s): signed entry before any "
-		                   "roster",
-		                   (unsigned long long)i, kind_name(in->kind));
-	m = find_member(r, in->signer);
-	if (m == NULL)
-		return fx_diag_set(diag, FX_EPERM,
-		                   "entry %llu (%s): signer is not in roster "
-		                   "version %llu",
-		                   (unsigned long long)i, kind_name(in->kind),
-		                   (unsigned long long)r->roster_version);
-	if (role != NULL && strcmp(m->role, role) != 0)
-		return fx_diag_set(diag, FX_EPERM,
-		                   "entry %llu (%s): signer '%s' has role '%s', "
-		                   "not '%s'",
-		                   (unsigned long long)i, kind_name(in->kind),
-		                   m->name, m->role, role);
-	if (m->not_after != 0 && in->time > m->not_after)
-		return fx_diag_set(diag, FX_EEXPIRED,
-		                   "entry %llu (%s): member '%s' expired at %lld "
-		                   "(roster version %llu)",
-		                   (unsigned long long)i, kind_name(in->kind),
-		                   m->name, (long long)m->not_after,
-		                   (unsigned long long)r->roster_version);
-	return FX_OK;
-}
-
-static fx_err apply_roster(rules *r, uint64_t i,
-                           const Flexo__Ledger__V1__RosterUpdate *u,
-                           fx_diag *diag)
-{
-	member *m;
-
-	if (r->have_roster && u->version <= r->roster_version)
-		return fx_diag_set(diag, FX_EROLLBACK,
-		                   "entry %llu (roster update): version %llu is "
-		                   "not above %llu",
-		                   (unsigned long long)i,
-		                   (unsigned long long)u->version,
-		                   (unsigned long long)r->roster_version);
-	if (u->n_members == 0 || u->n_members > MAX_MEMBERS)
-		return fx_diag_set(diag, FX_EFORMAT,
-		                   "entry %llu (roster update): %zu members",
-		                   (unsigned long long)i, u->n_members);
-	if ((m = calloc(u->n_members, sizeof(*m))) == NULL)
-		return fx_diag_set(diag, FX_ENOMEM, "out of memory");
-	for (size_t k = 0; k < u->n_members; k++) {
-		const Flexo__Ledger__V1__RosterMember *x = u->members[k];
-		if (x->public_key.len != 32) {
-			free(m);
-			return fx_diag_set(diag, FX_EFORMAT,
-			                   "entry %llu (roster update): member %zu "
-			                   "key is %zu bytes",
-			                   (unsigned long long)i, k,
-			                   x->public_key.len);
-		}
-		memcpy(m[k].pk, x->public_key.data, 32);
-		snprintf(m[k].role, sizeof(m[k].role), "%s",
-		         x->role ? x->role : "");
-		snprintf(m[k].name, sizeof(m[k].name), "%s",
-		         x->name ? x->name : "");
-		m[k].not_after = x->not_after;
-	}
-	free(r->members);
-	r->members = m;
-	r->n_members = u->n_members;
-	r->roster_version = u->version;
-	r->have_roster = 1;
-	return FX_OK;
-}
-
-static fx_err apply_withdrawal(rules *r, uint64_t i, const fx_entry *e,
-                               const entry_info *info, fx_diag *diag)
-{
-	const fx_envelope *env = e->withdrawal->request;
-	Flexo__Ledger__V1__WithdrawalRequest *req;
-	fx_err err = FX_OK;
-	uint64_t j;
-
-	if (strcmp(env->payload_type, FX_LEDGER_WITHDRAWAL_TYPE) != 0)
-		return fx_diag_set(diag, FX_EFORMAT,
-		                   "entry %llu (withdrawal): envelope type '%s'",
-		                   (unsigned long long)i, env->payload_type);
-	req = flexo__ledger__v1__withdrawal_request__unpack(
-	    NULL, env->payload.len, env->payload.data);
-	if (req == NULL)
-		return fx_diag_set(diag, FX_EFORMAT,
-		                   "entry %llu (withdrawal): request does not "
-		                   "decode",
-		                   (unsigned long long)i);
-	j = req->contribution_index;
-	flexo__ledger__v1__withdrawal_request__free_unpacked(req, NULL);
 	if (j >= i || r->status[j] != 1)
-		err = fx_diag_set(diag, FX_EMISMATCH,
-		                  "entry %llu (withdrawal): names entry %llu, "
-		                  "which is not a live accepted contribution",
-		                  (unsigned long long)i, (unsigned long long)j);
-	else if (memcmp(info[j].signer, info[i].signer, 32) != 0)
-		err = fx_diag_set(diag, FX_EPERM,
-		                  "entry %llu (withdrawal): not signed by the "
-		                  "contributor of entry %llu",
-		                  (unsigned long long)i, (unsigned long long)j);
-	if (err == FX_OK) {
-		r->status[j] = i + 2;
-		r->live--;
-	}
-	return err;
+		return fx_diag_set(diag, FX_EMISMATCH,
+		                   "entry %llu (withdrawal): names entry %llu, "
+		                   "which is not a live accepted contribution",
+		                   (unsigned long long)i, (unsigned long long)j);
+	if (memcmp(info[j].signer, info[i].signer, 32) != 0)
+		return fx_diag_set(diag, FX_EPERM,
+		                   "entry %llu (withdrawal): not signed by the "
+		                   "contributor of entry %llu",
+		                   (unsigned long long)i, (unsigned long long)j);
+	if (memcmp(info[j].digest, info[i].digest, 32) != 0)
+		return fx_diag_set(diag, FX_EMISMATCH,
+		                   "entry %llu (withdrawal): names a contribution "
+		                   "digest other than that of entry %llu",
+		                   (unsigned long long)i, (unsigned long long)j);
+	r->status[j] = i + 2;
+	r->live--;
+	return FX_OK;
 }
 
 static fx_err check_assembly(const rules *r, uint64_t i,
@@ -623,6 +522,8 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 	entry_info *info = NULL;
 	uint8_t (*leaf)[FX_HASH_LEN] = NULL;
 	worker *w = NULL;
+	roster_at *rosters = NULL;
+	size_t n_rosters = 0;
 	rules r;
 	fx_audit_state state;
 	fx_note_verifier trusted;
@@ -779,7 +680,62 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 				leaves_ok = 0;
 	}
 
-	/* 5. Decode, hash and verify every entry, on `threads` threads. */
+	/* 5a. Rosters first, in order: each later entry is checked against
+	 * the roster in force at it. The first roster is trusted on its own
+	 * root signatures (it is what the log committed to). */
+	for (uint64_t i = 0; i < n; i++) {
+		const uint8_t *p = em.p + pos[i];
+		uint32_t len = rd_be32(p - 4);
+		int k = fx_ledger_peek_kind(p, len);
+		fx_entry *e;
+		roster_at *grown;
+
+		if (k < 0) {
+			rep->failed_index = i;
+			err = fx_diag_set(diag, FX_EFORMAT,
+			                  "entry %llu: not a protobuf message",
+			                  (unsigned long long)i);
+			goto out;
+		}
+		if (k != K_ROSTER)
+			continue;
+		e = flexo__ledger__v1__entry__unpack(NULL, len, p);
+		if (e == NULL || e->index != i) {
+			if (e != NULL)
+				flexo__ledger__v1__entry__free_unpacked(e,
+				                                        NULL);
+			rep->failed_index = i;
+			err = fx_diag_set(diag, FX_EFORMAT,
+			                  "entry %llu (roster update): does not "
+			                  "decode or carries another index (an "
+			                  "entry was dropped or reordered)",
+			                  (unsigned long long)i);
+			goto out;
+		}
+		grown = realloc(rosters, (n_rosters + 1) * sizeof(*rosters));
+		if (grown == NULL) {
+			flexo__ledger__v1__entry__free_unpacked(e, NULL);
+			err = fx_diag_set(diag, FX_ENOMEM, "out of memory");
+			goto out;
+		}
+		rosters = grown;
+		fx_roster_init(&rosters[n_rosters].roster);
+		rosters[n_rosters].from = i;
+		err = fx_ledger_check_roster(
+		    e, n_rosters ? &rosters[n_rosters - 1].roster : NULL,
+		    &rosters[n_rosters].roster, diag);
+		n_rosters++;
+		flexo__ledger__v1__entry__free_unpacked(e, NULL);
+		if (err != FX_OK) {
+			rep->failed_index = i;
+			fx_diag_prefix(diag, "entry %llu (roster update)",
+			               (unsigned long long)i);
+			goto out;
+		}
+		rep->signatures++;
+	}
+
+	/* 5b. Decode, hash and verify every entry, on `threads` threads. */
 	if (n > 0 && ((info = calloc(n, sizeof(*info))) == NULL ||
 	              (leaf = malloc(n * FX_HASH_LEN)) == NULL ||
 	              (r.status = calloc(n, sizeof(*r.status))) == NULL)) {
@@ -801,6 +757,8 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 		w[t].end = n * (uint64_t)(t + 1) / (uint64_t)threads;
 		w[t].info = info;
 		w[t].leaf = leaf;
+		w[t].rosters = rosters;
+		w[t].n_rosters = n_rosters;
 		/* Thread 0 is this one; a thread that cannot start runs here. */
 		w[t].started = t > 0 && pthread_create(&w[t].thread, NULL,
 		                                       work, &w[t]) == 0;
@@ -889,18 +847,37 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 		fx_entry *e = NULL;
 
 		rep->by_kind[kind - K_ROSTER]++;
-		if (kind == K_ACCEPTED) {
-			if ((err = check_signer(&r, i, &info[i], "contributor",
-			                        diag)) != FX_OK) {
-				rep->failed_index = i;
-				goto out;
-			}
+		switch (kind) {
+		case K_ACCEPTED:
 			r.status[i] = 1;
 			r.live++;
 			continue;
-		}
-		if (kind == K_REJECTED)
+		case K_ANCHOR:
+			if (r.have_release && info[i].ref <= r.release_version) {
+				rep->failed_index = i;
+				err = fx_diag_set(
+				    diag, FX_EROLLBACK,
+				    "entry %llu (anchor release): version %llu "
+				    "is not above %llu",
+				    (unsigned long long)i,
+				    (unsigned long long)info[i].ref,
+				    (unsigned long long)r.release_version);
+				goto out;
+			}
+			r.release_version = info[i].ref;
+			r.have_release = 1;
 			continue;
+		case K_WITHDRAWAL:
+			if ((err = apply_withdrawal(&r, i, info, diag))) {
+				rep->failed_index = i;
+				goto out;
+			}
+			continue;
+		case K_ASSEMBLY:
+			break;
+		default:
+			continue;
+		}
 		p = em.p + pos[i];
 		e = flexo__ledger__v1__entry__unpack(NULL, rd_be32(p - 4), p);
 		if (e == NULL) {
@@ -909,33 +886,7 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 			                  (unsigned long long)i);
 			goto out;
 		}
-		switch (kind) {
-		case K_ROSTER:
-			err = apply_roster(&r, i, e->roster, diag);
-			break;
-		case K_ANCHOR:
-			err = check_signer(&r, i, &info[i], "coordinator",
-			                   diag);
-			if (err == FX_OK && r.release_version != 0 &&
-			    e->anchor->release_version <= r.release_version)
-				err = fx_diag_set(
-				    diag, FX_EROLLBACK,
-				    "entry %llu (anchor release): version %llu "
-				    "is not above %llu",
-				    (unsigned long long)i,
-				    (unsigned long long)
-				        e->anchor->release_version,
-				    (unsigned long long)r.release_version);
-			if (err == FX_OK)
-				r.release_version = e->anchor->release_version;
-			break;
-		case K_WITHDRAWAL:
-			err = check_signer(&r, i, &info[i], "contributor",
-			                   diag);
-			if (err == FX_OK)
-				err = apply_withdrawal(&r, i, e, info, diag);
-			break;
-		case K_ASSEMBLY: {
+		{
 			uint64_t failed;
 			rep->assemblies++;
 			err = check_assembly(&r, i, e->assembly, info, &failed,
@@ -943,10 +894,6 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 			if (err == FX_OK && opts->reassemble)
 				err = check_blobs(dir, i, e->assembly, &em,
 				                  pos, rep, diag);
-			break;
-		}
-		default:
-			break;
 		}
 		flexo__ledger__v1__entry__free_unpacked(e, NULL);
 		if (err != FX_OK) {
@@ -984,7 +931,9 @@ out:
 	free(info);
 	free(leaf);
 	free(w);
-	free(r.members);
+	for (size_t k = 0; k < n_rosters; k++)
+		fx_roster_release(&rosters[k].roster);
+	free(rosters);
 	free(r.status);
 	return err;
 }

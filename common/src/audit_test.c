@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 
 static char root[] = "/tmp/fx_audit_test.XXXXXX";
-static fxt_party coord, alice, bob, carol, eve;
+static fxt_party croot, coord, alice, bob, carol, eve;
 static fx_note_verifier logv;
 static const char origin[] = "flexo.test/audit";
 
@@ -133,7 +133,7 @@ static buf sign_over(const buf *entries, size_t n)
 	strcpy(c.origin, origin);
 	c.size = n;
 	fx_merkle_frontier_root(&f, c.root);
-	CHECK_OK(fx_checkpoint_sign(&c, coord.sk, &note, &out.n, NULL));
+	CHECK_OK(fx_checkpoint_sign(&c, coord.kp.sk, &note, &out.n, NULL));
 	out.p = (uint8_t *)note;
 	return out;
 }
@@ -149,8 +149,8 @@ static void build_good(void)
 {
 	char db[256], blobs[256], exp[256], p[512];
 	fxt_party *members[] = {&coord, &alice, &bob, &carol};
-	const char *roles[] = {"coordinator", "contributor", "contributor",
-	                       "contributor"};
+	const fx_role roles[] = {FX_ROLE_COORDINATOR, FX_ROLE_CONTRIBUTOR,
+	                         FX_ROLE_CONTRIBUTOR, FX_ROLE_CONTRIBUTOR};
 	uint64_t idx, inc[2];
 	uint8_t model_digest[32];
 	fx_blobstore bs;
@@ -165,15 +165,17 @@ static void build_good(void)
 	CHECK_OK(fx_ledger_open(db, origin, &l, &d));
 	if (l == NULL)
 		exit(1);
-	CHECK_OK(fxt_roster(l, 1, members, roles, 4, &idx, &d));
-	CHECK_OK(fxt_anchor(l, &coord, 1, &anchor_idx, &d));
+	CHECK_MSG(fxt_roster(l, 1, &croot, members, roles, 4, &idx, &d) ==
+	              FX_OK,
+	          "%s", d.msg);
+	CHECK_MSG(fxt_anchor(l, &coord, 1, 1, &anchor_idx, &d) == FX_OK, "%s",
+	          d.msg);
 	CHECK_OK(fx_blobstore_put(&bs, (const uint8_t *)"expert A", 8,
 	                          model_digest, NULL));
 	CHECK_OK(fxt_accepted(l, &alice, (const uint8_t *)"expert A", 8,
 	                      &acc_a, &d));
-	CHECK_OK(fx_ledger_sign_checkpoint(l, coord.sk, NULL, NULL, &d));
-	CHECK_OK(fxt_rejected(l, &eve, "public loss rose by 0.4 nats", &idx,
-	                      &d));
+	CHECK_OK(fx_ledger_sign_checkpoint(l, coord.kp.sk, NULL, NULL, &d));
+	CHECK_OK(fxt_rejected(l, "public loss rose by 0.4 nats", &idx, &d));
 	CHECK_OK(fx_blobstore_put(&bs, (const uint8_t *)"expert B", 8,
 	                          model_digest, NULL));
 	CHECK_OK(fxt_accepted(l, &bob, (const uint8_t *)"expert B", 8,
@@ -190,7 +192,7 @@ static void build_good(void)
 	CHECK_MSG(fxt_assembly(l, anchor_idx, inc, 2, model_digest, &asm_idx,
 	                       &d) == FX_OK,
 	          "%s", d.msg);
-	CHECK_OK(fx_ledger_sign_checkpoint(l, coord.sk, NULL, NULL, &d));
+	CHECK_OK(fx_ledger_sign_checkpoint(l, coord.kp.sk, NULL, NULL, &d));
 	CHECK_OK(fx_ledger_export(l, blobs, exp, &d));
 	fx_ledger_close(l);
 
@@ -221,7 +223,7 @@ static void test_good(void)
 	CHECK_MSG(audit(exp, NULL, 1, &rep, &d) == FX_OK, "%s", d.msg);
 	CHECK(rep.entries == 8 && rep.checkpoints == 2 &&
 	      rep.unattested == 0);
-	CHECK(rep.signatures == 5); /* anchor, 3 accepted, 1 withdrawal */
+	CHECK(rep.signatures == 6); /* roster, anchor, 3 accepted, withdrawal */
 	CHECK(rep.assemblies == 1 && rep.blobs_checked == 3);
 	CHECK(rep.by_kind[FLEXO__LEDGER__V1__ENTRY__KIND_ACCEPTED -
 	                  FLEXO__LEDGER__V1__ENTRY__KIND_ROSTER] == 3);
@@ -240,7 +242,7 @@ static void test_good(void)
 	{
 		fx_note_verifier other;
 		fx_audit_opts o = {&other, NULL, 1, 0, NULL};
-		CHECK_OK(fx_note_verifier_init(&other, origin, eve.pk, NULL));
+		CHECK_OK(fx_note_verifier_init(&other, origin, eve.kp.pk, NULL));
 		CHECK(fx_audit_export(exp, &o, &rep, &d) == FX_EMISMATCH);
 		CHECK(strstr(d.msg, "not the trusted") != NULL);
 	}
@@ -448,47 +450,85 @@ static void test_assembly_rules(void)
 	}
 }
 
-static void test_roster_rules(void)
+/* Builds a one-roster ledger at db (eve a member or not) with one
+ * contribution by `who`, and returns its entries. */
+static buf *roster_log(const char *name, int eve_member, fxt_party *who,
+                       size_t *n)
 {
-	char dir[256], db[256];
-	fx_audit_report rep;
+	char db[256], dir[256], p[512];
+	fxt_party *m[] = {&coord, &alice, &eve};
+	const fx_role r[] = {FX_ROLE_COORDINATOR, FX_ROLE_CONTRIBUTOR,
+	                     FX_ROLE_CONTRIBUTOR};
 	fx_ledger *l = NULL;
 	uint64_t idx;
 	fx_diag d;
-	buf b;
+	buf all, *v;
 
-	/* eve is no roster member: her accepted contribution must fail */
-	path_of(db, sizeof(db), root, "eve.db");
-	path_of(dir, sizeof(dir), root, "eve");
+	snprintf(db, sizeof(db), "%s/%s.db", root, name);
+	snprintf(dir, sizeof(dir), "%s/%s", root, name);
 	CHECK_OK(fx_ledger_open(db, origin, &l, &d));
 	if (l == NULL)
-		return;
-	{
-		fxt_party *m[] = {&coord, &alice};
-		const char *r[] = {"coordinator", "contributor"};
-		CHECK_OK(fxt_roster(l, 1, m, r, 2, &idx, &d));
-	}
-	CHECK_OK(fxt_accepted(l, &alice, (const uint8_t *)"a", 1, &idx, &d));
-	CHECK_OK(fxt_accepted(l, &eve, (const uint8_t *)"e", 1, &idx, &d));
-	CHECK_OK(fx_ledger_sign_checkpoint(l, coord.sk, NULL, NULL, &d));
+		exit(1);
+	CHECK_OK(fxt_roster(l, 1, &croot, m, r, eve_member ? 3 : 2, &idx, &d));
+	if (who != NULL)
+		CHECK_OK(fxt_accepted(l, who, (const uint8_t *)"x", 1, &idx,
+		                      &d));
+	CHECK_OK(fx_ledger_sign_checkpoint(l, coord.kp.sk, NULL, NULL, &d));
 	CHECK_OK(fx_ledger_export(l, NULL, dir, &d));
 	fx_ledger_close(l);
-	CHECK(audit(dir, NULL, 0, &rep, &d) == FX_EPERM);
-	CHECK_MSG(rep.failed_index == 2 && strstr(d.msg, "not in roster"),
+	path_of(p, sizeof(p), dir, FX_EXPORT_ENTRIES);
+	all = read_all(p);
+	v = split(all, n);
+	free(all.p);
+	return v;
+}
+
+static void test_roster_rules(void)
+{
+	char dir[256];
+	fx_audit_report rep;
+	size_t n1 = 0, n2 = 0;
+	buf *with_eve, *without_eve, v[2], cp;
+	fx_diag d;
+
+	/* A log that says eve contributed under a roster without her: the
+	 * coordinator refuses to write it, so a dishonest one splices it. */
+	with_eve = roster_log("with_eve", 1, &eve, &n1);
+	without_eve = roster_log("without_eve", 0, NULL, &n2);
+	CHECK(n1 == 2 && n2 == 1);
+	if (n1 != 2 || n2 != 1)
+		return;
+	v[0] = without_eve[0];
+	v[1] = with_eve[1];
+	cp = sign_over(v, 2);
+	path_of(dir, sizeof(dir), root, "spliced");
+	write_export(dir, v, 2, NULL, &cp, 1);
+	CHECK(audit(dir, NULL, 0, &rep, &d) != FX_OK);
+	CHECK_MSG(rep.failed_index == 1 && strstr(d.msg, "entry 1") != NULL,
 	          "%s", d.msg);
-	(void)b;
+	/* the honest one passes */
+	path_of(dir, sizeof(dir), root, "with_eve");
+	CHECK_MSG(audit(dir, NULL, 0, &rep, &d) == FX_OK, "%s", d.msg);
+	free(cp.p);
+	for (size_t i = 0; i < n1; i++)
+		free(with_eve[i].p);
+	for (size_t i = 0; i < n2; i++)
+		free(without_eve[i].p);
+	free(with_eve);
+	free(without_eve);
 }
 
 int main(void)
 {
 	if (sodium_init() < 0 || mkdtemp(root) == NULL)
 		return 1;
+	fxt_party_init(&croot, "root", 10);
 	fxt_party_init(&coord, "coordinator", 11);
 	fxt_party_init(&alice, "alice", 12);
 	fxt_party_init(&bob, "bob", 13);
 	fxt_party_init(&carol, "carol", 14);
 	fxt_party_init(&eve, "eve", 15);
-	if (fx_note_verifier_init(&logv, origin, coord.pk, NULL) != FX_OK)
+	if (fx_note_verifier_init(&logv, origin, coord.kp.pk, NULL) != FX_OK)
 		return 1;
 	build_good();
 	RUN(test_good);
@@ -505,6 +545,12 @@ int main(void)
 	free(good_cps);
 	free(good_leaves.p);
 	free(good_vkey.p);
+	fxt_party_release(&croot);
+	fxt_party_release(&coord);
+	fxt_party_release(&alice);
+	fxt_party_release(&bob);
+	fxt_party_release(&carol);
+	fxt_party_release(&eve);
 	{
 		char cmd[300];
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", root);

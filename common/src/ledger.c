@@ -24,8 +24,8 @@ struct fx_ledger {
 	fx_merkle_frontier saved; /* frontier at fx_ledger_begin */
 	int in_batch;
 	sqlite3_stmt *ins_entry, *ins_node, *get_node, *get_entry;
-	uint8_t *scratch;
-	size_t scratch_cap;
+	fx_roster roster; /* in force after the last entry */
+	int has_roster;
 };
 
 /* Schema migrations: migrations[v] takes a database at user_version v to
@@ -35,7 +35,7 @@ static const char *const migrations[] = {
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL)"
     "  WITHOUT ROWID;"
     "CREATE TABLE entries(idx INTEGER PRIMARY KEY, kind INTEGER NOT NULL,"
-    "  ref INTEGER, signer BLOB, blob BLOB, body BLOB NOT NULL);"
+    "  ref INTEGER, signer BLOB, doc BLOB, blob BLOB, body BLOB NOT NULL);"
     "CREATE INDEX entries_kind ON entries(kind);"
     "CREATE INDEX entries_ref ON entries(ref) WHERE kind = 14;"
     "CREATE TABLE nodes(level INTEGER NOT NULL, idx INTEGER NOT NULL,"
@@ -260,6 +260,42 @@ static fx_err load_frontier(fx_ledger *l, fx_diag *diag)
 	return FX_OK;
 }
 
+/* The roster in force: the last roster entry (verified when appended). */
+static fx_err load_roster(fx_ledger *l, fx_diag *diag)
+{
+	sqlite3_stmt *st = NULL;
+	fx_entry *e = NULL;
+	fx_err err = FX_OK;
+	int rc;
+
+	if (sqlite3_prepare_v2(l->db,
+	                       "SELECT body FROM entries WHERE kind = 10 ORDER "
+	                       "BY idx DESC LIMIT 1",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return db_err(l, diag, "reading the roster");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		e = flexo__ledger__v1__entry__unpack(
+		    NULL, (size_t)sqlite3_column_bytes(st, 0),
+		    sqlite3_column_blob(st, 0));
+		if (e == NULL || e->roster == NULL)
+			err = fx_diag_set(diag, FX_EFORMAT,
+			                  "ledger: stored roster entry does not "
+			                  "decode");
+		else if ((err = fx_roster_parse(&l->roster,
+		                                e->roster->envelope.data,
+		                                e->roster->envelope.len,
+		                                diag)) == FX_OK)
+			l->has_roster = 1;
+	} else if (rc != SQLITE_DONE) {
+		err = db_err(l, diag, "reading the roster");
+	}
+	if (e != NULL)
+		flexo__ledger__v1__entry__free_unpacked(e, NULL);
+	sqlite3_finalize(st);
+	return err;
+}
+
 fx_err fx_ledger_open(const char *path, const char *origin, fx_ledger **out,
                       fx_diag *diag)
 {
@@ -275,6 +311,7 @@ fx_err fx_ledger_open(const char *path, const char *origin, fx_ledger **out,
 		                   origin);
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return fx_diag_set(diag, FX_ENOMEM, "out of memory");
+	fx_roster_init(&l->roster);
 	if (sqlite3_open_v2(path, &l->db,
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 	                    NULL) != SQLITE_OK) {
@@ -307,7 +344,7 @@ fx_err fx_ledger_open(const char *path, const char *origin, fx_ledger **out,
 	memcpy(l->origin, stored, n + 1);
 	if (sqlite3_prepare_v2(l->db,
 	                       "INSERT INTO entries(idx, kind, ref, signer, "
-	                       "blob, body) VALUES(?, ?, ?, ?, ?, ?)",
+	                       "doc, blob, body) VALUES(?, ?, ?, ?, ?, ?, ?)",
 	                       -1, &l->ins_entry, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(l->db,
 	                       "INSERT INTO nodes(level, idx, hash) "
@@ -322,7 +359,8 @@ fx_err fx_ledger_open(const char *path, const char *origin, fx_ledger **out,
 		err = db_err(l, diag, "preparing statements");
 		goto fail;
 	}
-	if ((err = load_frontier(l, diag)) != FX_OK)
+	if ((err = load_frontier(l, diag)) != FX_OK ||
+	    (err = load_roster(l, diag)) != FX_OK)
 		goto fail;
 	*out = l;
 	return FX_OK;
@@ -342,7 +380,7 @@ void fx_ledger_close(fx_ledger *l)
 	sqlite3_finalize(l->get_node);
 	sqlite3_finalize(l->get_entry);
 	sqlite3_close(l->db);
-	free(l->scratch);
+	fx_roster_release(&l->roster);
 	free(l);
 }
 
@@ -404,33 +442,15 @@ static int query_row(fx_ledger *l, const char *sql, int64_t a,
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
-static fx_err check_withdrawal(fx_ledger *l, const fx_entry *e, int64_t *ref,
+static fx_err check_withdrawal(fx_ledger *l, const fx_entry_facts *f,
                                fx_diag *diag)
 {
-	const fx_envelope *env = e->withdrawal ? e->withdrawal->request : NULL;
-	Flexo__Ledger__V1__WithdrawalRequest *req = NULL;
 	sqlite3_stmt *st = NULL;
-	fx_err err;
+	fx_err err = FX_OK;
 	int r;
 
-	if ((err = fx_ledger_env_verify(env, &l->scratch, &l->scratch_cap,
-	                                diag)) != FX_OK)
-		goto out;
-	if (strcmp(env->payload_type, FX_LEDGER_WITHDRAWAL_TYPE) != 0) {
-		err = fx_diag_set(diag, FX_EFORMAT,
-		                  "withdrawal: envelope type '%s' is not %s",
-		                  env->payload_type, FX_LEDGER_WITHDRAWAL_TYPE);
-		goto out;
-	}
-	req = flexo__ledger__v1__withdrawal_request__unpack(
-	    NULL, env->payload.len, env->payload.data);
-	if (req == NULL) {
-		err = fx_diag_set(diag, FX_EFORMAT,
-		                  "withdrawal: request does not decode");
-		goto out;
-	}
-	r = query_row(l, "SELECT kind, signer FROM entries WHERE idx = ?",
-	              (int64_t)req->contribution_index, &st);
+	r = query_row(l, "SELECT kind, signer, doc FROM entries WHERE idx = ?",
+	              (int64_t)f->ref, &st);
 	if (r < 0) {
 		err = db_err(l, diag, "reading the withdrawn entry");
 		goto out;
@@ -441,37 +461,38 @@ static fx_err check_withdrawal(fx_ledger *l, const fx_entry *e, int64_t *ref,
 		err = fx_diag_set(diag, FX_ENOTFOUND,
 		                  "withdrawal: entry %llu is not an accepted "
 		                  "contribution",
-		                  (unsigned long long)req->contribution_index);
+		                  (unsigned long long)f->ref);
 		goto out;
 	}
 	if (sqlite3_column_bytes(st, 1) != 32 ||
-	    memcmp(sqlite3_column_blob(st, 1), env->public_key.data, 32) !=
-	        0) {
+	    memcmp(sqlite3_column_blob(st, 1), f->signer, 32) != 0) {
 		err = fx_diag_set(diag, FX_EPERM,
 		                  "withdrawal: signed by a key other than the "
 		                  "one that signed contribution %llu",
-		                  (unsigned long long)req->contribution_index);
+		                  (unsigned long long)f->ref);
+		goto out;
+	}
+	if (sqlite3_column_bytes(st, 2) != 32 ||
+	    memcmp(sqlite3_column_blob(st, 2), f->named_digest, 32) != 0) {
+		err = fx_diag_set(diag, FX_EMISMATCH,
+		                  "withdrawal: names a contribution digest other "
+		                  "than that of entry %llu",
+		                  (unsigned long long)f->ref);
 		goto out;
 	}
 	sqlite3_finalize(st);
 	st = NULL;
 	r = query_row(l, "SELECT idx FROM entries WHERE kind = 14 AND ref = ?",
-	              (int64_t)req->contribution_index, &st);
-	if (r != 0) {
+	              (int64_t)f->ref, &st);
+	if (r != 0)
 		err = r < 0 ? db_err(l, diag, "reading withdrawals")
 		            : fx_diag_set(diag, FX_EEXIST,
 		                          "withdrawal: contribution %llu was "
 		                          "already withdrawn by entry %lld",
-		                          (unsigned long long)
-		                              req->contribution_index,
+		                          (unsigned long long)f->ref,
 		                          (long long)sqlite3_column_int64(st, 0));
-		goto out;
-	}
-	*ref = (int64_t)req->contribution_index;
 out:
 	sqlite3_finalize(st);
-	if (req != NULL)
-		flexo__ledger__v1__withdrawal_request__free_unpacked(req, NULL);
 	return err;
 }
 
@@ -565,24 +586,35 @@ static fx_err check_assembly(fx_ledger *l, const fx_entry *e, fx_diag *diag)
 	return err;
 }
 
-static int digest_ok(const ProtobufCBinaryData *d)
+/* Largest `ref` logged for entries of one kind, or -1 if none. */
+static int64_t max_ref(fx_ledger *l, int kind)
 {
-	return d->len == 32;
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+	if (query_row(l, "SELECT MAX(ref) FROM entries WHERE kind = ?", kind,
+	              &st) == 1 &&
+	    sqlite3_column_type(st, 0) != SQLITE_NULL)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
 }
 
 fx_err fx_ledger_append(fx_ledger *l, fx_entry *e, uint64_t *index,
                         fx_diag *diag)
 {
-	const void *signer = NULL, *blob = NULL;
-	int64_t ref = 0;
-	int has_ref = 0, own_tx = 0;
+	const void *signer = NULL, *blob = NULL, *doc = NULL;
+	int64_t ref = 0, last;
+	int has_ref = 0, own_tx = 0, new_roster = 0;
 	uint8_t *bytes = NULL, leaf[FX_HASH_LEN];
 	fx_merkle_frontier f;
+	fx_entry_facts facts;
+	fx_roster roster;
 	size_t len;
 	sqlite3_stmt *st = NULL;
 	fx_err err = FX_OK;
 	int r;
 
+	fx_roster_init(&roster);
 	if (l->frontier.size >= FX_LEDGER_MAX_ENTRIES)
 		return fx_diag_set(diag, FX_ETOOBIG, "ledger: full");
 	e->version = FX_LEDGER_ENTRY_VERSION;
@@ -590,82 +622,79 @@ fx_err fx_ledger_append(fx_ledger *l, fx_entry *e, uint64_t *index,
 	if (e->time_unix == 0)
 		e->time_unix = (int64_t)time(NULL);
 
-	switch (e->kind_case) {
-	case FLEXO__LEDGER__V1__ENTRY__KIND_ROSTER:
-		if (e->roster == NULL || e->roster->n_members == 0)
-			return fx_diag_set(diag, FX_EFORMAT,
-			                   "roster update without members");
-		r = query_row(l, "SELECT MAX(ref) FROM entries WHERE kind = ?",
-		              FLEXO__LEDGER__V1__ENTRY__KIND_ROSTER, &st);
-		if (r == 1 && sqlite3_column_type(st, 0) != SQLITE_NULL &&
-		    (uint64_t)sqlite3_column_int64(st, 0) >=
-		        e->roster->version)
-			err = fx_diag_set(diag, FX_EROLLBACK,
-			                  "roster version %llu is not above the "
-			                  "logged %lld",
-			                  (unsigned long long)e->roster->version,
-			                  (long long)sqlite3_column_int64(st, 0));
-		sqlite3_finalize(st);
+	memset(&facts, 0, sizeof(facts));
+	if (e->kind_case == FLEXO__LEDGER__V1__ENTRY__KIND_ROSTER) {
+		if (l->in_batch)
+			return fx_diag_set(diag, FX_ESTATE,
+			                   "ledger: roster updates are not "
+			                   "batched");
+		if (e->roster == NULL)
+			return fx_diag_set(diag, FX_EFORMAT, "empty roster entry");
+		err = fx_ledger_check_roster(e, l->has_roster ? &l->roster
+		                                              : NULL,
+		                             &roster, diag);
 		if (err != FX_OK)
-			return err;
-		ref = (int64_t)e->roster->version;
-		has_ref = 1;
-		break;
-	case FLEXO__LEDGER__V1__ENTRY__KIND_ANCHOR:
-		if (e->anchor == NULL || !digest_ok(&e->anchor->anchor_digest))
+			goto out;
+		ref = (int64_t)roster.version;
+		has_ref = new_roster = 1;
+	} else {
+		if (e->kind_case == FLEXO__LEDGER__V1__ENTRY__KIND__NOT_SET ||
+		    e->roster == NULL) /* any member of the union */
 			return fx_diag_set(diag, FX_EFORMAT,
-			                   "anchor release needs a 32-byte "
-			                   "digest");
-		if ((err = fx_ledger_env_verify(e->anchor->manifest,
-		                                &l->scratch, &l->scratch_cap,
-		                                diag)) != FX_OK)
-			return err;
-		ref = (int64_t)e->anchor->release_version;
+			                   "entry has no kind");
+		err = fx_ledger_check_entry(e, l->has_roster ? &l->roster
+		                                             : NULL,
+		                            &facts, diag);
+		if (err != FX_OK)
+			goto out;
+		if (facts.has_signer)
+			signer = facts.signer;
+		if (facts.has_blob)
+			blob = facts.blob;
+	}
+	switch (e->kind_case) {
+	case FLEXO__LEDGER__V1__ENTRY__KIND_ANCHOR:
+		last = max_ref(l, FLEXO__LEDGER__V1__ENTRY__KIND_ANCHOR);
+		if (last >= 0 && facts.ref <= (uint64_t)last) {
+			err = fx_diag_set(diag, FX_EROLLBACK,
+			                  "anchor release v%llu is not above the "
+			                  "logged v%lld",
+			                  (unsigned long long)facts.ref,
+			                  (long long)last);
+			goto out;
+		}
+		ref = (int64_t)facts.ref;
 		has_ref = 1;
-		signer = e->anchor->manifest->public_key.data;
-		blob = e->anchor->anchor_digest.data;
+		doc = facts.doc_digest;
 		break;
 	case FLEXO__LEDGER__V1__ENTRY__KIND_ACCEPTED:
-		if (e->accepted == NULL ||
-		    !digest_ok(&e->accepted->payload_digest))
-			return fx_diag_set(diag, FX_EFORMAT,
-			                   "accepted contribution needs a "
-			                   "32-byte payload digest");
-		if ((err = fx_ledger_env_verify(e->accepted->manifest,
-		                                &l->scratch, &l->scratch_cap,
-		                                diag)) != FX_OK)
-			return err;
-		signer = e->accepted->manifest->public_key.data;
-		blob = e->accepted->payload_digest.data;
-		break;
-	case FLEXO__LEDGER__V1__ENTRY__KIND_REJECTED:
-		if (e->rejected == NULL || e->rejected->reason == NULL ||
-		    e->rejected->reason[0] == '\0')
-			return fx_diag_set(diag, FX_EFORMAT,
-			                   "rejected contribution needs a reason");
+		doc = facts.doc_digest;
 		break;
 	case FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL:
-		if ((err = check_withdrawal(l, e, &ref, diag)) != FX_OK)
-			return err;
+		if ((err = check_withdrawal(l, &facts, diag)) != FX_OK)
+			goto out;
+		ref = (int64_t)facts.ref;
 		has_ref = 1;
-		signer = e->withdrawal->request->public_key.data;
+		doc = facts.doc_digest;
 		break;
 	case FLEXO__LEDGER__V1__ENTRY__KIND_ASSEMBLY:
 		if ((err = check_assembly(l, e, diag)) != FX_OK)
-			return err;
-		blob = e->assembly->model_digest.data;
+			goto out;
 		break;
 	default:
-		return fx_diag_set(diag, FX_EFORMAT, "entry has no kind");
+		break;
 	}
 
 	len = protobuf_c_message_get_packed_size(&e->base);
-	if (len > FX_LEDGER_MAX_ENTRY)
-		return fx_diag_set(diag, FX_ETOOBIG,
-		                   "entry of %zu bytes > %u", len,
-		                   FX_LEDGER_MAX_ENTRY);
-	if ((bytes = malloc(len ? len : 1)) == NULL)
-		return fx_diag_set(diag, FX_ENOMEM, "out of memory");
+	if (len > FX_LEDGER_MAX_ENTRY) {
+		err = fx_diag_set(diag, FX_ETOOBIG, "entry of %zu bytes > %u",
+		                  len, (unsigned)FX_LEDGER_MAX_ENTRY);
+		goto out;
+	}
+	if ((bytes = malloc(len ? len : 1)) == NULL) {
+		err = fx_diag_set(diag, FX_ENOMEM, "out of memory");
+		goto out;
+	}
 	protobuf_c_message_pack(&e->base, bytes);
 	fx_merkle_leaf_hash(bytes, len, leaf);
 
@@ -686,11 +715,15 @@ fx_err fx_ledger_append(fx_ledger *l, fx_entry *e, uint64_t *index,
 		sqlite3_bind_blob(st, 4, signer, 32, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(st, 4);
-	if (blob)
-		sqlite3_bind_blob(st, 5, blob, 32, SQLITE_STATIC);
+	if (doc)
+		sqlite3_bind_blob(st, 5, doc, 32, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(st, 5);
-	sqlite3_bind_blob(st, 6, bytes, (int)len, SQLITE_STATIC);
+	if (blob)
+		sqlite3_bind_blob(st, 6, blob, 32, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 6);
+	sqlite3_bind_blob(st, 7, bytes, (int)len, SQLITE_STATIC);
 	r = sqlite3_step(st);
 	sqlite3_reset(st);
 	if (r != SQLITE_DONE) {
@@ -706,11 +739,20 @@ fx_err fx_ledger_append(fx_ledger *l, fx_entry *e, uint64_t *index,
 		goto out;
 	own_tx = 0;
 	l->frontier = f;
+	if (new_roster) {
+		/* Inside a batch a rollback would leave this roster in force
+		 * in memory: batches are for bulk appends of other kinds. */
+		fx_roster_release(&l->roster);
+		l->roster = roster;
+		fx_roster_init(&roster);
+		l->has_roster = 1;
+	}
 	if (index != NULL)
 		*index = e->index;
 out:
 	if (own_tx)
 		sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+	fx_roster_release(&roster);
 	free(bytes);
 	return err;
 }

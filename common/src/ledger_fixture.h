@@ -1,182 +1,289 @@
-/* Test and benchmark helpers: build real, signed ledger entries (roster,
- * anchor release, accepted / rejected contribution, withdrawal, assembly)
- * with throw-away keys. Header-only, used by ledger_test, audit_test and
- * flexo-bench audit; not part of the library. */
+/* Test and benchmark helpers: real, signed ledger entries — a roster signed
+ * by its root, anchor releases by the coordinator, contributions and
+ * withdrawals by contributors (flexo.v1 documents in Envelopes), rejections
+ * and assemblies — with deterministic throw-away keys. Header-only, used by
+ * the ledger tests and flexo-bench audit; not part of the library. */
 #ifndef FLEXO_LEDGER_FIXTURE_H
 #define FLEXO_LEDGER_FIXTURE_H
 
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "flexo/keys.h"
 #include "flexo/ledger.h"
+#include "flexo/roster.h"
+#include "flexo/wire.h"
+
+#define FXT_CONSORTIUM "flexo-test"
+#define FXT_EXPIRES    4102444800 /* 2100-01-01: far beyond any test */
 
 typedef struct fxt_party {
 	char name[32];
-	uint8_t pk[32];
-	uint8_t sk[64];
+	fx_keypair kp; /* kp.sk: libsodium 64-byte secret key */
+	uint64_t seq;  /* next sequence number of its documents */
 } fxt_party;
 
 static inline void fxt_party_init(fxt_party *p, const char *name,
                                   uint32_t seed)
 {
-	uint8_t s[32] = {0};
+	uint8_t s[FX_SEED_BYTES] = {0};
 	memcpy(s, &seed, sizeof(seed));
 	s[31] = 0x5a; /* deterministic keys keep runs comparable */
-	crypto_sign_seed_keypair(p->pk, p->sk, s);
+	fx_keypair_init(&p->kp);
+	if (fx_keypair_from_seed(&p->kp, s, NULL) != FX_OK)
+		abort();
 	snprintf(p->name, sizeof(p->name), "%s", name);
+	p->seq = 1;
 }
 
+static inline void fxt_party_release(fxt_party *p)
+{
+	fx_keypair_release(&p->kp);
+}
+
+/* Appends roster `version` with `root` as its root (threshold 1, signed by
+ * it) and the given members and roles. */
 static inline fx_err fxt_roster(fx_ledger *l, uint64_t version,
+                                const fxt_party *root,
                                 fxt_party *const *members,
-                                const char *const *roles, size_t n,
+                                const fx_role *roles, size_t n,
                                 uint64_t *idx, fx_diag *d)
 {
-	Flexo__Ledger__V1__RosterMember m[64],
-	    *mp[64];
-	Flexo__Ledger__V1__RosterUpdate r = FLEXO__LEDGER__V1__ROSTER_UPDATE__INIT;
+	Flexo__Ledger__V1__RosterUpdate u =
+	    FLEXO__LEDGER__V1__ROSTER_UPDATE__INIT;
 	fx_entry e = FLEXO__LEDGER__V1__ENTRY__INIT;
+	fx_roster r;
+	fx_err err;
 
-	if (n > 64)
-		return FX_EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		flexo__ledger__v1__roster_member__init(&m[i]);
-		m[i].name = members[i]->name;
-		m[i].public_key.data = members[i]->pk;
-		m[i].public_key.len = 32;
-		m[i].role = (char *)roles[i];
-		mp[i] = &m[i];
-	}
+	fx_roster_init(&r);
+	snprintf(r.consortium, sizeof(r.consortium), FXT_CONSORTIUM);
 	r.version = version;
-	r.n_members = n;
-	r.members = mp;
+	r.expires = FXT_EXPIRES;
+	r.threshold = 1;
+	if ((err = fx_roster_add(&r, root->name, root->kp.pk, FX_ROLE_ROOT, 0,
+	                         d)) != FX_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if ((err = fx_roster_add(&r, members[i]->name,
+		                         members[i]->kp.pk, roles[i], 0, d)))
+			goto out;
+	if ((err = fx_roster_seal(&r, d)) != FX_OK ||
+	    (err = fx_roster_sign(&r, &root->kp, d)) != FX_OK)
+		goto out;
+	u.envelope.data = r.envelope;
+	u.envelope.len = r.envelope_len;
 	e.kind_case = FLEXO__LEDGER__V1__ENTRY__KIND_ROSTER;
-	e.roster = &r;
-	return fx_ledger_append(l, &e, idx, d);
-}
-
-/* Fills env (pointing at the caller's type/payload and pk/sig buffers). */
-static inline fx_err fxt_envelope(fx_envelope *env, const char *type,
-                                  const uint8_t *payload, size_t len,
-                                  const fxt_party *p, uint8_t pk[32],
-                                  uint8_t sig[64])
-{
-	fx_err err = fx_ledger_env_sign(type, payload, len, p->sk, pk, sig,
-	                                NULL);
-	/* The key the party claims, which a forger may set to another's. */
-	memcpy(pk, p->pk, 32);
-	flexo__ledger__v1__signed_envelope__init(env);
-	env->payload_type = (char *)type;
-	env->payload.data = (uint8_t *)payload;
-	env->payload.len = len;
-	env->public_key.data = pk;
-	env->public_key.len = 32;
-	env->signature.data = sig;
-	env->signature.len = 64;
+	e.roster = &u;
+	err = fx_ledger_append(l, &e, idx, d);
+out:
+	fx_roster_release(&r);
 	return err;
 }
 
 static inline fx_err fxt_anchor(fx_ledger *l, const fxt_party *coord,
-                                uint64_t release, uint64_t *idx, fx_diag *d)
+                                uint64_t release, uint64_t roster_version,
+                                uint64_t *idx, fx_diag *d)
 {
-	Flexo__Ledger__V1__AnchorRelease a = FLEXO__LEDGER__V1__ANCHOR_RELEASE__INIT;
+	Flexo__Ledger__V1__AnchorRelease a =
+	    FLEXO__LEDGER__V1__ANCHOR_RELEASE__INIT;
 	fx_entry e = FLEXO__LEDGER__V1__ENTRY__INIT;
-	fx_envelope env;
-	uint8_t payload[40], digest[32], pk[32], sig[64];
+	Flexo__V1__AnchorRelease m = FLEXO__V1__ANCHOR_RELEASE__INIT;
+	Flexo__V1__TensorDigest t = FLEXO__V1__TENSOR_DIGEST__INIT,
+	                        *tp = &t;
+	Flexo__V1__RouterRows rr = FLEXO__V1__ROUTER_ROWS__INIT;
+	const fx_keypair *keys[1] = {&coord->kp};
+	uint8_t h1[32], h2[32], h3[32], *body = NULL, *env = NULL;
+	float rows[4] = {0.5f, -0.5f, 0.25f, 1.0f};
+	int64_t shape[2] = {2, 2};
+	size_t blen = 0, elen = 0;
 	fx_err err;
 
-	snprintf((char *)payload, sizeof(payload), "anchor release %llu",
-	         (unsigned long long)release);
-	crypto_generichash(digest, 32, payload, 16, NULL, 0);
-	if ((err = fxt_envelope(&env, "flexo.v1.AnchorManifest", payload,
-	                        strlen((char *)payload), coord, pk, sig)))
-		return err;
-	a.release_version = release;
-	a.manifest = &env;
-	a.anchor_digest.data = digest;
-	a.anchor_digest.len = 32;
+	crypto_generichash(h1, 32, (const uint8_t *)"anchor", 6, NULL, 0);
+	crypto_generichash(h2, 32, (const uint8_t *)"tokenizer", 9, NULL, 0);
+	crypto_generichash(h3, 32, (const uint8_t *)"tensor", 6, NULL, 0);
+	t.name = (char *)"model.embed_tokens.weight";
+	t.dtype = (char *)"F32";
+	t.n_shape = 2;
+	t.shape = shape;
+	t.size = 16;
+	t.blake2b.data = h3;
+	t.blake2b.len = 32;
+	rr.layers = 2;
+	rr.dim = 2;
+	rr.n_values = 4;
+	rr.values = rows;
+	m.schema = FX_WIRE_SCHEMA;
+	m.consortium = (char *)FXT_CONSORTIUM;
+	m.release_version = release;
+	m.created = 1700000000;
+	m.expires = FXT_EXPIRES;
+	m.roster_version = roster_version;
+	m.anchor_file = (char *)"anchor.safetensors";
+	m.anchor_size = 1024;
+	m.anchor_blake2b.data = h1;
+	m.anchor_blake2b.len = 32;
+	m.n_tensors = 1;
+	m.tensors = &tp;
+	m.tokenizer_blake2b.data = h2;
+	m.tokenizer_blake2b.len = 32;
+	m.tokenizer_file = (char *)"tokenizer.json";
+	m.router_pub = &rr;
+	if ((err = fx_wire_encode(&m.base, &body, &blen, d)) != FX_OK ||
+	    (err = fx_envelope_seal(FX_TYPE_RELEASE, body, blen, keys, 1, &env,
+	                            &elen, d)) != FX_OK)
+		goto out;
+	a.envelope.data = env;
+	a.envelope.len = elen;
 	e.kind_case = FLEXO__LEDGER__V1__ENTRY__KIND_ANCHOR;
 	e.anchor = &a;
-	return fx_ledger_append(l, &e, idx, d);
+	err = fx_ledger_append(l, &e, idx, d);
+out:
+	free(body);
+	free(env);
+	return err;
 }
 
-/* An accepted contribution whose payload digest is BLAKE2b-256 of
- * `payload` (so tests can store it as a blob). */
-static inline fx_err fxt_accepted(fx_ledger *l, const fxt_party *c,
+/* A contribution manifest by c for an expert whose bytes are `payload`,
+ * sealed into *env (malloc'd, caller frees). */
+static inline fx_err fxt_contribution(fxt_party *c, const uint8_t *payload,
+                                      size_t plen, uint8_t digest[32],
+                                      uint8_t **env, size_t *elen,
+                                      fx_diag *d)
+{
+	Flexo__V1__Contribution m = FLEXO__V1__CONTRIBUTION__INIT;
+	Flexo__V1__RouterRows rr = FLEXO__V1__ROUTER_ROWS__INIT;
+	const fx_keypair *keys[1] = {&c->kp};
+	uint8_t anchor[32], *body = NULL;
+	float rows[4] = {0.1f, 0.2f, 0.3f, 0.4f};
+	size_t blen = 0;
+	fx_err err;
+
+	crypto_generichash(digest, 32, payload, plen, NULL, 0);
+	crypto_generichash(anchor, 32, (const uint8_t *)"release", 7, NULL, 0);
+	rr.layers = 2;
+	rr.dim = 2;
+	rr.n_values = 4;
+	rr.values = rows;
+	m.schema = FX_WIRE_SCHEMA;
+	m.consortium = (char *)FXT_CONSORTIUM;
+	m.contributor_key_id.data = c->kp.id;
+	m.contributor_key_id.len = FX_KEY_ID_BYTES;
+	m.anchor_release_digest.data = anchor;
+	m.anchor_release_digest.len = 32;
+	m.anchor_release_version = 1;
+	m.domain = (char *)"test";
+	m.sequence = c->seq++;
+	m.payload_size = plen;
+	m.payload_blake2b.data = digest;
+	m.payload_blake2b.len = 32;
+	m.router = &rr;
+	m.created = 1700000000;
+	if ((err = fx_wire_encode(&m.base, &body, &blen, d)) == FX_OK)
+		err = fx_envelope_seal(FX_TYPE_CONTRIBUTION, body, blen, keys,
+		                       1, env, elen, d);
+	free(body);
+	return err;
+}
+
+static inline fx_err fxt_accepted(fx_ledger *l, fxt_party *c,
                                   const uint8_t *payload, size_t plen,
                                   uint64_t *idx, fx_diag *d)
 {
 	Flexo__Ledger__V1__ContributionAccepted a =
 	    FLEXO__LEDGER__V1__CONTRIBUTION_ACCEPTED__INIT;
 	fx_entry e = FLEXO__LEDGER__V1__ENTRY__INIT;
-	fx_envelope env;
-	uint8_t manifest[96], digest[32], pk[32], sig[64];
+	uint8_t digest[32], *env = NULL;
+	size_t elen = 0;
 	fx_err err;
 
-	crypto_generichash(digest, 32, payload, plen, NULL, 0);
-	/* Stand-in manifest bytes: contributor name + payload digest. */
-	memset(manifest, 0, sizeof(manifest));
-	snprintf((char *)manifest, 32, "%s", c->name);
-	memcpy(manifest + 32, digest, 32);
-	if ((err = fxt_envelope(&env, "flexo.v1.ContributionManifest",
-	                        manifest, 64, c, pk, sig)))
+	if ((err = fxt_contribution(c, payload, plen, digest, &env, &elen, d)))
 		return err;
-	a.manifest = &env;
+	a.envelope.data = env;
+	a.envelope.len = elen;
 	a.payload_digest.data = digest;
 	a.payload_digest.len = 32;
-	a.domain = (char *)"test";
 	a.verdict = (char *)"all gates passed";
 	e.kind_case = FLEXO__LEDGER__V1__ENTRY__KIND_ACCEPTED;
 	e.accepted = &a;
-	return fx_ledger_append(l, &e, idx, d);
+	err = fx_ledger_append(l, &e, idx, d);
+	free(env);
+	return err;
 }
 
-static inline fx_err fxt_rejected(fx_ledger *l, const fxt_party *c,
-                                  const char *reason, uint64_t *idx,
-                                  fx_diag *d)
+static inline fx_err fxt_rejected(fx_ledger *l, const char *reason,
+                                  uint64_t *idx, fx_diag *d)
 {
 	Flexo__Ledger__V1__ContributionRejected r =
 	    FLEXO__LEDGER__V1__CONTRIBUTION_REJECTED__INIT;
 	fx_entry e = FLEXO__LEDGER__V1__ENTRY__INIT;
-	fx_envelope env;
-	uint8_t manifest[8] = "bad", pk[32], sig[64];
-	fx_err err;
+	uint8_t junk[3] = {1, 2, 3};
 
-	if ((err = fxt_envelope(&env, "flexo.v1.ContributionManifest",
-	                        manifest, 3, c, pk, sig)))
-		return err;
-	r.manifest = &env;
-	r.gate = (char *)"norm";
+	r.envelope.data = junk; /* as received: not even an envelope */
+	r.envelope.len = sizeof(junk);
+	r.gate = (char *)"signature";
 	r.reason = (char *)reason;
 	e.kind_case = FLEXO__LEDGER__V1__ENTRY__KIND_REJECTED;
 	e.rejected = &r;
 	return fx_ledger_append(l, &e, idx, d);
 }
 
-static inline fx_err fxt_withdrawal(fx_ledger *l, const fxt_party *c,
+/* c withdraws the contribution logged at entry `contribution`. */
+static inline fx_err fxt_withdrawal(fx_ledger *l, fxt_party *c,
                                     uint64_t contribution, uint64_t *idx,
                                     fx_diag *d)
 {
-	Flexo__Ledger__V1__WithdrawalRequest req =
-	    FLEXO__LEDGER__V1__WITHDRAWAL_REQUEST__INIT;
 	Flexo__Ledger__V1__Withdrawal w = FLEXO__LEDGER__V1__WITHDRAWAL__INIT;
 	fx_entry e = FLEXO__LEDGER__V1__ENTRY__INIT;
-	fx_envelope env;
-	uint8_t buf[128], pk[32], sig[64];
-	size_t n;
+	Flexo__V1__Withdrawal m = FLEXO__V1__WITHDRAWAL__INIT;
+	const fx_keypair *keys[1] = {&c->kp};
+	uint8_t cdigest[32] = {0}, *bytes = NULL, *body = NULL, *env = NULL;
+	size_t n = 0, blen = 0, elen = 0;
+	fx_entry *ce = NULL;
+	Flexo__V1__Envelope *cenv = NULL;
 	fx_err err;
 
-	req.contribution_index = contribution;
-	req.time_unix = 1700000000;
-	req.reason = (char *)"opting out";
-	n = flexo__ledger__v1__withdrawal_request__pack(&req, buf);
-	if ((err = fxt_envelope(&env, FX_LEDGER_WITHDRAWAL_TYPE, buf, n, c,
-	                        pk, sig)))
+	/* The digest of the contribution's signed payload, as logged. */
+	if ((err = fx_ledger_entry_bytes(l, contribution, &bytes, &n, d)))
 		return err;
-	w.request = &env;
+	ce = flexo__ledger__v1__entry__unpack(NULL, n, bytes);
+	if (ce != NULL &&
+	    ce->kind_case == FLEXO__LEDGER__V1__ENTRY__KIND_ACCEPTED &&
+	    fx_envelope_open(ce->accepted->envelope.data,
+	                     ce->accepted->envelope.len, FX_TYPE_CONTRIBUTION,
+	                     &cenv, NULL) == FX_OK) {
+		crypto_generichash(cdigest, 32, cenv->payload.data,
+		                   cenv->payload.len, NULL, 0);
+		fx_wire_free(&cenv->base);
+	}
+	if (ce != NULL)
+		flexo__ledger__v1__entry__free_unpacked(ce, NULL);
+	free(bytes);
+
+	m.schema = FX_WIRE_SCHEMA;
+	m.consortium = (char *)FXT_CONSORTIUM;
+	m.contributor_key_id.data = c->kp.id;
+	m.contributor_key_id.len = FX_KEY_ID_BYTES;
+	m.contribution_digest.data = cdigest;
+	m.contribution_digest.len = 32;
+	m.sequence = c->seq++;
+	m.reason = (char *)"opting out";
+	m.created = 1700000000;
+	if ((err = fx_wire_encode(&m.base, &body, &blen, d)) != FX_OK ||
+	    (err = fx_envelope_seal(FX_TYPE_WITHDRAWAL, body, blen, keys, 1,
+	                            &env, &elen, d)) != FX_OK)
+		goto out;
+	w.envelope.data = env;
+	w.envelope.len = elen;
+	w.contribution_index = contribution;
 	e.kind_case = FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL;
 	e.withdrawal = &w;
-	return fx_ledger_append(l, &e, idx, d);
+	err = fx_ledger_append(l, &e, idx, d);
+out:
+	free(body);
+	free(env);
+	return err;
 }
 
 static inline fx_err fxt_assembly(fx_ledger *l, uint64_t anchor,

@@ -13,23 +13,28 @@
 static char dir[] = "/tmp/fx_ledger_test.XXXXXX";
 static char dbpath[256];
 
-static fxt_party coord, alice, bob, mallory;
+static fxt_party croot, coord, alice, bob, mallory;
 
 static void build(fx_ledger *l, uint64_t *acc_a, uint64_t *acc_b,
                   uint64_t *anchor)
 {
 	fxt_party *members[] = {&coord, &alice, &bob};
-	const char *roles[] = {"coordinator", "contributor", "contributor"};
+	const fx_role roles[] = {FX_ROLE_COORDINATOR, FX_ROLE_CONTRIBUTOR,
+	                         FX_ROLE_CONTRIBUTOR};
 	uint64_t idx, inc[2];
 	uint8_t model[32] = {1};
 	fx_diag d;
 
-	CHECK_OK(fxt_roster(l, 1, members, roles, 3, &idx, &d));
+	CHECK_MSG(fxt_roster(l, 1, &croot, members, roles, 3, &idx, &d) ==
+	              FX_OK,
+	          "%s", d.msg);
 	CHECK(idx == 0);
-	CHECK_OK(fxt_anchor(l, &coord, 1, anchor, &d));
-	CHECK_OK(fxt_accepted(l, &alice, (const uint8_t *)"A", 1, acc_a, &d));
-	CHECK_OK(fxt_rejected(l, &mallory, "router row norm 40 > 4", &idx,
-	                      &d));
+	CHECK_MSG(fxt_anchor(l, &coord, 1, 1, anchor, &d) == FX_OK, "%s",
+	          d.msg);
+	CHECK_MSG(fxt_accepted(l, &alice, (const uint8_t *)"A", 1, acc_a, &d) ==
+	              FX_OK,
+	          "%s", d.msg);
+	CHECK_OK(fxt_rejected(l, "router row norm 40 > 4", &idx, &d));
 	CHECK_OK(fxt_accepted(l, &bob, (const uint8_t *)"B", 1, acc_b, &d));
 	inc[0] = *acc_a;
 	inc[1] = *acc_b;
@@ -52,11 +57,14 @@ static void test_append_and_rules(void)
 		return;
 	build(l, &a, &b, &anchor);
 
-	/* roster versions only go up */
+	/* roster versions only go up; releases too */
 	{
 		fxt_party *m[] = {&coord};
-		const char *r[] = {"coordinator"};
-		CHECK(fxt_roster(l, 1, m, r, 1, &idx, &d) == FX_EROLLBACK);
+		const fx_role r[] = {FX_ROLE_COORDINATOR};
+		CHECK(fxt_roster(l, 1, &croot, m, r, 1, &idx, &d) ==
+		      FX_EROLLBACK);
+		CHECK(fxt_anchor(l, &coord, 1, 1, &idx, &d) == FX_EROLLBACK);
+		CHECK(fxt_anchor(l, &alice, 2, 1, &idx, &d) != FX_OK);
 	}
 	/* withdrawals: by the contributor only, of accepted entries, once */
 	CHECK(fxt_withdrawal(l, &bob, a, &idx, &d) == FX_EPERM);
@@ -82,14 +90,11 @@ static void test_append_and_rules(void)
 	      FX_ENOTFOUND);
 	CHECK_OK(fxt_assembly(l, anchor, inc + 1, 1, model, &idx, &d));
 
-	/* a forged envelope is refused before anything is stored */
+	/* a key outside the roster is refused before anything is stored */
 	{
 		uint64_t before = fx_ledger_size(l);
-		fxt_party forger;
-		fxt_party_init(&forger, "alice", 99);
-		memcpy(forger.pk, alice.pk, 32); /* claims alice's key */
-		CHECK(fxt_accepted(l, &forger, (const uint8_t *)"F", 1, &idx,
-		                   &d) == FX_EBADSIG);
+		CHECK(fxt_accepted(l, &mallory, (const uint8_t *)"F", 1, &idx,
+		                   &d) != FX_OK);
 		CHECK(fx_ledger_size(l) == before);
 	}
 	fx_ledger_close(l);
@@ -207,8 +212,8 @@ static void test_checkpoint_guard(void)
 		return;
 	CHECK(strcmp(fx_ledger_origin(l), "flexo.test/ledger") == 0);
 	CHECK(fx_ledger_vkey(l, vkey, sizeof(vkey), &d) == FX_ESTATE);
-	CHECK_OK(fx_ledger_sign_checkpoint(l, coord.sk, &note, &len, &d));
-	CHECK_OK(fx_note_verifier_init(&v, "flexo.test/ledger", coord.pk,
+	CHECK_OK(fx_ledger_sign_checkpoint(l, coord.kp.sk, &note, &len, &d));
+	CHECK_OK(fx_note_verifier_init(&v, "flexo.test/ledger", coord.kp.pk,
 	                               NULL));
 	CHECK(fx_checkpoint_open(note, len, &v, &c, &d) == FX_OK);
 	CHECK(c.size == fx_ledger_size(l));
@@ -219,12 +224,11 @@ static void test_checkpoint_guard(void)
 	CHECK(strncmp(vkey, "flexo.test/ledger+", 18) == 0);
 
 	/* another key may not sign for this log */
-	CHECK(fx_ledger_sign_checkpoint(l, alice.sk, NULL, NULL, &d) ==
+	CHECK(fx_ledger_sign_checkpoint(l, alice.kp.sk, NULL, NULL, &d) ==
 	      FX_EPERM);
 	/* growth, then a consistent second checkpoint */
-	CHECK_OK(fxt_rejected(l, &mallory, "replayed sequence number", &idx,
-	                      &d));
-	CHECK_OK(fx_ledger_sign_checkpoint(l, coord.sk, NULL, NULL, &d));
+	CHECK_OK(fxt_rejected(l, "replayed sequence number", &idx, &d));
+	CHECK_OK(fx_ledger_sign_checkpoint(l, coord.kp.sk, NULL, NULL, &d));
 	CHECK_OK(fx_ledger_latest_checkpoint(l, NULL, NULL, &latest, &d));
 	CHECK(latest.size == fx_ledger_size(l));
 	fx_ledger_close(l);
@@ -243,8 +247,8 @@ static void test_checkpoint_guard(void)
 	CHECK_OK(fx_ledger_open(dbpath, NULL, &l, &d));
 	if (l == NULL)
 		return;
-	CHECK_OK(fxt_rejected(l, &mallory, "stale anchor", &idx, &d));
-	CHECK(fx_ledger_sign_checkpoint(l, coord.sk, NULL, NULL, &d) ==
+	CHECK_OK(fxt_rejected(l, "stale anchor", &idx, &d));
+	CHECK(fx_ledger_sign_checkpoint(l, coord.kp.sk, NULL, NULL, &d) ==
 	      FX_EMISMATCH);
 	CHECK(strstr(d.msg, "inconsistent with the last one") != NULL);
 	fx_ledger_close(l);
@@ -275,7 +279,7 @@ static void test_reopen(void)
 	CHECK_OK(fx_merkle_root_at(NULL, NULL, 0, r2, NULL));
 	/* batches: rollback undoes appends and the frontier */
 	CHECK_OK(fx_ledger_begin(l, &d));
-	CHECK_OK(fxt_rejected(l, &mallory, "x", NULL, &d));
+	CHECK_OK(fxt_rejected(l, "x", NULL, &d));
 	fx_ledger_rollback(l);
 	CHECK(fx_ledger_size(l) == size);
 	CHECK_OK(fx_ledger_root(l, size, r2, &d));
@@ -288,6 +292,7 @@ int main(void)
 	if (sodium_init() < 0 || mkdtemp(dir) == NULL)
 		return 1;
 	snprintf(dbpath, sizeof(dbpath), "%s/ledger.db", dir);
+	fxt_party_init(&croot, "root", 9);
 	fxt_party_init(&coord, "coordinator", 1);
 	fxt_party_init(&alice, "alice", 2);
 	fxt_party_init(&bob, "bob", 3);
@@ -297,6 +302,11 @@ int main(void)
 	RUN(test_sql_tamper_refused);
 	RUN(test_checkpoint_guard);
 	RUN(test_reopen);
+	fxt_party_release(&croot);
+	fxt_party_release(&coord);
+	fxt_party_release(&alice);
+	fxt_party_release(&bob);
+	fxt_party_release(&mallory);
 	{
 		char cmd[300];
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

@@ -7,7 +7,7 @@
 fx_err fx_receipt_issue(fx_ledger *l, uint64_t index, uint8_t **out,
                         size_t *len, fx_diag *diag)
 {
-	Flexo__Ledger__V1__Receipt r = FLEXO__LEDGER__V1__RECEIPT__INIT;
+	Flexo__V1__Receipt r = FLEXO__V1__RECEIPT__INIT;
 	uint8_t path[FX_MERKLE_MAX_PATH][FX_HASH_LEN];
 	ProtobufCBinaryData proof[FX_MERKLE_MAX_PATH];
 	uint8_t *entry = NULL, *buf = NULL;
@@ -34,18 +34,19 @@ fx_err fx_receipt_issue(fx_ledger *l, uint64_t index, uint8_t **out,
 		proof[i].data = path[i];
 		proof[i].len = FX_HASH_LEN;
 	}
-	r.index = index;
+	r.ledger_index = index;
 	r.entry.data = entry;
 	r.entry.len = elen;
-	r.checkpoint = note;
-	r.n_proof = plen;
-	r.proof = proof;
-	n = flexo__ledger__v1__receipt__get_packed_size(&r);
+	r.checkpoint.data = (uint8_t *)note;
+	r.checkpoint.len = nlen;
+	r.n_inclusion_proof = plen;
+	r.inclusion_proof = proof;
+	n = flexo__v1__receipt__get_packed_size(&r);
 	if ((buf = malloc(n)) == NULL) {
 		err = fx_diag_set(diag, FX_ENOMEM, "out of memory");
 		goto out;
 	}
-	flexo__ledger__v1__receipt__pack(&r, buf);
+	flexo__v1__receipt__pack(&r, buf);
 	*out = buf;
 	*len = n;
 out:
@@ -59,7 +60,7 @@ fx_err fx_receipt_verify(const uint8_t *buf, size_t len,
                          fx_diag *diag)
 {
 	uint8_t path[FX_MERKLE_MAX_PATH][FX_HASH_LEN];
-	Flexo__Ledger__V1__Receipt *r = NULL;
+	Flexo__V1__Receipt *r = NULL;
 	fx_entry *e = NULL;
 	fx_receipt_info out;
 	fx_err err = FX_OK;
@@ -68,85 +69,63 @@ fx_err fx_receipt_verify(const uint8_t *buf, size_t len,
 	if (len > FX_RECEIPT_MAX)
 		return fx_diag_set(diag, FX_ETOOBIG, "receipt: %zu bytes > %u",
 		                   len, FX_RECEIPT_MAX);
-	r = flexo__ledger__v1__receipt__unpack(NULL, len, buf);
-	if (r == NULL || r->checkpoint == NULL) {
+	r = flexo__v1__receipt__unpack(NULL, len, buf);
+	if (r == NULL) {
 		err = fx_diag_set(diag, FX_EFORMAT,
 		                  "receipt: does not decode");
 		goto out;
 	}
-	if ((err = fx_checkpoint_open(r->checkpoint, strlen(r->checkpoint),
-	                              log, &out.checkpoint, diag)) != FX_OK) {
+	if ((err = fx_checkpoint_open((const char *)r->checkpoint.data,
+	                              r->checkpoint.len, log, &out.checkpoint,
+	                              diag)) != FX_OK) {
 		fx_diag_prefix(diag, "receipt");
 		goto out;
 	}
-	if (r->n_proof > FX_MERKLE_MAX_PATH) {
+	if (r->n_inclusion_proof > FX_MERKLE_MAX_PATH) {
 		err = fx_diag_set(diag, FX_EFORMAT,
-		                  "receipt: %zu proof hashes", r->n_proof);
+		                  "receipt: %zu proof hashes", r->n_inclusion_proof);
 		goto out;
 	}
-	for (size_t i = 0; i < r->n_proof; i++) {
-		if (r->proof[i].len != FX_HASH_LEN) {
+	for (size_t i = 0; i < r->n_inclusion_proof; i++) {
+		if (r->inclusion_proof[i].len != FX_HASH_LEN) {
 			err = fx_diag_set(diag, FX_EFORMAT,
 			                  "receipt: proof hash %zu is %zu bytes",
-			                  i, r->proof[i].len);
+			                  i, r->inclusion_proof[i].len);
 			goto out;
 		}
-		memcpy(path[i], r->proof[i].data, FX_HASH_LEN);
+		memcpy(path[i], r->inclusion_proof[i].data, FX_HASH_LEN);
 	}
 	fx_merkle_leaf_hash(r->entry.data, r->entry.len, out.leaf);
 	if ((err = fx_merkle_verify_inclusion(
-	         r->index, out.checkpoint.size, out.leaf,
-	         (const uint8_t(*)[FX_HASH_LEN])path, r->n_proof,
+	         r->ledger_index, out.checkpoint.size, out.leaf,
+	         (const uint8_t(*)[FX_HASH_LEN])path, r->n_inclusion_proof,
 	         out.checkpoint.root, diag)) != FX_OK) {
 		fx_diag_prefix(diag, "receipt for entry %llu",
-		               (unsigned long long)r->index);
+		               (unsigned long long)r->ledger_index);
 		goto out;
 	}
 	e = flexo__ledger__v1__entry__unpack(NULL, r->entry.len,
 	                                     r->entry.data);
-	if (e == NULL || e->index != r->index) {
+	if (e == NULL || e->index != r->ledger_index) {
 		err = fx_diag_set(diag, FX_EFORMAT,
 		                  "receipt: entry does not decode or does not "
 		                  "carry index %llu",
-		                  (unsigned long long)r->index);
+		                  (unsigned long long)r->ledger_index);
 		goto out;
 	}
-	out.index = r->index;
+	out.index = r->ledger_index;
 	out.kind = (int)e->kind_case;
-	{
-		const fx_envelope *env = NULL;
-		const ProtobufCBinaryData *pd = NULL;
-		switch (e->kind_case) {
-		case FLEXO__LEDGER__V1__ENTRY__KIND_ACCEPTED:
-			env = e->accepted->manifest;
-			pd = &e->accepted->payload_digest;
-			break;
-		case FLEXO__LEDGER__V1__ENTRY__KIND_REJECTED:
-			env = e->rejected->manifest;
-			pd = &e->rejected->payload_digest;
-			break;
-		case FLEXO__LEDGER__V1__ENTRY__KIND_ANCHOR:
-			env = e->anchor->manifest;
-			break;
-		case FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL:
-			env = e->withdrawal->request;
-			break;
-		default:
-			break;
-		}
-		if (env != NULL && env->public_key.len == 32) {
-			out.has_signer = 1;
-			memcpy(out.signer, env->public_key.data, 32);
-		}
-		if (pd != NULL && pd->len == 32)
-			memcpy(out.payload_digest, pd->data, 32);
-	}
+	/* The entry is authenticated by the proof; its documents were
+	 * verified by the log and can be re-verified with the roster. */
+	if (e->kind_case == FLEXO__LEDGER__V1__ENTRY__KIND_ACCEPTED &&
+	    e->accepted->payload_digest.len == 32)
+		memcpy(out.payload_digest, e->accepted->payload_digest.data, 32);
 	if (info != NULL)
 		*info = out;
 out:
 	if (e != NULL)
 		flexo__ledger__v1__entry__free_unpacked(e, NULL);
 	if (r != NULL)
-		flexo__ledger__v1__receipt__free_unpacked(r, NULL);
+		flexo__v1__receipt__free_unpacked(r, NULL);
 	return err;
 }

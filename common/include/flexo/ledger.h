@@ -11,19 +11,18 @@
 
 #include "flexo/checkpoint.h"
 #include "flexo/err.h"
+#include "flexo/hash.h"
 #include "flexo/merkle.h"
+#include "flexo/roster.h"
+#include "flexo/sign.h"
+#include "flexo/wire.h"
 #include "ledger.pb-c.h"
 
 #define FX_LEDGER_SCHEMA_VERSION 1
 #define FX_LEDGER_ENTRY_VERSION  1
-#define FX_LEDGER_MAX_ENTRY      (4u << 20)       /* bytes of one entry */
+#define FX_LEDGER_MAX_ENTRY      (FX_WIRE_ENVELOPE_MAX + (64u << 10))
 #define FX_LEDGER_MAX_ENTRIES    (1ull << 40)     /* entries in one log */
 #define FX_LEDGER_MAX_INCLUDED   (1u << 20)       /* experts in an assembly */
-#define FX_LEDGER_MAX_PAYLOAD    (4u << 20)       /* envelope payload bytes */
-
-/* Signature context of every ledger envelope (PAE first field). */
-#define FX_LEDGER_ENV_CONTEXT "flexo-v1"
-#define FX_LEDGER_WITHDRAWAL_TYPE "flexo.ledger.v1.WithdrawalRequest"
 
 /* Export file names inside an export directory. */
 #define FX_EXPORT_ENTRIES     "entries.bin"
@@ -33,30 +32,46 @@
 #define FX_EXPORT_BLOBS       "blobs"
 
 typedef Flexo__Ledger__V1__Entry fx_entry;
-typedef Flexo__Ledger__V1__SignedEnvelope fx_envelope;
 
-/* ---- envelopes ---- */
+/* ---- what an entry proves ---- */
 
-/* The signed message PAE(context, type, payload) =
- * le64(3) ‖ le64(|ctx|) ‖ ctx ‖ le64(|type|) ‖ type ‖ le64(|payload|) ‖
- * payload. Writes into *buf (grown with realloc as needed; the caller frees
- * it) and sets *len. */
-fx_err fx_ledger_pae(const char *type, const uint8_t *payload, size_t plen,
-                     uint8_t **buf, size_t *cap, size_t *len);
+/* The facts an entry's embedded, verified documents establish. */
+typedef struct fx_entry_facts {
+	int kind;                 /* Flexo__Ledger__V1__Entry__KindCase */
+	int has_signer;           /* anchor, accepted, withdrawal */
+	uint8_t signer[FX_PK_BYTES];
+	char signer_name[FX_NAME_MAX + 1];
+	uint8_t doc_digest[FX_BLAKE2B_BYTES]; /* BLAKE2b-256 of the signed
+	                                       * payload (release, contribution,
+	                                       * withdrawal) */
+	uint8_t named_digest[FX_BLAKE2B_BYTES]; /* withdrawal: the contribution
+	                                         * digest it names */
+	uint64_t ref;             /* roster: version; anchor: release version;
+	                           * withdrawal: contribution index */
+	int has_blob;
+	uint8_t blob[FX_BLAKE2B_BYTES]; /* accepted: payload; assembly: model */
+} fx_entry_facts;
 
-/* Signs payload as `type` with sk (libsodium 64-byte secret key); writes the
- * signer's public key and the signature. The caller points an fx_envelope's
- * fields at type, payload, pk and sig. sk is only read. */
-fx_err fx_ledger_env_sign(const char *type, const uint8_t *payload,
-                          size_t plen, const uint8_t sk[64], uint8_t pk[32],
-                          uint8_t sig[64], fx_diag *diag);
+/* Verifies the signed documents of a non-roster entry against the roster in
+ * force at it (NULL if none yet), at the entry's own time: an anchor release
+ * by a coordinator (fx_release_verify), a contribution or withdrawal by a
+ * contributor of the roster whose manifest names the consortium, the
+ * signer's key ID and (contribution) the entry's payload digest. Rejected
+ * entries need only a reason; assemblies a 32-byte model digest. History
+ * (withdrawn what, assembled what) is the caller's. Thread-safe. */
+fx_err fx_ledger_check_entry(const fx_entry *e, const fx_roster *roster,
+                             fx_entry_facts *out, fx_diag *diag);
 
-/* Verifies env's signature by env->public_key. *scratch / *cap is a reusable
- * buffer (may start NULL / 0; the caller frees it): lets a thread verify
- * millions of envelopes without allocating each time. */
-__attribute__((warn_unused_result)) fx_err
-fx_ledger_env_verify(const fx_envelope *env, uint8_t **scratch, size_t *cap,
-                     fx_diag *diag);
+/* Verifies a roster entry: the first with fx_roster_verify_initial, later
+ * ones as a rotation of `prev` (fx_roster_verify_update), at the entry's
+ * time. *out must be initialised (fx_roster_init); the caller releases it. */
+fx_err fx_ledger_check_roster(const fx_entry *e, const fx_roster *prev,
+                              fx_roster *out, fx_diag *diag);
+
+/* The kind of an encoded entry from its top-level fields alone (no
+ * allocation), or -1 if the bytes are not a well-formed message. Lets an
+ * auditor find the roster entries before checking the rest in parallel. */
+int fx_ledger_peek_kind(const uint8_t *entry, size_t len);
 
 /* ---- the ledger ---- */
 
@@ -76,11 +91,13 @@ uint64_t fx_ledger_size(const fx_ledger *l);
 const char *fx_ledger_origin(const fx_ledger *l);
 
 /* Appends e: sets its version, index (the current size) and, if zero, its
- * time; checks it (envelope signatures of anchors, accepted contributions
- * and withdrawals; a withdrawal names an accepted, not yet withdrawn
- * contribution and is signed by the same key; an assembly includes exactly
- * the live contributions), stores its encoding and its Merkle nodes in one
- * transaction. *index may be NULL. A refused entry changes nothing. */
+ * time; checks it as an auditor will (fx_ledger_check_roster /
+ * fx_ledger_check_entry against the roster in force; roster and release
+ * versions only go up; a withdrawal names a live accepted contribution by
+ * its manifest digest and is signed by the same key; an assembly includes
+ * exactly the live contributions), then stores its encoding and its Merkle
+ * nodes in one transaction. *index may be NULL. A refused entry changes
+ * nothing. */
 fx_err fx_ledger_append(fx_ledger *l, fx_entry *e, uint64_t *index,
                         fx_diag *diag);
 

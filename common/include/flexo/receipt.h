@@ -14,18 +14,18 @@
 
 #define FX_RECEIPT_MAX (FX_LEDGER_MAX_ENTRY + (64u << 10))
 
+#include "flexo.pb-c.h"
+
 /* What a verified receipt says. */
 typedef struct fx_receipt_info {
 	uint64_t index;
 	fx_checkpoint checkpoint;
 	uint8_t leaf[FX_HASH_LEN];
 	int kind;              /* Flexo__Ledger__V1__Entry__KindCase */
-	int has_signer;        /* signer is set (accepted, anchor, withdrawal) */
-	uint8_t signer[32];    /* the embedded envelope's key */
-	uint8_t payload_digest[32]; /* accepted/rejected only, else zero */
+	uint8_t payload_digest[32]; /* accepted contributions, else zero */
 } fx_receipt_info;
 
-/* Issues a receipt (encoded Receipt message) for entry `index` against the
+/* Issues a receipt (an encoded flexo.v1.Receipt) for entry `index` against the
  * newest checkpoint; FX_ESTATE if no checkpoint covers it yet. *out is
  * malloc'd; the caller frees it. */
 fx_err fx_receipt_issue(fx_ledger *l, uint64_t index, uint8_t **out,
