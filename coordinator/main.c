@@ -5,6 +5,7 @@
 
 static const fx_command commands[] = {
     {"anchor", "train the dense anchor model", cmd_anchor},
+    {"ledger", "ledger status, checkpoints, receipts, export", cmd_ledger},
 };
 
 int main(int argc, char **argv)
