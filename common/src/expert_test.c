@@ -182,6 +182,7 @@ static void make_experts(const fx_model *anchor, fx_expert *x, int n)
 			}
 			x[i].bias[l] = -0.1f * (float)i;
 		}
+		free(noise);
 	}
 }
 
