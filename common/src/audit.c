@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -236,11 +237,21 @@ typedef struct entry_info {
 	                        * contribution digest it names */
 } entry_info;
 
+/* Work is handed out in chunks from a shared counter, so a thread slowed by
+ * another process on its core does not hold the others back. */
+#define CHUNK_ENTRIES 1024
+
+typedef struct work_queue {
+	_Atomic uint64_t next;  /* first entry of the next chunk */
+	_Atomic uint64_t limit; /* lowest failing entry so far: no work above */
+	uint64_t n;
+} work_queue;
+
 typedef struct worker {
 	pthread_t thread;
+	work_queue *q;
 	const uint8_t *base;
 	const uint64_t *pos;
-	uint64_t begin, end;
 	const roster_at *rosters;
 	size_t n_rosters;
 	entry_info *info;
@@ -252,15 +263,22 @@ typedef struct worker {
 	int started;
 } worker;
 
-static void *work(void *arg)
+/* Lowers q->limit to i if i is lower. */
+static void lower_limit(work_queue *q, uint64_t i)
 {
-	worker *w = arg;
+	uint64_t cur = atomic_load(&q->limit);
+	while (i < cur && !atomic_compare_exchange_weak(&q->limit, &cur, i))
+		;
+}
+
+/* Checks entries [c, end); returns 0, or -1 after recording a failure. */
+static int work_chunk(worker *w, uint64_t c, uint64_t end)
+{
 	size_t r = 0; /* rosters[r - 1] is in force; none while r == 0 */
 
-	w->fail_index = FX_AUDIT_NO_INDEX;
-	while (r < w->n_rosters && w->rosters[r].from < w->begin)
+	while (r < w->n_rosters && w->rosters[r].from < c)
 		r++;
-	for (uint64_t i = w->begin; i < w->end; i++) {
+	for (uint64_t i = c; i < end; i++) {
 		const uint8_t *p = w->base + w->pos[i];
 		uint32_t len = rd_be32(p - 4);
 		fx_entry_facts f;
@@ -276,7 +294,8 @@ static void *work(void *arg)
 			                     "flexo.ledger.v1.Entry",
 			                     (unsigned long long)i);
 			w->fail_index = i;
-			break;
+			lower_limit(w->q, i);
+			return -1;
 		}
 		if (e->version != FX_LEDGER_ENTRY_VERSION || e->index != i ||
 		    e->kind_case == FLEXO__LEDGER__V1__ENTRY__KIND__NOT_SET) {
@@ -290,8 +309,9 @@ static void *work(void *arg)
 			    (unsigned long long)(e->index != i ? e->index
 			                                       : e->version));
 			w->fail_index = i;
+			lower_limit(w->q, i);
 			flexo__ledger__v1__entry__free_unpacked(e, NULL);
-			break;
+			return -1;
 		}
 		w->info[i].kind = (uint8_t)e->kind_case;
 		w->info[i].time = e->time_unix;
@@ -305,9 +325,10 @@ static void *work(void *arg)
 				fx_diag_prefix(&w->diag, "entry %llu (%s)",
 				               (unsigned long long)i,
 				               kind_name(e->kind_case));
+				lower_limit(w->q, i);
 				flexo__ledger__v1__entry__free_unpacked(e,
 				                                        NULL);
-				break;
+				return -1;
 			}
 			w->info[i].ref = f.ref;
 			if (f.has_signer) {
@@ -322,6 +343,24 @@ static void *work(void *arg)
 			       32);
 		}
 		flexo__ledger__v1__entry__free_unpacked(e, NULL);
+	}
+	return 0;
+}
+
+static void *work(void *arg)
+{
+	worker *w = arg;
+
+	w->fail_index = FX_AUDIT_NO_INDEX;
+	for (;;) {
+		uint64_t c = atomic_fetch_add(&w->q->next, CHUNK_ENTRIES);
+		uint64_t end = c + CHUNK_ENTRIES;
+		if (c >= w->q->n || c >= atomic_load(&w->q->limit))
+			break;
+		if (end > w->q->n)
+			end = w->q->n;
+		if (work_chunk(w, c, end) != 0)
+			break;
 	}
 	return NULL;
 }
@@ -522,6 +561,7 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 	entry_info *info = NULL;
 	uint8_t (*leaf)[FX_HASH_LEN] = NULL;
 	worker *w = NULL;
+	work_queue queue;
 	roster_at *rosters = NULL;
 	size_t n_rosters = 0;
 	rules r;
@@ -750,11 +790,13 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 	}
 	fx_log(opts->log, FX_INFO, "checking %llu entries on %d threads",
 	       (unsigned long long)n, threads);
+	atomic_init(&queue.next, 0);
+	atomic_init(&queue.limit, UINT64_MAX);
+	queue.n = n;
 	for (int t = 0; t < threads; t++) {
+		w[t].q = &queue;
 		w[t].base = em.p;
 		w[t].pos = pos;
-		w[t].begin = n * (uint64_t)t / (uint64_t)threads;
-		w[t].end = n * (uint64_t)(t + 1) / (uint64_t)threads;
 		w[t].info = info;
 		w[t].leaf = leaf;
 		w[t].rosters = rosters;
@@ -771,11 +813,17 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 			pthread_join(w[t].thread, NULL);
 	for (int t = 0; t < threads; t++)
 		rep->signatures += w[t].sigs;
-	for (int t = 0; t < threads; t++) {
-		if (w[t].err != FX_OK) {
-			err = w[t].err;
-			rep->failed_index = w[t].fail_index;
-			fx_diag_set(diag, err, "%s", w[t].diag.msg);
+	{
+		/* The earliest failure, whichever thread found it. */
+		int first = -1;
+		for (int t = 0; t < threads; t++)
+			if (w[t].err != FX_OK &&
+			    (first < 0 || w[t].fail_index < w[first].fail_index))
+				first = t;
+		if (first >= 0) {
+			err = w[first].err;
+			rep->failed_index = w[first].fail_index;
+			fx_diag_set(diag, err, "%s", w[first].diag.msg);
 			goto out;
 		}
 	}

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flexo/corpus.h"
 #include "flexo/tokenizer.h"
 
 fx_err fx_token_logprobs(fx_model *m, const int32_t *tokens,
@@ -99,16 +100,8 @@ fx_err fx_btm_bpb(fx_model *const *models, int n, const uint16_t *stream,
 			goto out;
 	}
 	while (pos + 1 < len && (max_tokens == 0 || counted < max_tokens)) {
-		int rows = 0;
-		for (; rows < B && pos + 1 < len; rows++) {
-			for (int t = 0; t < T; t++) {
-				size_t i = pos + (size_t)t;
-				bool ok = i + 1 < len;
-				tokens[rows * T + t] = ok ? stream[i] : FX_TOK_PAD;
-				targets[rows * T + t] = ok ? stream[i + 1] : -1;
-			}
-			pos += (size_t)T;
-		}
+		int rows = fx_corpus_windows(stream, len, &pos, B, T, false,
+		                             tokens, targets);
 		for (int i = 0; i < n; i++) {
 			err = fx_token_logprobs(models[i], tokens, targets, rows,
 			                        T, 0, lp + (size_t)i * BT, diag);

@@ -38,6 +38,7 @@ static const char *const migrations[] = {
     "  ref INTEGER, signer BLOB, doc BLOB, blob BLOB, body BLOB NOT NULL);"
     "CREATE INDEX entries_kind ON entries(kind);"
     "CREATE INDEX entries_ref ON entries(ref) WHERE kind = 14;"
+    "CREATE INDEX entries_doc ON entries(doc) WHERE kind = 12;"
     "CREATE TABLE nodes(level INTEGER NOT NULL, idx INTEGER NOT NULL,"
     "  hash BLOB NOT NULL, PRIMARY KEY(level, idx)) WITHOUT ROWID;"
     "CREATE TABLE checkpoints(seq INTEGER PRIMARY KEY,"
@@ -312,8 +313,11 @@ fx_err fx_ledger_open(const char *path, const char *origin, fx_ledger **out,
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return fx_diag_set(diag, FX_ENOMEM, "out of memory");
 	fx_roster_init(&l->roster);
+	/* Without an origin only an existing ledger may be opened: a typo in
+	 * a path must not leave an empty database behind. */
 	if (sqlite3_open_v2(path, &l->db,
-	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+	                    SQLITE_OPEN_READWRITE |
+	                        (origin != NULL ? SQLITE_OPEN_CREATE : 0),
 	                    NULL) != SQLITE_OK) {
 		err = fx_diag_set(diag, FX_EDB, "ledger: cannot open %s: %s",
 		                  path, l->db ? sqlite3_errmsg(l->db) : "?");
@@ -492,6 +496,33 @@ static fx_err check_withdrawal(fx_ledger *l, const fx_entry_facts *f,
 		                          (unsigned long long)f->ref,
 		                          (long long)sqlite3_column_int64(st, 0));
 out:
+	sqlite3_finalize(st);
+	return err;
+}
+
+fx_err fx_ledger_find_contribution(fx_ledger *l,
+                                   const uint8_t digest[FX_BLAKE2B_BYTES],
+                                   uint64_t *index, fx_diag *diag)
+{
+	sqlite3_stmt *st = NULL;
+	fx_err err = FX_OK;
+	int rc;
+
+	if (sqlite3_prepare_v2(l->db,
+	                       "SELECT idx FROM entries WHERE kind = 12 AND "
+	                       "doc = ?",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return db_err(l, diag, "finding a contribution");
+	sqlite3_bind_blob(st, 1, digest, FX_BLAKE2B_BYTES, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*index = (uint64_t)sqlite3_column_int64(st, 0);
+	else if (rc == SQLITE_DONE)
+		err = fx_diag_set(diag, FX_ENOTFOUND,
+		                  "ledger: no accepted contribution with that "
+		                  "manifest digest");
+	else
+		err = db_err(l, diag, "finding a contribution");
 	sqlite3_finalize(st);
 	return err;
 }

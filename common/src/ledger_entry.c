@@ -54,6 +54,7 @@ static fx_err open_signed(const ProtobufCBinaryData *bytes, const char *type,
 	                                 &m, diag)) != FX_OK)
 		goto out;
 	memcpy(f->signer, m->pk, FX_PK_BYTES);
+	memcpy(f->signer_id, m->id, FX_KEY_ID_BYTES);
 	memcpy(f->signer_name, m->name, sizeof(f->signer_name));
 	f->has_signer = 1;
 	fx_blake2b(f->doc_digest, env->payload.data, env->payload.len);
@@ -70,7 +71,7 @@ static fx_err check_contribution(const fx_entry *e, const fx_roster *roster,
 	const Flexo__Ledger__V1__ContributionAccepted *a = e->accepted;
 	Flexo__V1__Contribution *c = NULL;
 	ProtobufCMessage *doc = NULL;
-	uint8_t id[FX_KEY_ID_BYTES];
+	const uint8_t *id = f->signer_id;
 	fx_err err;
 
 	if (a->payload_digest.len != FX_BLAKE2B_BYTES)
@@ -82,7 +83,6 @@ static fx_err check_contribution(const fx_entry *e, const fx_roster *roster,
 	                       e->time_unix, f, &doc, diag)) != FX_OK)
 		return err;
 	c = (Flexo__V1__Contribution *)doc;
-	fx_key_id(id, f->signer);
 	if (strcmp(c->consortium, roster->consortium) != 0)
 		err = fx_diag_set(diag, FX_EMISMATCH,
 		                  "contribution is for consortium '%s', not '%s'",
@@ -112,7 +112,7 @@ static fx_err check_withdrawal(const fx_entry *e, const fx_roster *roster,
 {
 	Flexo__V1__Withdrawal *w = NULL;
 	ProtobufCMessage *doc = NULL;
-	uint8_t id[FX_KEY_ID_BYTES];
+	const uint8_t *id = f->signer_id;
 	fx_err err;
 
 	if ((err = open_signed(&e->withdrawal->envelope, FX_TYPE_WITHDRAWAL,
@@ -120,7 +120,6 @@ static fx_err check_withdrawal(const fx_entry *e, const fx_roster *roster,
 	                       e->time_unix, f, &doc, diag)) != FX_OK)
 		return err;
 	w = (Flexo__V1__Withdrawal *)doc;
-	fx_key_id(id, f->signer);
 	if (strcmp(w->consortium, roster->consortium) != 0)
 		err = fx_diag_set(diag, FX_EMISMATCH,
 		                  "withdrawal is for consortium '%s', not '%s'",

@@ -51,7 +51,9 @@ static void test_append_and_rules(void)
 	size_t n = 0;
 	fx_diag d;
 
-	CHECK(fx_ledger_open(dbpath, NULL, &l, &d) == FX_EINVAL); /* origin */
+	/* without an origin nothing is created */
+	CHECK(fx_ledger_open(dbpath, NULL, &l, &d) != FX_OK);
+	CHECK(access(dbpath, F_OK) != 0);
 	CHECK_OK(fx_ledger_open(dbpath, "flexo.test/ledger", &l, &d));
 	if (l == NULL)
 		return;
@@ -72,6 +74,38 @@ static void test_append_and_rules(void)
 	CHECK(fxt_withdrawal(l, &alice, 3, &idx, &d) == FX_ENOTFOUND);
 	CHECK_OK(fxt_withdrawal(l, &alice, a, &idx, &d));
 	CHECK(fxt_withdrawal(l, &alice, a, &idx, &d) == FX_EEXIST);
+
+	/* a withdrawal request names the contribution by manifest digest */
+	{
+		uint8_t *bytes = NULL, digest[32];
+		size_t blen = 0;
+		uint64_t found = 0;
+		fx_entry *e;
+		Flexo__V1__Envelope *env = NULL;
+		CHECK_OK(fx_ledger_entry_bytes(l, b, &bytes, &blen, &d));
+		e = flexo__ledger__v1__entry__unpack(NULL, blen, bytes);
+		CHECK(e != NULL);
+		if (e != NULL) {
+			CHECK_OK(fx_envelope_open(e->accepted->envelope.data,
+			                          e->accepted->envelope.len,
+			                          FX_TYPE_CONTRIBUTION, &env,
+			                          &d));
+			if (env != NULL) {
+				fx_blake2b(digest, env->payload.data,
+				           env->payload.len);
+				CHECK_OK(fx_ledger_find_contribution(
+				    l, digest, &found, &d));
+				CHECK(found == b);
+				digest[0] ^= 1;
+				CHECK(fx_ledger_find_contribution(
+				          l, digest, &found, &d) ==
+				      FX_ENOTFOUND);
+				fx_wire_free(&env->base);
+			}
+			flexo__ledger__v1__entry__free_unpacked(e, NULL);
+		}
+		free(bytes);
+	}
 
 	CHECK_OK(fx_ledger_live(l, &live, &n, &d));
 	CHECK(n == 1 && live != NULL && live[0] == b);

@@ -40,6 +40,7 @@ typedef struct fx_entry_facts {
 	int kind;                 /* Flexo__Ledger__V1__Entry__KindCase */
 	int has_signer;           /* anchor, accepted, withdrawal */
 	uint8_t signer[FX_PK_BYTES];
+	uint8_t signer_id[FX_KEY_ID_BYTES]; /* contribution/withdrawal only */
 	char signer_name[FX_NAME_MAX + 1];
 	uint8_t doc_digest[FX_BLAKE2B_BYTES]; /* BLAKE2b-256 of the signed
 	                                       * payload (release, contribution,
@@ -77,9 +78,10 @@ int fx_ledger_peek_kind(const uint8_t *entry, size_t len);
 
 typedef struct fx_ledger fx_ledger;
 
-/* Opens (creating if missing) the ledger database at path. A new ledger
- * needs `origin` (the log's name in checkpoints, a note key name); an
- * existing one keeps its own and `origin`, if not NULL, must match. Runs
+/* Opens the ledger database at path; with an `origin` (the log's name in
+ * checkpoints, a note key name) it is created if missing, without one it
+ * must exist. An existing ledger keeps its own origin; a given one must
+ * match. Runs
  * schema migrations up to FX_LEDGER_SCHEMA_VERSION; refuses a newer schema.
  * WAL journal, synchronous=FULL. Free with fx_ledger_close. */
 fx_err fx_ledger_open(const char *path, const char *origin, fx_ledger **out,
@@ -114,6 +116,13 @@ fx_err fx_ledger_entry_bytes(fx_ledger *l, uint64_t index, uint8_t **bytes,
 /* Accepted contributions not withdrawn, ascending; *idx malloc'd (caller
  * frees, may be NULL when *n is 0). What the next assembly must include. */
 fx_err fx_ledger_live(fx_ledger *l, uint64_t **idx, size_t *n, fx_diag *diag);
+
+/* The entry of the accepted contribution whose signed manifest payload has
+ * BLAKE2b-256 `digest` (what a flexo.v1.Withdrawal names): FX_ENOTFOUND if
+ * none. Lets the coordinator turn a withdrawal request into an entry. */
+fx_err fx_ledger_find_contribution(fx_ledger *l,
+                                   const uint8_t digest[FX_BLAKE2B_BYTES],
+                                   uint64_t *index, fx_diag *diag);
 
 /* Root and proofs from stored nodes: O(log n) reads, no rehashing. */
 fx_err fx_ledger_root(fx_ledger *l, uint64_t size, uint8_t root[FX_HASH_LEN],
