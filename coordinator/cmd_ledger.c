@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "flexo/blobstore.h"
+#include "flexo/fsutil.h"
 #include "flexo/cli.h"
 #include "flexo/keys.h"
 #include "flexo/ledger.h"
@@ -213,7 +214,7 @@ static int cmd_receipt(int argc, char **argv, const fx_logger *log)
 	err = fx_receipt_issue(l, index, &rc, &len, &d);
 	fx_ledger_close(l);
 	if (err == FX_OK)
-		err = fx_blob_write_atomic(o.out, rc, len, &d);
+		err = fx_write_file_atomic(o.out, rc, len, 0644, &d);
 	free(rc);
 	return err == FX_OK ? 0 : fail("receipt", err, &d);
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "flexo/blobstore.h"
+#include "flexo/fsutil.h"
 #include "flexo/ledger.h"
 #include "flexo/merkle.h"
 
@@ -114,7 +115,7 @@ fx_err fx_audit_state_save(const char *path, const fx_audit_state *st,
 	}
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		return fx_diag_set(diag, FX_ETOOBIG, "state too large");
-	return fx_blob_write_atomic(path, buf, (size_t)n, diag);
+	return fx_write_file_atomic(path, buf, (size_t)n, 0644, diag);
 }
 
 /* ---- files of the export ---- */

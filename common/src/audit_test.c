@@ -6,6 +6,7 @@
  * checkpoint signatures by the log key. */
 #include "flexo/audit.h"
 #include "flexo/blobstore.h"
+#include "flexo/fsutil.h"
 #include "fx_test.h"
 #include "ledger_fixture.h"
 
@@ -85,7 +86,7 @@ static void write_records(const char *path, const buf *v, size_t n)
 		memcpy(p + off + 4, v[i].p, v[i].n);
 		off += 4 + v[i].n;
 	}
-	CHECK_OK(fx_blob_write_atomic(path, p, total, NULL));
+	CHECK_OK(fx_write_file_atomic(path, p, total, 0644, NULL));
 	free(p);
 }
 
@@ -100,16 +101,16 @@ static void write_export(const char *dir, const buf *entries, size_t n,
 	path_of(p, sizeof(p), dir, FX_EXPORT_CHECKPOINTS);
 	write_records(p, cps, ncp);
 	path_of(p, sizeof(p), dir, FX_EXPORT_VKEY);
-	CHECK_OK(fx_blob_write_atomic(p, good_vkey.p, good_vkey.n, NULL));
+	CHECK_OK(fx_write_file_atomic(p, good_vkey.p, good_vkey.n, 0644, NULL));
 	path_of(p, sizeof(p), dir, FX_EXPORT_LEAVES);
 	if (leaves != NULL) {
-		CHECK_OK(fx_blob_write_atomic(p, leaves->p, leaves->n, NULL));
+		CHECK_OK(fx_write_file_atomic(p, leaves->p, leaves->n, 0644, NULL));
 	} else {
 		uint8_t *l = malloc(n * 32 + 1);
 		for (size_t i = 0; i < n; i++)
 			fx_merkle_leaf_hash(entries[i].p, entries[i].n,
 			                    l + 32 * i);
-		CHECK_OK(fx_blob_write_atomic(p, l, n * 32, NULL));
+		CHECK_OK(fx_write_file_atomic(p, l, n * 32, 0644, NULL));
 		free(l);
 	}
 }
@@ -439,14 +440,14 @@ static void test_assembly_rules(void)
 		                   NULL, 0);
 		fx_merkle_hex(dg, hex);
 		snprintf(p, sizeof(p), "%s/good/blobs/%s", root, hex);
-		CHECK_OK(fx_blob_write_atomic(p, "expert D", 8, NULL));
+		CHECK_OK(fx_write_file_atomic(p, "expert D", 8, 0644, NULL));
 		path_of(p, sizeof(p), root, "good");
 		CHECK(audit(p, NULL, 0, &rep, &d) == FX_OK);
 		CHECK(audit(p, NULL, 1, &rep, &d) == FX_EMISMATCH);
 		CHECK_MSG(strstr(d.msg, "expert of entry") != NULL, "%s",
 		          d.msg);
 		snprintf(p, sizeof(p), "%s/good/blobs/%s", root, hex);
-		CHECK_OK(fx_blob_write_atomic(p, "expert C", 8, NULL));
+		CHECK_OK(fx_write_file_atomic(p, "expert C", 8, 0644, NULL));
 	}
 }
 

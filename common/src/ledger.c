@@ -4,17 +4,16 @@
  * in one transaction, so proofs never need to rehash the log. */
 #include "flexo/ledger.h"
 
-#include <errno.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "flexo/blobstore.h"
+#include "flexo/fsutil.h"
 #include "flexo/note.h"
 
 struct fx_ledger {
@@ -1024,137 +1023,101 @@ fx_err fx_ledger_vkey(fx_ledger *l, char *out, size_t cap, fx_diag *diag)
 
 /* ---- export ---- */
 
-static void be32(uint8_t p[4], uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
 /* Streams the rows of `sql` (one blob/text column) into dir/name through a
- * temporary file: length-prefixed records, or raw when `prefix` is 0. */
+ * temporary file: length-prefixed records (4-byte big-endian length), or
+ * raw bytes when `prefix` is 0. Buffered: one write per MiB, not per row. */
 static fx_err export_rows(fx_ledger *l, const char *dir, const char *name,
                           const char *sql, int prefix, fx_diag *diag)
 {
-	char path[4096], tmp[4200];
+	enum { BUF = 1u << 20 };
+	fx_atomic_file af = {.fd = -1};
+	char path[FX_PATH_MAX];
 	sqlite3_stmt *st = NULL;
-	FILE *f = NULL;
-	fx_err err = FX_OK;
-	int fd = -1, rc;
+	uint8_t *buf = NULL;
+	size_t used = 0;
+	fx_err err;
+	int rc;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path);
-	if ((fd = mkstemp(tmp)) < 0 || (f = fdopen(fd, "wb")) == NULL) {
-		err = fx_diag_set(diag, FX_EIO, "cannot create %s: %s", tmp,
-		                  strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	if ((buf = malloc(BUF)) == NULL)
+		return fx_diag_set(diag, FX_ENOMEM, "out of memory");
+	if ((err = fx_atomic_open(&af, path, 0644, diag)) != FX_OK)
 		goto out;
-	}
 	if (sqlite3_prepare_v2(l->db, sql, -1, &st, NULL) != SQLITE_OK) {
 		err = db_err(l, diag, "exporting");
 		goto out;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const void *p = sqlite3_column_blob(st, 0);
-		uint32_t n = (uint32_t)sqlite3_column_bytes(st, 0);
-		uint8_t hdr[4];
-		be32(hdr, n);
-		if ((prefix && fwrite(hdr, 1, 4, f) != 4) ||
-		    (n && fwrite(p, 1, n, f) != n)) {
-			err = fx_diag_set(diag, FX_EIO, "write %s: %s", tmp,
-			                  strerror(errno));
-			goto out;
+		const uint8_t *p = sqlite3_column_blob(st, 0);
+		size_t n = (size_t)sqlite3_column_bytes(st, 0);
+		if (used + 4 + n > BUF) {
+			if ((err = fx_atomic_write(&af, buf, used, diag)))
+				goto out;
+			used = 0;
+		}
+		if (prefix) {
+			buf[used] = (uint8_t)(n >> 24);
+			buf[used + 1] = (uint8_t)(n >> 16);
+			buf[used + 2] = (uint8_t)(n >> 8);
+			buf[used + 3] = (uint8_t)n;
+			used += 4;
+		}
+		if (4 + n > BUF) { /* a row larger than the buffer */
+			if ((err = fx_atomic_write(&af, buf, used, diag)) ||
+			    (err = fx_atomic_write(&af, p, n, diag)))
+				goto out;
+			used = 0;
+		} else if (n > 0) {
+			memcpy(buf + used, p, n);
+			used += n;
 		}
 	}
 	if (rc != SQLITE_DONE) {
 		err = db_err(l, diag, "exporting");
 		goto out;
 	}
-	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-		err = fx_diag_set(diag, FX_EIO, "sync %s: %s", tmp,
-		                  strerror(errno));
-		goto out;
-	}
-	if (fclose(f) != 0 || rename(tmp, path) != 0) {
-		f = NULL;
-		err = fx_diag_set(diag, FX_EIO, "cannot rename %s: %s", tmp,
-		                  strerror(errno));
-		goto out;
-	}
-	f = NULL;
-	tmp[0] = '\0';
+	if ((err = fx_atomic_write(&af, buf, used, diag)) == FX_OK)
+		err = fx_atomic_commit(&af, diag);
 out:
+	fx_atomic_abort(&af);
 	sqlite3_finalize(st);
-	if (f != NULL)
-		fclose(f);
-	if (tmp[0] != '\0' && err != FX_OK)
-		unlink(tmp);
-	return err;
-}
-
-static fx_err copy_file(const char *src, const char *dst, fx_diag *diag)
-{
-	uint8_t *buf = NULL;
-	FILE *in = NULL;
-	size_t n, cap = 1u << 20, len = 0;
-	fx_err err = FX_OK;
-
-	/* A hard link costs nothing when both sit on one file system. */
-	if (link(src, dst) == 0 || errno == EEXIST)
-		return FX_OK;
-	if ((in = fopen(src, "rb")) == NULL)
-		return fx_diag_set(diag, FX_EIO, "cannot open %s", src);
-	for (;;) {
-		uint8_t *p;
-		if (len == cap || buf == NULL) {
-			cap = buf ? cap * 2 : cap;
-			if ((p = realloc(buf, cap)) == NULL) {
-				err = fx_diag_set(diag, FX_ENOMEM,
-				                  "out of memory");
-				goto out;
-			}
-			buf = p;
-		}
-		n = fread(buf + len, 1, cap - len, in);
-		len += n;
-		if (n == 0)
-			break;
-	}
-	err = fx_blob_write_atomic(dst, buf, len, diag);
-out:
 	free(buf);
-	fclose(in);
 	return err;
 }
 
+/* Copies every blob the entries name from blob_dir into dir/blobs: a hard
+ * link when both are on one file system, else a streamed, re-hashed copy. A
+ * blob missing (or corrupted) at the source ends up missing in the export,
+ * where the auditor names it. */
 static fx_err export_blobs(fx_ledger *l, const char *blob_dir,
                            const char *dir, fx_diag *diag)
 {
-	char bdir[4096], src[4200], dst[4200], hex[65];
+	char bdir[FX_PATH_MAX], src[FX_PATH_MAX], dst[FX_PATH_MAX], hex[65];
+	uint8_t got[FX_BLAKE2B_BYTES];
 	sqlite3_stmt *st = NULL;
-	fx_err err = FX_OK;
+	fx_blobstore out;
+	fx_err err;
 	int rc;
 
 	snprintf(bdir, sizeof(bdir), "%s/%s", dir, FX_EXPORT_BLOBS);
-	if (mkdir(bdir, 0755) != 0 && errno != EEXIST)
-		return fx_diag_set(diag, FX_EIO, "cannot create %s: %s", bdir,
-		                   strerror(errno));
+	if ((err = fx_blobstore_open(&out, bdir, diag)) != FX_OK)
+		return err;
 	if (sqlite3_prepare_v2(l->db,
 	                       "SELECT DISTINCT blob FROM entries WHERE blob "
 	                       "IS NOT NULL",
 	                       -1, &st, NULL) != SQLITE_OK)
 		return db_err(l, diag, "listing blobs");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (sqlite3_column_bytes(st, 0) != 32)
+		if (sqlite3_column_bytes(st, 0) != FX_BLAKE2B_BYTES)
 			continue;
-		fx_merkle_hex(sqlite3_column_blob(st, 0), hex);
+		fx_hex(hex, sqlite3_column_blob(st, 0), FX_BLAKE2B_BYTES);
 		snprintf(src, sizeof(src), "%s/%s", blob_dir, hex);
 		snprintf(dst, sizeof(dst), "%s/%s", bdir, hex);
-		if (access(src, R_OK) != 0)
-			continue; /* the auditor reports what is missing */
-		if ((err = copy_file(src, dst, diag)) != FX_OK)
+		if (access(src, R_OK) != 0 || access(dst, F_OK) == 0)
+			continue;
+		if (link(src, dst) == 0)
+			continue;
+		if ((err = fx_blobstore_put_file(&out, src, got, diag)))
 			goto out;
 	}
 	if (rc != SQLITE_DONE)
@@ -1167,23 +1130,22 @@ out:
 fx_err fx_ledger_export(fx_ledger *l, const char *blob_dir, const char *dir,
                         fx_diag *diag)
 {
-	char vkey[FX_NOTE_VKEY_MAX + 2], path[4096];
+	char vkey[FX_NOTE_VKEY_MAX + 2], path[FX_PATH_MAX];
 	size_t n;
 	fx_err err;
 
 	if (strlen(dir) > 3000)
 		return fx_diag_set(diag, FX_EINVAL, "export path too long");
-	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-		return fx_diag_set(diag, FX_EIO, "cannot create %s: %s", dir,
-		                   strerror(errno));
+	if ((err = fx_mkdir_p(dir, 0755, diag)) != FX_OK)
+		return err;
 	if ((err = fx_ledger_vkey(l, vkey, sizeof(vkey) - 1, diag)) != FX_OK)
 		return err;
 	n = strlen(vkey);
 	vkey[n++] = '\n';
 	snprintf(path, sizeof(path), "%s/%s", dir, FX_EXPORT_VKEY);
-	if ((err = fx_blob_write_atomic(path, vkey, n, diag)) != FX_OK)
+	if ((err = fx_write_file_atomic(path, vkey, n, 0644, diag)) != FX_OK)
 		return err;
-	/* A read transaction: all files describe the same log state. */
+	/* One read transaction: all files describe the same log state. */
 	if ((err = exec(l, "BEGIN", diag)) != FX_OK)
 		return err;
 	if ((err = export_rows(l, dir, FX_EXPORT_ENTRIES,
