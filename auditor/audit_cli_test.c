@@ -107,6 +107,9 @@ static void test_help(void)
 		CHECK_MSG(run("%s", cmds[i]) == 0 && output_has("usage"),
 		          "%s", cmds[i]);
 	CHECK(run(FLEXO_AUDIT_BIN " verify") == 2);
+	CHECK(run(FLEXO_AUDIT_BIN " verify %s --roster %s/none", tmp, tmp) ==
+	      2);
+	CHECK(output_has("--roster"));
 }
 
 static void test_end_to_end(void)

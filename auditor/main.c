@@ -13,7 +13,7 @@
 
 #define VERIFY_USAGE                                                           \
 	"usage: flexo-audit verify DIR [--key VKEY | --key-file FILE]\n"       \
-	"       [--state FILE] [--reassemble] [--threads N]\n\n"               \
+	"       [--state FILE] [--roster FILE] [--reassemble] [--threads N]\n\n" \
 	"Verifies the ledger export in DIR (flexo-coordinator ledger export):\n" \
 	"every checkpoint's signature by the log key, the Merkle root of the\n" \
 	"entries against every checkpoint, each entry's documents against the\n" \
@@ -29,6 +29,10 @@
 	"                   file must exist in DIR/blobs and hash (BLAKE2b-256)\n" \
 	"                   to the logged digest. Rebuilding the model itself\n" \
 	"                   from the experts is not done yet.\n"               \
+	"  --roster FILE    the consortium roster (flexo-keys roster file) the\n" \
+	"                   log's first roster must be, or a rotation of;\n"   \
+	"                   without it the first roster is trusted on its own\n" \
+	"                   root signatures\n"                                 \
 	"  --threads N      signature-checking threads (default 2)\n\n"        \
 	"Exit status: 0 if everything verifies, 1 with the reason otherwise,\n" \
 	"2 on a usage error.\n"
@@ -58,19 +62,22 @@ static const char *kind_label(int k)
 static int cmd_verify(int argc, char **argv, const fx_logger *log)
 {
 	enum { OPT_KEY = 1000, OPT_KEY_FILE, OPT_STATE, OPT_REASSEMBLE,
-	       OPT_THREADS, OPT_HELP };
+	       OPT_THREADS, OPT_ROSTER, OPT_HELP };
 	static const struct option longopts[] = {
 	    {"key", required_argument, NULL, OPT_KEY},
 	    {"key-file", required_argument, NULL, OPT_KEY_FILE},
 	    {"state", required_argument, NULL, OPT_STATE},
 	    {"reassemble", no_argument, NULL, OPT_REASSEMBLE},
 	    {"threads", required_argument, NULL, OPT_THREADS},
+	    {"roster", required_argument, NULL, OPT_ROSTER},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {NULL, 0, NULL, 0}};
 	const char *key = NULL, *key_file = NULL;
 	char vkey[FX_NOTE_VKEY_MAX + 2], hex[65];
 	fx_note_verifier v;
-	fx_audit_opts o = {NULL, NULL, 2, 0, log};
+	fx_audit_opts o = {NULL, NULL, 2, 0, log, NULL};
+	fx_roster pinned;
+	const char *roster_file = NULL;
 	fx_audit_report rep;
 	fx_diag d;
 	fx_err err;
@@ -83,6 +90,7 @@ static int cmd_verify(int argc, char **argv, const fx_logger *log)
 		case OPT_KEY_FILE: key_file = optarg; break;
 		case OPT_STATE: o.state_path = optarg; break;
 		case OPT_REASSEMBLE: o.reassemble = 1; break;
+		case OPT_ROSTER: roster_file = optarg; break;
 		case OPT_THREADS:
 			o.threads = atoi(optarg);
 			if (o.threads < 1 || o.threads > FX_AUDIT_MAX_THREADS) {
@@ -118,7 +126,18 @@ static int cmd_verify(int argc, char **argv, const fx_logger *log)
 		}
 		o.trusted = &v;
 	}
+	fx_roster_init(&pinned);
+	if (roster_file != NULL) {
+		if ((err = fx_roster_load(&pinned, roster_file, &d)) != FX_OK) {
+			fprintf(stderr, "flexo-audit verify: --roster: %s\n",
+			        d.msg);
+			fx_roster_release(&pinned);
+			return 2;
+		}
+		o.pinned = &pinned;
+	}
 	err = fx_audit_export(argv[optind], &o, &rep, &d);
+	fx_roster_release(&pinned);
 
 	printf("export:       %s\n", argv[optind]);
 	printf("entries:      %llu\n", (unsigned long long)rep.entries);

@@ -362,7 +362,7 @@ int cmd_audit(int argc, char **argv, const fx_logger *log)
 	 * second view of the same overhead. */
 	rate = timed_verify_rate(threads, &coord, &cpu_per_verify);
 	for (int k = 0; k < rounds; k++) {
-		fx_audit_opts o = {&v, NULL, threads, 0, log};
+		fx_audit_opts o = {&v, NULL, threads, 0, log, NULL};
 		fx_audit_report one;
 		double c0 = cpu_s(), r2, cpv;
 		if ((err = fx_audit_export(exp, &o, &one, &d)) != FX_OK)

@@ -765,6 +765,23 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 		err = fx_ledger_check_roster(
 		    e, n_rosters ? &rosters[n_rosters - 1].roster : NULL,
 		    &rosters[n_rosters].roster, diag);
+		/* A pinned roster replaces trust on first use: the log's first
+		 * roster must be it, or a rotation its roots signed. */
+		if (err == FX_OK && n_rosters == 0 && opts->pinned != NULL &&
+		    memcmp(rosters[0].roster.digest, opts->pinned->digest,
+		           FX_BLAKE2B_BYTES) != 0) {
+			fx_roster rot;
+			fx_roster_init(&rot);
+			err = fx_roster_verify_update(
+			    opts->pinned, &rot, e->roster->envelope.data,
+			    e->roster->envelope.len, e->time_unix, diag);
+			fx_roster_release(&rot);
+			if (err != FX_OK)
+				fx_diag_prefix(diag, "not the pinned roster "
+				                     "v%llu nor a rotation of it",
+				               (unsigned long long)
+				                   opts->pinned->version);
+		}
 		n_rosters++;
 		flexo__ledger__v1__entry__free_unpacked(e, NULL);
 		if (err != FX_OK) {

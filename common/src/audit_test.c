@@ -142,7 +142,7 @@ static buf sign_over(const buf *entries, size_t n)
 static fx_err audit(const char *dir, const char *state, int reassemble,
                     fx_audit_report *rep, fx_diag *d)
 {
-	fx_audit_opts o = {&logv, state, 2, reassemble, NULL};
+	fx_audit_opts o = {&logv, state, 2, reassemble, NULL, NULL};
 	return fx_audit_export(dir, &o, rep, d);
 }
 
@@ -234,7 +234,7 @@ static void test_good(void)
 	CHECK(rep.previous_size == 8);
 	/* with the state alone as the source of trust */
 	{
-		fx_audit_opts o = {NULL, state, 1, 0, NULL};
+		fx_audit_opts o = {NULL, state, 1, 0, NULL, NULL};
 		CHECK(fx_audit_export(exp, &o, &rep, &d) == FX_OK);
 		o.state_path = NULL;
 		CHECK(fx_audit_export(exp, &o, &rep, &d) == FX_EINVAL);
@@ -242,7 +242,7 @@ static void test_good(void)
 	/* another key is not this log */
 	{
 		fx_note_verifier other;
-		fx_audit_opts o = {&other, NULL, 1, 0, NULL};
+		fx_audit_opts o = {&other, NULL, 1, 0, NULL, NULL};
 		CHECK_OK(fx_note_verifier_init(&other, origin, eve.kp.pk, NULL));
 		CHECK(fx_audit_export(exp, &o, &rep, &d) == FX_EMISMATCH);
 		CHECK(strstr(d.msg, "not the trusted") != NULL);
@@ -510,6 +510,38 @@ static void test_roster_rules(void)
 	/* the honest one passes */
 	path_of(dir, sizeof(dir), root, "with_eve");
 	CHECK_MSG(audit(dir, NULL, 0, &rep, &d) == FX_OK, "%s", d.msg);
+	/* pinned to its own roster it passes, to another one it fails */
+	{
+		fx_roster own, other;
+		fx_entry *e0 = flexo__ledger__v1__entry__unpack(
+		    NULL, with_eve[0].n, with_eve[0].p);
+		fx_entry *e1 = flexo__ledger__v1__entry__unpack(
+		    NULL, without_eve[0].n, without_eve[0].p);
+		fx_audit_opts o = {&logv, NULL, 2, 0, NULL, &own};
+		fx_roster_init(&own);
+		fx_roster_init(&other);
+		CHECK(e0 != NULL && e1 != NULL);
+		if (e0 != NULL && e1 != NULL) {
+			CHECK_OK(fx_roster_parse(&own, e0->roster->envelope.data,
+			                         e0->roster->envelope.len, &d));
+			CHECK_OK(fx_roster_parse(&other,
+			                         e1->roster->envelope.data,
+			                         e1->roster->envelope.len, &d));
+			CHECK_MSG(fx_audit_export(dir, &o, &rep, &d) == FX_OK,
+			          "%s", d.msg);
+			o.pinned = &other;
+			CHECK(fx_audit_export(dir, &o, &rep, &d) != FX_OK);
+			CHECK_MSG(strstr(d.msg, "pinned roster") &&
+			              rep.failed_index == 0,
+			          "%s", d.msg);
+		}
+		if (e0 != NULL)
+			flexo__ledger__v1__entry__free_unpacked(e0, NULL);
+		if (e1 != NULL)
+			flexo__ledger__v1__entry__free_unpacked(e1, NULL);
+		fx_roster_release(&own);
+		fx_roster_release(&other);
+	}
 	free(cp.p);
 	for (size_t i = 0; i < n1; i++)
 		free(with_eve[i].p);

@@ -12,6 +12,7 @@
 #include "flexo/err.h"
 #include "flexo/log.h"
 #include "flexo/note.h"
+#include "flexo/roster.h"
 
 #define FX_AUDIT_MAX_THREADS     64
 #define FX_AUDIT_MAX_CHECKPOINTS (1u << 20)
@@ -41,6 +42,10 @@ typedef struct fx_audit_opts {
 	int threads;                     /* signature threads, 1..64 */
 	int reassemble;                  /* check the blobs assemblies name */
 	const fx_logger *log;            /* progress lines; may be NULL */
+	const fx_roster *pinned;         /* the consortium's roster as the
+	                                  * auditor knows it; NULL: trust the
+	                                  * log's first roster on its own
+	                                  * root signatures */
 } fx_audit_opts;
 
 typedef struct fx_audit_report {
