@@ -74,18 +74,17 @@ static void build(const char *name, const char *reason)
 		exit(1);
 	CHECK_OK(fxt_roster(l, 1, &croot, m, r, 3, &idx, &d));
 	CHECK_OK(fxt_anchor(l, &coord, 1, 1, &anchor, &d));
-	CHECK_OK(fx_blobstore_put(&bs, (const uint8_t *)"expert a", 8, model,
-	                          NULL));
-	CHECK_OK(fxt_accepted(l, &alice, (const uint8_t *)"expert a", 8, &a,
-	                      &d));
+	CHECK_OK(
+	    fx_blobstore_put(&bs, (const uint8_t *)"expert a", 8, model, NULL));
+	CHECK_OK(
+	    fxt_accepted(l, &alice, (const uint8_t *)"expert a", 8, &a, &d));
 	CHECK_OK(fxt_rejected(l, reason, &idx, &d));
-	CHECK_OK(fx_blobstore_put(&bs, (const uint8_t *)"expert b", 8, model,
-	                          NULL));
-	CHECK_OK(fxt_accepted(l, &bob, (const uint8_t *)"expert b", 8, &b,
-	                      &d));
+	CHECK_OK(
+	    fx_blobstore_put(&bs, (const uint8_t *)"expert b", 8, model, NULL));
+	CHECK_OK(fxt_accepted(l, &bob, (const uint8_t *)"expert b", 8, &b, &d));
 	CHECK_OK(fxt_withdrawal(l, &alice, a, &idx, &d));
-	CHECK_OK(fx_blobstore_put(&bs, (const uint8_t *)"model b", 7, model,
-	                          NULL));
+	CHECK_OK(
+	    fx_blobstore_put(&bs, (const uint8_t *)"model b", 7, model, NULL));
 	inc[0] = b;
 	CHECK_OK(fxt_assembly(l, anchor, inc, 1, model, &idx, &d));
 	fx_ledger_close(l);
@@ -104,8 +103,8 @@ static void test_help(void)
 	    FLEXO_COORDINATOR_BIN " ledger export --help",
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(*cmds); i++)
-		CHECK_MSG(run("%s", cmds[i]) == 0 && output_has("usage"),
-		          "%s", cmds[i]);
+		CHECK_MSG(run("%s", cmds[i]) == 0 && output_has("usage"), "%s",
+		          cmds[i]);
 	CHECK(run(FLEXO_AUDIT_BIN " verify") == 2);
 	CHECK(run(FLEXO_AUDIT_BIN " verify %s --roster %s/none", tmp, tmp) ==
 	      2);
@@ -118,8 +117,8 @@ static void test_end_to_end(void)
 	fx_diag d;
 
 	snprintf(key, sizeof(key), "%s/coord.key", tmp);
-	CHECK_OK(fx_seckey_save(&coord.kp, key, NULL, 0, FX_KDF_INTERACTIVE,
-	                        &d));
+	CHECK_OK(
+	    fx_seckey_save(&coord.kp, key, NULL, 0, FX_KDF_INTERACTIVE, &d));
 	build("good", "unsigned manifest");
 
 	CHECK(run(FLEXO_COORDINATOR_BIN " ledger checkpoint --db %s/good.db "
@@ -196,8 +195,9 @@ static void test_tampered(void)
 	CHECK(output_has("fork"));
 
 	/* a wrong key is refused before anything is trusted */
-	CHECK(run(FLEXO_AUDIT_BIN " verify %s/exp --key flexo.test/cli+00000000"
-	                          "+AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+	CHECK(run(FLEXO_AUDIT_BIN
+	          " verify %s/exp --key flexo.test/cli+00000000"
+	          "+AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
 	          tmp) == 2);
 }
 

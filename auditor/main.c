@@ -13,28 +13,40 @@
 
 #define VERIFY_USAGE                                                           \
 	"usage: flexo-audit verify DIR [--key VKEY | --key-file FILE]\n"       \
-	"       [--state FILE] [--roster FILE] [--reassemble] [--threads N]\n\n" \
-	"Verifies the ledger export in DIR (flexo-coordinator ledger export):\n" \
-	"every checkpoint's signature by the log key, the Merkle root of the\n" \
-	"entries against every checkpoint, each entry's documents against the\n" \
-	"roster in force at it, withdrawals, and that every assembly contains\n" \
+	"       [--state FILE] [--roster FILE] [--reassemble] [--threads "     \
+	"N]\n\n"                                                               \
+	"Verifies the ledger export in DIR (flexo-coordinator ledger "         \
+	"export):\n"                                                           \
+	"every checkpoint's signature by the log key, the Merkle root of "     \
+	"the\n"                                                                \
+	"entries against every checkpoint, each entry's documents against "    \
+	"the\n"                                                                \
+	"roster in force at it, withdrawals, and that every assembly "         \
+	"contains\n"                                                           \
 	"exactly the accepted, not withdrawn contributions.\n\n"               \
 	"  --key VKEY       trusted log key: name+id+base64 (C2SP vkey)\n"     \
 	"  --key-file FILE  the same, read from FILE\n"                        \
-	"  --state FILE     remembers the trusted key and the newest accepted\n" \
-	"                   checkpoint; the next audit must be consistent with\n" \
+	"  --state FILE     remembers the trusted key and the newest "         \
+	"accepted\n"                                                           \
+	"                   checkpoint; the next audit must be consistent "    \
+	"with\n"                                                               \
 	"                   it (created on first use)\n"                       \
 	"  --reassemble     also check the blobs every assembly names: each\n" \
 	"                   included expert's payload and the served model\n"  \
-	"                   file must exist in DIR/blobs and hash (BLAKE2b-256)\n" \
-	"                   to the logged digest. Rebuilding the model itself\n" \
+	"                   file must exist in DIR/blobs and hash "            \
+	"(BLAKE2b-256)\n"                                                      \
+	"                   to the logged digest. Rebuilding the model "       \
+	"itself\n"                                                             \
 	"                   from the experts is not done yet.\n"               \
-	"  --roster FILE    the consortium roster (flexo-keys roster file) the\n" \
+	"  --roster FILE    the consortium roster (flexo-keys roster file) "   \
+	"the\n"                                                                \
 	"                   log's first roster must be, or a rotation of;\n"   \
-	"                   without it the first roster is trusted on its own\n" \
+	"                   without it the first roster is trusted on its "    \
+	"own\n"                                                                \
 	"                   root signatures\n"                                 \
 	"  --threads N      signature-checking threads (default 2)\n\n"        \
-	"Exit status: 0 if everything verifies, 1 with the reason otherwise,\n" \
+	"Exit status: 0 if everything verifies, 1 with the reason "            \
+	"otherwise,\n"                                                         \
 	"2 on a usage error.\n"
 
 static int read_line_file(const char *path, char *out, size_t cap)
@@ -53,16 +65,23 @@ static int read_line_file(const char *path, char *out, size_t cap)
 
 static const char *kind_label(int k)
 {
-	static const char *const names[] = {
-	    "roster updates", "anchor releases", "accepted", "rejected",
-	    "withdrawals", "assemblies"};
+	static const char *const names[] = {"roster updates", "anchor releases",
+	                                    "accepted",       "rejected",
+	                                    "withdrawals",    "assemblies"};
 	return k >= 0 && k < 6 ? names[k] : "?";
 }
 
 static int cmd_verify(int argc, char **argv, const fx_logger *log)
 {
-	enum { OPT_KEY = 1000, OPT_KEY_FILE, OPT_STATE, OPT_REASSEMBLE,
-	       OPT_THREADS, OPT_ROSTER, OPT_HELP };
+	enum {
+		OPT_KEY = 1000,
+		OPT_KEY_FILE,
+		OPT_STATE,
+		OPT_REASSEMBLE,
+		OPT_THREADS,
+		OPT_ROSTER,
+		OPT_HELP
+	};
 	static const struct option longopts[] = {
 	    {"key", required_argument, NULL, OPT_KEY},
 	    {"key-file", required_argument, NULL, OPT_KEY_FILE},
@@ -86,23 +105,38 @@ static int cmd_verify(int argc, char **argv, const fx_logger *log)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
-		case OPT_KEY: key = optarg; break;
-		case OPT_KEY_FILE: key_file = optarg; break;
-		case OPT_STATE: o.state_path = optarg; break;
-		case OPT_REASSEMBLE: o.reassemble = 1; break;
-		case OPT_ROSTER: roster_file = optarg; break;
+		case OPT_KEY:
+			key = optarg;
+			break;
+		case OPT_KEY_FILE:
+			key_file = optarg;
+			break;
+		case OPT_STATE:
+			o.state_path = optarg;
+			break;
+		case OPT_REASSEMBLE:
+			o.reassemble = 1;
+			break;
+		case OPT_ROSTER:
+			roster_file = optarg;
+			break;
 		case OPT_THREADS:
 			o.threads = atoi(optarg);
 			if (o.threads < 1 || o.threads > FX_AUDIT_MAX_THREADS) {
-				fprintf(stderr, "flexo-audit verify: --threads "
-				                "must be 1..%d\n",
+				fprintf(stderr,
+				        "flexo-audit verify: --threads "
+				        "must be 1..%d\n",
 				        FX_AUDIT_MAX_THREADS);
 				return 2;
 			}
 			break;
 		case 'h':
-		case OPT_HELP: fputs(VERIFY_USAGE, stdout); return 0;
-		default: fputs(VERIFY_USAGE, stderr); return 2;
+		case OPT_HELP:
+			fputs(VERIFY_USAGE, stdout);
+			return 0;
+		default:
+			fputs(VERIFY_USAGE, stderr);
+			return 2;
 		}
 	}
 	if (optind != argc - 1 || (key != NULL && key_file != NULL)) {
@@ -111,8 +145,9 @@ static int cmd_verify(int argc, char **argv, const fx_logger *log)
 	}
 	if (key_file != NULL) {
 		if (read_line_file(key_file, vkey, sizeof(vkey)) != 0) {
-			fprintf(stderr, "flexo-audit verify: cannot read key "
-			                "file %s\n",
+			fprintf(stderr,
+			        "flexo-audit verify: cannot read key "
+			        "file %s\n",
 			        key_file);
 			return 1;
 		}
@@ -178,8 +213,10 @@ static int cmd_verify(int argc, char **argv, const fx_logger *log)
 
 #define RECEIPT_USAGE                                                          \
 	"usage: flexo-audit receipt FILE --key VKEY\n\n"                       \
-	"Checks a receipt (flexo-coordinator ledger receipt) against the log\n" \
-	"key: the checkpoint signature and the inclusion proof of the entry.\n"
+	"Checks a receipt (flexo-coordinator ledger receipt) against the "     \
+	"log\n"                                                                \
+	"key: the checkpoint signature and the inclusion proof of the "        \
+	"entry.\n"
 
 static int cmd_receipt(int argc, char **argv, const fx_logger *log)
 {
@@ -241,9 +278,7 @@ int main(int argc, char **argv)
 	fx_logger log;
 	if (fx_cli_init_logger(&argc, &argv, &log, "flexo-audit") != 0)
 		return 2;
-	return fx_cli_dispatch("flexo-audit",
-	                       "Independent auditor of a flexo ledger.", argc,
-	                       argv, commands,
-	                       (int)(sizeof(commands) / sizeof(*commands)),
-	                       &log);
+	return fx_cli_dispatch(
+	    "flexo-audit", "Independent auditor of a flexo ledger.", argc, argv,
+	    commands, (int)(sizeof(commands) / sizeof(*commands)), &log);
 }

@@ -19,9 +19,9 @@
 #include "ledger_fixture.h"
 
 #define CONTRIBUTORS 16
-#define CHUNK        10000  /* entries signed in parallel, then appended */
-#define BATCH        1000   /* appends per transaction */
-#define PROOFS       1000   /* sampled proofs */
+#define CHUNK        10000 /* entries signed in parallel, then appended */
+#define BATCH        1000  /* appends per transaction */
+#define PROOFS       1000  /* sampled proofs */
 
 static double now_s(void)
 {
@@ -52,8 +52,8 @@ static void *sign_work(void *arg)
 		uint64_t id = j->base + i;
 		/* Each thread owns the parties of its parity: sequence numbers
 		 * need no lock. */
-		fxt_party *p = &j->parties[j->first +
-		                           (int)((i / 2) % (CONTRIBUTORS / 2)) *
+		fxt_party *p =
+		    &j->parties[j->first + (int)((i / 2) % (CONTRIBUTORS / 2)) *
 		                               j->stride];
 		j->err = fxt_contribution(p, (const uint8_t *)&id, sizeof(id),
 		                          j->docs[i].digest, &j->docs[i].env,
@@ -88,8 +88,7 @@ static void *verify_work(void *arg)
 }
 
 /* Ed25519 verifications per second on `threads` threads. */
-static double verify_rate(int threads, uint64_t per_thread,
-                          const fxt_party *p)
+static double verify_rate(int threads, uint64_t per_thread, const fxt_party *p)
 {
 	verify_job jobs[FX_AUDIT_MAX_THREADS];
 	uint8_t msg[320], sig[64];
@@ -102,8 +101,8 @@ static double verify_rate(int threads, uint64_t per_thread,
 	atomic_init(&next, 0);
 	t0 = now_s();
 	for (int t = 0; t < threads; t++) {
-		jobs[t] = (verify_job){0, msg, sizeof(msg), sig, p->kp.pk,
-		                       &next, total, 0};
+		jobs[t] = (verify_job){0,        msg,   sizeof(msg), sig,
+		                       p->kp.pk, &next, total,       0};
 		if (pthread_create(&jobs[t].th, NULL, verify_work, &jobs[t]))
 			verify_work(&jobs[t]), jobs[t].th = 0;
 	}
@@ -147,18 +146,19 @@ static double timed_verify_rate(int threads, const fxt_party *p,
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-	        "usage: flexo-bench audit [--entries N] [--threads T] "
-	        "[--dir DIR] [--keep] [--rounds R]\n\n"
-	        "Builds a ledger of N signed contributions (default 1000000) in\n"
-	        "DIR (default: a fresh folder under /tmp), then measures append\n"
-	        "rate, proof time, export and audit time, and this machine's\n"
-	        "Ed25519 verify rate on T threads (default 2). Last line:\n"
-	        "audit_vs_verify_limit: <audit time / (N / verify rate)>.\n"
-	        "  --keep       leave DIR behind (otherwise removed)\n"
-	        "  --rounds R   audits, each followed by a verify-rate run; the\n"
-	        "               best audit is set against the best rate "
-	        "(default 2)\n");
+	fprintf(
+	    out,
+	    "usage: flexo-bench audit [--entries N] [--threads T] "
+	    "[--dir DIR] [--keep] [--rounds R]\n\n"
+	    "Builds a ledger of N signed contributions (default 1000000) in\n"
+	    "DIR (default: a fresh folder under /tmp), then measures append\n"
+	    "rate, proof time, export and audit time, and this machine's\n"
+	    "Ed25519 verify rate on T threads (default 2). Last line:\n"
+	    "audit_vs_verify_limit: <audit time / (N / verify rate)>.\n"
+	    "  --keep       leave DIR behind (otherwise removed)\n"
+	    "  --rounds R   audits, each followed by a verify-rate run; the\n"
+	    "               best audit is set against the best rate "
+	    "(default 2)\n");
 }
 
 int cmd_audit(int argc, char **argv, const fx_logger *log)
@@ -189,18 +189,31 @@ int cmd_audit(int argc, char **argv, const fx_logger *log)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'n': n = strtoull(optarg, NULL, 10); break;
-		case 't': threads = atoi(optarg); break;
-		case 'd': dir = optarg; break;
-		case 'k': keep = 1; break;
-		case 'r': rounds = atoi(optarg); break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'n':
+			n = strtoull(optarg, NULL, 10);
+			break;
+		case 't':
+			threads = atoi(optarg);
+			break;
+		case 'd':
+			dir = optarg;
+			break;
+		case 'k':
+			keep = 1;
+			break;
+		case 'r':
+			rounds = atoi(optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (n < 2 || threads < 1 || threads > FX_AUDIT_MAX_THREADS ||
-	    rounds < 1 || rounds > 10 ||
-	    optind != argc) {
+	    rounds < 1 || rounds > 10 || optind != argc) {
 		usage(stderr);
 		return 2;
 	}
@@ -242,13 +255,20 @@ int cmd_audit(int argc, char **argv, const fx_logger *log)
 	fx_log(log, FX_INFO, "building a ledger of %llu contributions in %s",
 	       (unsigned long long)n, dir);
 	while (appended + 1 < n) {
-		uint64_t k = n - 1 - appended < CHUNK ? n - 1 - appended : CHUNK;
+		uint64_t k =
+		    n - 1 - appended < CHUNK ? n - 1 - appended : CHUNK;
 		sign_job jobs[2];
 		t0 = now_s();
 		for (int t = 0; t < 2; t++) {
-			jobs[t] = (sign_job){0,     parties, 2,         t,
-			                     docs,  appended, k * (uint64_t)t / 2,
-			                     k * (uint64_t)(t + 1) / 2, FX_OK};
+			jobs[t] = (sign_job){0,
+			                     parties,
+			                     2,
+			                     t,
+			                     docs,
+			                     appended,
+			                     k * (uint64_t)t / 2,
+			                     k * (uint64_t)(t + 1) / 2,
+			                     FX_OK};
 			if (pthread_create(&jobs[t].th, NULL, sign_work,
 			                   &jobs[t]))
 				sign_work(&jobs[t]), jobs[t].th = 0;
@@ -281,7 +301,8 @@ int cmd_audit(int argc, char **argv, const fx_logger *log)
 			e.accepted = &a;
 			e.time_unix = 1700000000;
 			err = fx_ledger_append(l, &e, NULL, &d);
-			if (err == FX_OK && (i % BATCH == BATCH - 1 || i == k - 1))
+			if (err == FX_OK &&
+			    (i % BATCH == BATCH - 1 || i == k - 1))
 				err = fx_ledger_commit(l, &d);
 		}
 		t_append += now_s() - t0;
@@ -394,8 +415,9 @@ int cmd_audit(int argc, char **argv, const fx_logger *log)
 	printf("inclusion proof:         %.1f us (build from SQLite + "
 	       "verify, mean of %d)\n",
 	       t_incl / PROOFS * 1e6, PROOFS);
-	printf("consistency proof:       %.1f us (build + verify, mean of %d)\n",
-	       t_cons / PROOFS * 1e6, PROOFS);
+	printf(
+	    "consistency proof:       %.1f us (build + verify, mean of %d)\n",
+	    t_cons / PROOFS * 1e6, PROOFS);
 	printf("export:                  %.2f s\n", t_export);
 	printf("ed25519 verify (%d thr):  %.0f /s\n", threads, rate);
 	printf("audit (%d threads):       %.2f s for %llu signatures "

@@ -8,16 +8,24 @@
 
 #include "commands.h"
 #include "flexo/blobstore.h"
-#include "flexo/fsutil.h"
 #include "flexo/cli.h"
+#include "flexo/fsutil.h"
 #include "flexo/keys.h"
 #include "flexo/ledger.h"
 #include "flexo/receipt.h"
 
 #define DEFAULT_DB "ledger.db"
 
-enum { OPT_DB = 1000, OPT_BLOBS, OPT_KEY, OPT_PASS_FILE, OPT_PASS_ENV,
-       OPT_OUT, OPT_ORIGIN, OPT_HELP };
+enum {
+	OPT_DB = 1000,
+	OPT_BLOBS,
+	OPT_KEY,
+	OPT_PASS_FILE,
+	OPT_PASS_ENV,
+	OPT_OUT,
+	OPT_ORIGIN,
+	OPT_HELP
+};
 
 static const struct option longopts[] = {
     {"db", required_argument, NULL, OPT_DB},
@@ -46,16 +54,33 @@ static int parse(int argc, char **argv, opts *o)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
-		case OPT_DB: o->db = optarg; break;
-		case OPT_BLOBS: o->blobs = optarg; break;
-		case OPT_KEY: o->key = optarg; break;
-		case OPT_PASS_FILE: o->pass_file = optarg; break;
-		case OPT_PASS_ENV: o->pass_env = optarg; break;
-		case OPT_OUT: o->out = optarg; break;
-		case OPT_ORIGIN: o->origin = optarg; break;
+		case OPT_DB:
+			o->db = optarg;
+			break;
+		case OPT_BLOBS:
+			o->blobs = optarg;
+			break;
+		case OPT_KEY:
+			o->key = optarg;
+			break;
+		case OPT_PASS_FILE:
+			o->pass_file = optarg;
+			break;
+		case OPT_PASS_ENV:
+			o->pass_env = optarg;
+			break;
+		case OPT_OUT:
+			o->out = optarg;
+			break;
+		case OPT_ORIGIN:
+			o->origin = optarg;
+			break;
 		case 'h':
-		case OPT_HELP: o->help = 1; break;
-		default: return -1;
+		case OPT_HELP:
+			o->help = 1;
+			break;
+		default:
+			return -1;
 		}
 	}
 	return 0;
@@ -63,14 +88,15 @@ static int parse(int argc, char **argv, opts *o)
 
 static int fail(const char *what, fx_err err, const fx_diag *d)
 {
-	fprintf(stderr, "flexo-coordinator ledger %s: %s (%s)\n", what,
-	        d->msg, fx_strerror(err));
+	fprintf(stderr, "flexo-coordinator ledger %s: %s (%s)\n", what, d->msg,
+	        fx_strerror(err));
 	return 1;
 }
 
-#define STATUS_USAGE                                                          \
-	"usage: flexo-coordinator ledger status [--db FILE]\n\n"              \
-	"Prints the log's origin, size, root, newest checkpoint and log key.\n" \
+#define STATUS_USAGE                                                           \
+	"usage: flexo-coordinator ledger status [--db FILE]\n\n"               \
+	"Prints the log's origin, size, root, newest checkpoint and log "      \
+	"key.\n"                                                               \
 	"  --db FILE   ledger database (default " DEFAULT_DB ")\n"
 
 static int cmd_status(int argc, char **argv, const fx_logger *log)
@@ -122,9 +148,12 @@ static int cmd_status(int argc, char **argv, const fx_logger *log)
 
 #define CHECKPOINT_USAGE                                                       \
 	"usage: flexo-coordinator ledger checkpoint --key FILE [--db FILE]\n"  \
-	"       [--passphrase-file F | --passphrase-env V] [--origin NAME]\n\n" \
-	"Signs a C2SP checkpoint of the current log with the coordinator key,\n" \
-	"after proving it consistent with the last one. --origin creates a new\n" \
+	"       [--passphrase-file F | --passphrase-env V] [--origin "         \
+	"NAME]\n\n"                                                            \
+	"Signs a C2SP checkpoint of the current log with the coordinator "     \
+	"key,\n"                                                               \
+	"after proving it consistent with the last one. --origin creates a "   \
+	"new\n"                                                                \
 	"ledger of that name if --db does not exist yet.\n"
 
 /* Opens (or with --origin creates) the ledger and loads the signing key. */
@@ -177,8 +206,10 @@ static int cmd_checkpoint(int argc, char **argv, const fx_logger *log)
 }
 
 #define RECEIPT_USAGE                                                          \
-	"usage: flexo-coordinator ledger receipt INDEX --out FILE [--db FILE]\n\n" \
-	"Writes the receipt of entry INDEX (entry, newest checkpoint, inclusion\n" \
+	"usage: flexo-coordinator ledger receipt INDEX --out FILE [--db "      \
+	"FILE]\n\n"                                                            \
+	"Writes the receipt of entry INDEX (entry, newest checkpoint, "        \
+	"inclusion\n"                                                          \
 	"proof; an encoded flexo.v1.Receipt) to FILE.\n"
 
 static int cmd_receipt(int argc, char **argv, const fx_logger *log)
@@ -204,8 +235,9 @@ static int cmd_receipt(int argc, char **argv, const fx_logger *log)
 	}
 	index = strtoull(argv[optind], &end, 10);
 	if (*end != '\0' || argv[optind][0] == '-') {
-		fprintf(stderr, "flexo-coordinator ledger receipt: INDEX '%s' "
-		                "is not a number\n",
+		fprintf(stderr,
+		        "flexo-coordinator ledger receipt: INDEX '%s' "
+		        "is not a number\n",
 		        argv[optind]);
 		return 2;
 	}
@@ -220,11 +252,13 @@ static int cmd_receipt(int argc, char **argv, const fx_logger *log)
 }
 
 #define EXPORT_USAGE                                                           \
-	"usage: flexo-coordinator ledger export DIR [--db FILE] [--blobs DIR]\n" \
+	"usage: flexo-coordinator ledger export DIR [--db FILE] [--blobs "     \
+	"DIR]\n"                                                               \
 	"       [--key FILE [--passphrase-file F | --passphrase-env V]]\n\n"   \
 	"Writes the log for auditors into DIR: entries.bin, leaves.bin,\n"     \
-	"checkpoints.bin, log.vkey and, with --blobs, blobs/ (every blob the\n" \
-	"entries name). With --key, first signs a checkpoint of the current\n"  \
+	"checkpoints.bin, log.vkey and, with --blobs, blobs/ (every blob "     \
+	"the\n"                                                                \
+	"entries name). With --key, first signs a checkpoint of the current\n" \
 	"log so that every exported entry is covered by a signature.\n"
 
 static int cmd_export(int argc, char **argv, const fx_logger *log)

@@ -8,8 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +23,6 @@
 #include "flexo/ledger.h"
 #include "flexo/merkle.h"
 
-
 enum {
 	K_ROSTER = FLEXO__LEDGER__V1__ENTRY__KIND_ROSTER,
 	K_ANCHOR = FLEXO__LEDGER__V1__ENTRY__KIND_ANCHOR,
@@ -36,20 +35,26 @@ enum {
 static const char *kind_name(int k)
 {
 	switch (k) {
-	case K_ROSTER: return "roster update";
-	case K_ANCHOR: return "anchor release";
-	case K_ACCEPTED: return "accepted contribution";
-	case K_REJECTED: return "rejected contribution";
-	case K_WITHDRAWAL: return "withdrawal";
-	case K_ASSEMBLY: return "assembly";
-	default: return "entry";
+	case K_ROSTER:
+		return "roster update";
+	case K_ANCHOR:
+		return "anchor release";
+	case K_ACCEPTED:
+		return "accepted contribution";
+	case K_REJECTED:
+		return "rejected contribution";
+	case K_WITHDRAWAL:
+		return "withdrawal";
+	case K_ASSEMBLY:
+		return "assembly";
+	default:
+		return "entry";
 	}
 }
 
 /* ---- state file ---- */
 
-fx_err fx_audit_state_load(const char *path, fx_audit_state *out,
-                           fx_diag *diag)
+fx_err fx_audit_state_load(const char *path, fx_audit_state *out, fx_diag *diag)
 {
 	char buf[FX_AUDIT_STATE_MAX + 1], vkey[256];
 	char hex[2 * FX_HASH_LEN + 1];
@@ -62,7 +67,8 @@ fx_err fx_audit_state_load(const char *path, fx_audit_state *out,
 
 	memset(&st, 0, sizeof(st));
 	if ((f = fopen(path, "rb")) == NULL)
-		return fx_diag_set(diag, errno == ENOENT ? FX_ENOTFOUND : FX_EIO,
+		return fx_diag_set(diag,
+		                   errno == ENOENT ? FX_ENOTFOUND : FX_EIO,
 		                   "state %s: %s", path, strerror(errno));
 	n = fread(buf, 1, sizeof(buf), f);
 	fclose(f);
@@ -70,12 +76,13 @@ fx_err fx_audit_state_load(const char *path, fx_audit_state *out,
 		return fx_diag_set(diag, FX_ETOOBIG, "state %s: over %d bytes",
 		                   path, FX_AUDIT_STATE_MAX);
 	buf[n] = '\0';
-	fields = sscanf(buf,
-	                "flexo-audit-state 1\nvkey %255s\nsize %llu\nroot %64s",
-	                vkey, &size, hex);
+	fields =
+	    sscanf(buf, "flexo-audit-state 1\nvkey %255s\nsize %llu\nroot %64s",
+	           vkey, &size, hex);
 	if (fields != 1 && fields != 3)
 		return fx_diag_set(diag, FX_EFORMAT,
-		                   "state %s: not a flexo-audit state file", path);
+		                   "state %s: not a flexo-audit state file",
+		                   path);
 	_Static_assert(FX_NOTE_VKEY_MAX < 255, "vkey scan width");
 	if ((err = fx_note_vkey_parse(vkey, &st.log, diag)) != FX_OK) {
 		fx_diag_prefix(diag, "state %s", path);
@@ -108,7 +115,8 @@ fx_err fx_audit_state_save(const char *path, const fx_audit_state *st,
 		n = snprintf(buf, sizeof(buf),
 		             "flexo-audit-state 1\nvkey %s\nsize %llu\n"
 		             "root %s\n",
-		             vkey, (unsigned long long)st->checkpoint.size, hex);
+		             vkey, (unsigned long long)st->checkpoint.size,
+		             hex);
 	} else {
 		n = snprintf(buf, sizeof(buf), "flexo-audit-state 1\nvkey %s\n",
 		             vkey);
@@ -136,9 +144,9 @@ static fx_err map_file(const char *dir, const char *name, mapped *m,
 	m->n = 0;
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	if ((fd = open(path, O_RDONLY)) < 0)
-		return fx_diag_set(diag, errno == ENOENT ? FX_ENOTFOUND : FX_EIO,
-		                   "export: cannot open %s: %s", path,
-		                   strerror(errno));
+		return fx_diag_set(
+		    diag, errno == ENOENT ? FX_ENOTFOUND : FX_EIO,
+		    "export: cannot open %s: %s", path, strerror(errno));
 	if (fstat(fd, &sb) != 0) {
 		close(fd);
 		return fx_diag_set(diag, FX_EIO, "export: stat %s", path);
@@ -222,7 +230,7 @@ static fx_err split_records(const mapped *m, const char *what, size_t max_len,
 /* ---- rosters, in log order ---- */
 
 typedef struct roster_at {
-	uint64_t from;    /* in force for entries after this one */
+	uint64_t from; /* in force for entries after this one */
 	fx_roster roster;
 } roster_at;
 
@@ -230,12 +238,12 @@ typedef struct roster_at {
 
 typedef struct entry_info {
 	int64_t time;
-	uint64_t ref;          /* fx_entry_facts.ref */
+	uint64_t ref; /* fx_entry_facts.ref */
 	uint8_t kind;
 	uint8_t has_signer;
 	uint8_t signer[32];
-	uint8_t digest[32];    /* accepted: manifest digest; withdrawal: the
-	                        * contribution digest it names */
+	uint8_t digest[32]; /* accepted: manifest digest; withdrawal: the
+	                     * contribution digest it names */
 } entry_info;
 
 /* Work is handed out in chunks from a shared counter, so a thread slowed by
@@ -303,7 +311,8 @@ static int work_chunk(worker *w, uint64_t c, uint64_t end)
 			w->err = fx_diag_set(
 			    &w->diag, FX_EFORMAT,
 			    e->index != i
-			        ? "entry %llu: carries index %llu (an entry was "
+			        ? "entry %llu: carries index %llu (an entry "
+			          "was "
 			          "dropped, duplicated or reordered)"
 			        : "entry %llu: version %llu or kind not valid",
 			    (unsigned long long)i,
@@ -385,17 +394,20 @@ static fx_err apply_withdrawal(rules *r, uint64_t i, const entry_info *info,
 		return fx_diag_set(diag, FX_EMISMATCH,
 		                   "entry %llu (withdrawal): names entry %llu, "
 		                   "which is not a live accepted contribution",
-		                   (unsigned long long)i, (unsigned long long)j);
+		                   (unsigned long long)i,
+		                   (unsigned long long)j);
 	if (memcmp(info[j].signer, info[i].signer, 32) != 0)
 		return fx_diag_set(diag, FX_EPERM,
 		                   "entry %llu (withdrawal): not signed by the "
 		                   "contributor of entry %llu",
-		                   (unsigned long long)i, (unsigned long long)j);
+		                   (unsigned long long)i,
+		                   (unsigned long long)j);
 	if (memcmp(info[j].digest, info[i].digest, 32) != 0)
-		return fx_diag_set(diag, FX_EMISMATCH,
-		                   "entry %llu (withdrawal): names a contribution "
-		                   "digest other than that of entry %llu",
-		                   (unsigned long long)i, (unsigned long long)j);
+		return fx_diag_set(
+		    diag, FX_EMISMATCH,
+		    "entry %llu (withdrawal): names a contribution "
+		    "digest other than that of entry %llu",
+		    (unsigned long long)i, (unsigned long long)j);
 	r->status[j] = i + 2;
 	r->live--;
 	return FX_OK;
@@ -415,35 +427,34 @@ static fx_err check_assembly(const rules *r, uint64_t i,
 		                   "bytes",
 		                   (unsigned long long)i, a->model_digest.len);
 	if (a->anchor_index >= i || info[a->anchor_index].kind != K_ANCHOR)
-		return fx_diag_set(diag, FX_EMISMATCH,
-		                   "entry %llu (assembly): builds on entry %llu, "
-		                   "which is not an earlier anchor release",
-		                   (unsigned long long)i,
-		                   (unsigned long long)a->anchor_index);
+		return fx_diag_set(
+		    diag, FX_EMISMATCH,
+		    "entry %llu (assembly): builds on entry %llu, "
+		    "which is not an earlier anchor release",
+		    (unsigned long long)i, (unsigned long long)a->anchor_index);
 	for (size_t n = 0; n < a->n_included; n++) {
 		uint64_t j = a->included[n];
 		if (n > 0 && j <= prev)
-			return fx_diag_set(diag, FX_EFORMAT,
-			                   "entry %llu (assembly): included "
-			                   "entries not strictly ascending at %llu",
-			                   (unsigned long long)i,
-			                   (unsigned long long)j);
+			return fx_diag_set(
+			    diag, FX_EFORMAT,
+			    "entry %llu (assembly): included "
+			    "entries not strictly ascending at %llu",
+			    (unsigned long long)i, (unsigned long long)j);
 		prev = j;
 		if (j >= i || r->status[j] == 0)
-			return fx_diag_set(diag, FX_EMISMATCH,
-			                   "entry %llu (assembly): includes entry "
-			                   "%llu, which is not an accepted "
-			                   "contribution",
-			                   (unsigned long long)i,
-			                   (unsigned long long)j);
+			return fx_diag_set(
+			    diag, FX_EMISMATCH,
+			    "entry %llu (assembly): includes entry "
+			    "%llu, which is not an accepted "
+			    "contribution",
+			    (unsigned long long)i, (unsigned long long)j);
 		if (r->status[j] > 1)
-			return fx_diag_set(diag, FX_EMISMATCH,
-			                   "entry %llu (assembly): includes expert "
-			                   "of entry %llu, withdrawn by entry %llu",
-			                   (unsigned long long)i,
-			                   (unsigned long long)j,
-			                   (unsigned long long)(r->status[j] -
-			                                        2));
+			return fx_diag_set(
+			    diag, FX_EMISMATCH,
+			    "entry %llu (assembly): includes expert "
+			    "of entry %llu, withdrawn by entry %llu",
+			    (unsigned long long)i, (unsigned long long)j,
+			    (unsigned long long)(r->status[j] - 2));
 	}
 	if (a->n_included != r->live) {
 		/* Every listed entry is live, so some live one is missing. */
@@ -482,8 +493,8 @@ static fx_err check_blobs(const char *dir, uint64_t i,
 	for (size_t n = 0; n < a->n_included; n++) {
 		uint64_t j = a->included[n];
 		const uint8_t *p = em->p + pos[j];
-		fx_entry *e = flexo__ledger__v1__entry__unpack(
-		    NULL, rd_be32(p - 4), p);
+		fx_entry *e =
+		    flexo__ledger__v1__entry__unpack(NULL, rd_be32(p - 4), p);
 		if (e == NULL || (int)e->kind_case != K_ACCEPTED) {
 			if (e != NULL)
 				flexo__ledger__v1__entry__free_unpacked(e,
@@ -560,7 +571,7 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 	fx_checkpoint *cps = NULL;
 	size_root *roots = NULL;
 	entry_info *info = NULL;
-	uint8_t (*leaf)[FX_HASH_LEN] = NULL;
+	uint8_t(*leaf)[FX_HASH_LEN] = NULL;
 	worker *w = NULL;
 	work_queue queue;
 	roster_at *rosters = NULL;
@@ -629,11 +640,12 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 		}
 		if (ev.id != trusted.id || memcmp(ev.pk, trusted.pk, 32) != 0 ||
 		    strcmp(ev.name, trusted.name) != 0) {
-			err = fx_diag_set(diag, FX_EMISMATCH,
-			                  "export is signed by log key %s+%08x, "
-			                  "not the trusted %s+%08x",
-			                  ev.name, (unsigned)ev.id, trusted.name,
-			                  (unsigned)trusted.id);
+			err =
+			    fx_diag_set(diag, FX_EMISMATCH,
+			                "export is signed by log key %s+%08x, "
+			                "not the trusted %s+%08x",
+			                ev.name, (unsigned)ev.id, trusted.name,
+			                (unsigned)trusted.id);
 			goto out;
 		}
 	}
@@ -656,14 +668,15 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 			goto out;
 		}
 		if (k > 0 && cps[k].size < cps[k - 1].size) {
-			err = fx_diag_set(diag, FX_EROLLBACK,
-			                  "checkpoint #%llu (size %llu) is smaller "
-			                  "than checkpoint #%llu (size %llu): the "
-			                  "log signed a rollback",
-			                  (unsigned long long)k,
-			                  (unsigned long long)cps[k].size,
-			                  (unsigned long long)(k - 1),
-			                  (unsigned long long)cps[k - 1].size);
+			err = fx_diag_set(
+			    diag, FX_EROLLBACK,
+			    "checkpoint #%llu (size %llu) is smaller "
+			    "than checkpoint #%llu (size %llu): the "
+			    "log signed a rollback",
+			    (unsigned long long)k,
+			    (unsigned long long)cps[k].size,
+			    (unsigned long long)(k - 1),
+			    (unsigned long long)cps[k - 1].size);
 			goto out;
 		}
 		rep->checkpoints++;
@@ -672,12 +685,13 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 		rep->newest = cps[nc - 1];
 	if (have_state && state.has_checkpoint &&
 	    rep->newest.size < state.checkpoint.size) {
-		err = fx_diag_set(diag, FX_EROLLBACK,
-		                  "rollback: the export's newest checkpoint (size "
-		                  "%llu) is older than the checkpoint of size %llu "
-		                  "accepted by an earlier audit",
-		                  (unsigned long long)rep->newest.size,
-		                  (unsigned long long)state.checkpoint.size);
+		err = fx_diag_set(
+		    diag, FX_EROLLBACK,
+		    "rollback: the export's newest checkpoint (size "
+		    "%llu) is older than the checkpoint of size %llu "
+		    "accepted by an earlier audit",
+		    (unsigned long long)rep->newest.size,
+		    (unsigned long long)state.checkpoint.size);
 		goto out;
 	}
 
@@ -746,11 +760,12 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 				flexo__ledger__v1__entry__free_unpacked(e,
 				                                        NULL);
 			rep->failed_index = i;
-			err = fx_diag_set(diag, FX_EFORMAT,
-			                  "entry %llu (roster update): does not "
-			                  "decode or carries another index (an "
-			                  "entry was dropped or reordered)",
-			                  (unsigned long long)i);
+			err =
+			    fx_diag_set(diag, FX_EFORMAT,
+			                "entry %llu (roster update): does not "
+			                "decode or carries another index (an "
+			                "entry was dropped or reordered)",
+			                (unsigned long long)i);
 			goto out;
 		}
 		grown = realloc(rosters, (n_rosters + 1) * sizeof(*rosters));
@@ -777,10 +792,11 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 			    e->roster->envelope.len, e->time_unix, diag);
 			fx_roster_release(&rot);
 			if (err != FX_OK)
-				fx_diag_prefix(diag, "not the pinned roster "
-				                     "v%llu nor a rotation of it",
-				               (unsigned long long)
-				                   opts->pinned->version);
+				fx_diag_prefix(
+				    diag,
+				    "not the pinned roster "
+				    "v%llu nor a rotation of it",
+				    (unsigned long long)opts->pinned->version);
 		}
 		n_rosters++;
 		flexo__ledger__v1__entry__free_unpacked(e, NULL);
@@ -797,8 +813,9 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 	if (n > 0 && ((info = calloc(n, sizeof(*info))) == NULL ||
 	              (leaf = malloc(n * FX_HASH_LEN)) == NULL ||
 	              (r.status = calloc(n, sizeof(*r.status))) == NULL)) {
-		err = fx_diag_set(diag, FX_ENOMEM, "out of memory for %llu "
-		                                   "entries",
+		err = fx_diag_set(diag, FX_ENOMEM,
+		                  "out of memory for %llu "
+		                  "entries",
 		                  (unsigned long long)n);
 		goto out;
 	}
@@ -819,9 +836,10 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 		w[t].leaf = leaf;
 		w[t].rosters = rosters;
 		w[t].n_rosters = n_rosters;
-		/* Thread 0 is this one; a thread that cannot start runs here. */
-		w[t].started = t > 0 && pthread_create(&w[t].thread, NULL,
-		                                       work, &w[t]) == 0;
+		/* Thread 0 is this one; a thread that cannot start runs here.
+		 */
+		w[t].started = t > 0 && pthread_create(&w[t].thread, NULL, work,
+		                                       &w[t]) == 0;
 	}
 	for (int t = 0; t < threads; t++)
 		if (!w[t].started)
@@ -836,7 +854,8 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 		int first = -1;
 		for (int t = 0; t < threads; t++)
 			if (w[t].err != FX_OK &&
-			    (first < 0 || w[t].fail_index < w[first].fail_index))
+			    (first < 0 ||
+			     w[t].fail_index < w[first].fail_index))
 				first = t;
 		if (first >= 0) {
 			err = w[first].err;
@@ -876,8 +895,7 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 			}
 		}
 	} else {
-		roots_at((const uint8_t(*)[FX_HASH_LEN])leaf, n, roots,
-		         nroots);
+		roots_at((const uint8_t(*)[FX_HASH_LEN])leaf, n, roots, nroots);
 	}
 	for (size_t k = 0; k < nroots; k++) {
 		if (roots[k].slot == SIZE_MAX) {
@@ -886,7 +904,8 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 				err = fx_diag_set(
 				    diag, FX_EMISMATCH,
 				    "fork: the log's root at size %llu differs "
-				    "from the checkpoint accepted by an earlier "
+				    "from the checkpoint accepted by an "
+				    "earlier "
 				    "audit (state %s)",
 				    (unsigned long long)roots[k].size,
 				    opts->state_path);
@@ -919,7 +938,8 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 			r.live++;
 			continue;
 		case K_ANCHOR:
-			if (r.have_release && info[i].ref <= r.release_version) {
+			if (r.have_release &&
+			    info[i].ref <= r.release_version) {
 				rep->failed_index = i;
 				err = fx_diag_set(
 				    diag, FX_EROLLBACK,
@@ -958,8 +978,8 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 			err = check_assembly(&r, i, e->assembly, info, &failed,
 			                     diag);
 			if (err == FX_OK && opts->reassemble)
-				err = check_blobs(dir, i, e->assembly, &em,
-				                  pos, rep, diag);
+				err = check_blobs(dir, i, e->assembly, &em, pos,
+				                  rep, diag);
 		}
 		flexo__ledger__v1__entry__free_unpacked(e, NULL);
 		if (err != FX_OK) {

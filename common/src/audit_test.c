@@ -104,7 +104,8 @@ static void write_export(const char *dir, const buf *entries, size_t n,
 	CHECK_OK(fx_write_file_atomic(p, good_vkey.p, good_vkey.n, 0644, NULL));
 	path_of(p, sizeof(p), dir, FX_EXPORT_LEAVES);
 	if (leaves != NULL) {
-		CHECK_OK(fx_write_file_atomic(p, leaves->p, leaves->n, 0644, NULL));
+		CHECK_OK(
+		    fx_write_file_atomic(p, leaves->p, leaves->n, 0644, NULL));
 	} else {
 		uint8_t *l = malloc(n * 32 + 1);
 		for (size_t i = 0; i < n; i++)
@@ -173,18 +174,18 @@ static void build_good(void)
 	          d.msg);
 	CHECK_OK(fx_blobstore_put(&bs, (const uint8_t *)"expert A", 8,
 	                          model_digest, NULL));
-	CHECK_OK(fxt_accepted(l, &alice, (const uint8_t *)"expert A", 8,
-	                      &acc_a, &d));
+	CHECK_OK(fxt_accepted(l, &alice, (const uint8_t *)"expert A", 8, &acc_a,
+	                      &d));
 	CHECK_OK(fx_ledger_sign_checkpoint(l, coord.kp.sk, NULL, NULL, &d));
 	CHECK_OK(fxt_rejected(l, "public loss rose by 0.4 nats", &idx, &d));
 	CHECK_OK(fx_blobstore_put(&bs, (const uint8_t *)"expert B", 8,
 	                          model_digest, NULL));
-	CHECK_OK(fxt_accepted(l, &bob, (const uint8_t *)"expert B", 8,
-	                      &acc_b, &d));
+	CHECK_OK(
+	    fxt_accepted(l, &bob, (const uint8_t *)"expert B", 8, &acc_b, &d));
 	CHECK_OK(fx_blobstore_put(&bs, (const uint8_t *)"expert C", 8,
 	                          model_digest, NULL));
-	CHECK_OK(fxt_accepted(l, &carol, (const uint8_t *)"expert C", 8,
-	                      &acc_c, &d));
+	CHECK_OK(fxt_accepted(l, &carol, (const uint8_t *)"expert C", 8, &acc_c,
+	                      &d));
 	CHECK_OK(fxt_withdrawal(l, &alice, acc_a, &wd_a, &d));
 	CHECK_OK(fx_blobstore_put(&bs, (const uint8_t *)"merged B+C", 10,
 	                          model_digest, NULL));
@@ -222,8 +223,7 @@ static void test_good(void)
 	path_of(exp, sizeof(exp), root, "good");
 	path_of(state, sizeof(state), root, "state");
 	CHECK_MSG(audit(exp, NULL, 1, &rep, &d) == FX_OK, "%s", d.msg);
-	CHECK(rep.entries == 8 && rep.checkpoints == 2 &&
-	      rep.unattested == 0);
+	CHECK(rep.entries == 8 && rep.checkpoints == 2 && rep.unattested == 0);
 	CHECK(rep.signatures == 6); /* roster, anchor, 3 accepted, withdrawal */
 	CHECK(rep.assemblies == 1 && rep.blobs_checked == 3);
 	CHECK(rep.by_kind[FLEXO__LEDGER__V1__ENTRY__KIND_ACCEPTED -
@@ -243,7 +243,8 @@ static void test_good(void)
 	{
 		fx_note_verifier other;
 		fx_audit_opts o = {&other, NULL, 1, 0, NULL, NULL};
-		CHECK_OK(fx_note_verifier_init(&other, origin, eve.kp.pk, NULL));
+		CHECK_OK(
+		    fx_note_verifier_init(&other, origin, eve.kp.pk, NULL));
 		CHECK(fx_audit_export(exp, &o, &rep, &d) == FX_EMISMATCH);
 		CHECK(strstr(d.msg, "not the trusted") != NULL);
 	}
@@ -270,7 +271,8 @@ static void test_flipped_bytes(void)
 			cases++;
 			snprintf(want, sizeof(want), "entry %zu", i);
 			if (audit(dir, NULL, 0, &rep, &d) != FX_OK &&
-			    rep.failed_index == i && strstr(d.msg, want) != NULL)
+			    rep.failed_index == i &&
+			    strstr(d.msg, want) != NULL)
 				named++;
 			else
 				fprintf(stderr, "entry %zu byte %zu: %s\n", i,
@@ -302,8 +304,7 @@ static void test_dropped_entry(void)
 	CHECK_MSG(rep.failed_index == 4 && strstr(d.msg, "dropped"), "%s",
 	          d.msg);
 	/* drop the last entry */
-	write_export(dir, good_entries, n_good - 1, NULL, good_cps,
-	             n_good_cps);
+	write_export(dir, good_entries, n_good - 1, NULL, good_cps, n_good_cps);
 	CHECK(audit(dir, NULL, 0, &rep, &d) == FX_EMISMATCH);
 	CHECK_MSG(strstr(d.msg, "entries were dropped") != NULL, "%s", d.msg);
 }
@@ -436,8 +437,8 @@ static void test_assembly_rules(void)
 		fx_blobstore bs;
 		path_of(p, sizeof(p), root, "good/blobs");
 		CHECK_OK(fx_blobstore_open(&bs, p, NULL));
-		crypto_generichash(dg, 32, (const uint8_t *)"expert C", 8,
-		                   NULL, 0);
+		crypto_generichash(dg, 32, (const uint8_t *)"expert C", 8, NULL,
+		                   0);
 		fx_merkle_hex(dg, hex);
 		snprintf(p, sizeof(p), "%s/good/blobs/%s", root, hex);
 		CHECK_OK(fx_write_file_atomic(p, "expert D", 8, 0644, NULL));
@@ -472,8 +473,8 @@ static buf *roster_log(const char *name, int eve_member, fxt_party *who,
 		exit(1);
 	CHECK_OK(fxt_roster(l, 1, &croot, m, r, eve_member ? 3 : 2, &idx, &d));
 	if (who != NULL)
-		CHECK_OK(fxt_accepted(l, who, (const uint8_t *)"x", 1, &idx,
-		                      &d));
+		CHECK_OK(
+		    fxt_accepted(l, who, (const uint8_t *)"x", 1, &idx, &d));
 	CHECK_OK(fx_ledger_sign_checkpoint(l, coord.kp.sk, NULL, NULL, &d));
 	CHECK_OK(fx_ledger_export(l, NULL, dir, &d));
 	fx_ledger_close(l);
@@ -522,7 +523,8 @@ static void test_roster_rules(void)
 		fx_roster_init(&other);
 		CHECK(e0 != NULL && e1 != NULL);
 		if (e0 != NULL && e1 != NULL) {
-			CHECK_OK(fx_roster_parse(&own, e0->roster->envelope.data,
+			CHECK_OK(fx_roster_parse(&own,
+			                         e0->roster->envelope.data,
 			                         e0->roster->envelope.len, &d));
 			CHECK_OK(fx_roster_parse(&other,
 			                         e1->roster->envelope.data,

@@ -19,10 +19,11 @@ fx_err fx_blobstore_open(fx_blobstore *bs, const char *dir, fx_diag *diag)
 	fx_err err;
 
 	if (n == 0 || n > FX_BLOB_MAX_DIR)
-		return fx_diag_set(diag, FX_EINVAL,
-		                   "blob directory path is empty or longer than "
-		                   "%d bytes",
-		                   FX_BLOB_MAX_DIR);
+		return fx_diag_set(
+		    diag, FX_EINVAL,
+		    "blob directory path is empty or longer than "
+		    "%d bytes",
+		    FX_BLOB_MAX_DIR);
 	if ((err = fx_mkdir_p(dir, 0700, diag)) != FX_OK)
 		return err;
 	memcpy(bs->dir, dir, n + 1);
@@ -62,8 +63,7 @@ fx_err fx_blobstore_put(const fx_blobstore *bs, const uint8_t *data, size_t len,
 }
 
 fx_err fx_blobstore_put_file(const fx_blobstore *bs, const char *src,
-                             uint8_t digest[FX_BLAKE2B_BYTES],
-                             fx_diag *diag)
+                             uint8_t digest[FX_BLAKE2B_BYTES], fx_diag *diag)
 {
 	char staging[FX_PATH_MAX], final[FX_PATH_MAX];
 	uint8_t d[FX_BLAKE2B_BYTES], *buf = NULL;
@@ -121,8 +121,7 @@ out:
 }
 
 fx_err fx_blobstore_check(const fx_blobstore *bs,
-                          const uint8_t digest[FX_BLAKE2B_BYTES],
-                          fx_diag *diag)
+                          const uint8_t digest[FX_BLAKE2B_BYTES], fx_diag *diag)
 {
 	uint8_t d[FX_BLAKE2B_BYTES];
 	char path[FX_PATH_MAX];

@@ -21,7 +21,8 @@ static void test_blobs(void)
 	CHECK_OK(fx_blobstore_open(&bs, dir, NULL));
 	/* BLAKE2b-256("abc") from RFC 7693's BLAKE2b family, via libsodium */
 	CHECK(sodium_hex2bin(want, 32,
-	                     "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319",
+	                     "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427"
+	                     "262c8c068d52319",
 	                     64, NULL, NULL, NULL) == 0);
 	CHECK_OK(fx_blobstore_put(&bs, (const uint8_t *)"abc", 3, d1, NULL));
 	CHECK(memcmp(d1, want, 32) == 0);

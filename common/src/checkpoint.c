@@ -16,7 +16,8 @@ fx_err fx_checkpoint_format(const fx_checkpoint *c, char *out, size_t cap,
 
 	if (!fx_note_name_valid(c->origin))
 		return fx_diag_set(diag, FX_EINVAL,
-		                   "checkpoint: invalid origin '%s'", c->origin);
+		                   "checkpoint: invalid origin '%s'",
+		                   c->origin);
 	sodium_bin2base64(b64, sizeof(b64), c->root, FX_HASH_LEN,
 	                  sodium_base64_VARIANT_ORIGINAL);
 	n = snprintf(out, cap, "%s\n%llu\n%s\n", c->origin,
@@ -58,26 +59,28 @@ fx_err fx_checkpoint_parse(const char *text, size_t len, fx_checkpoint *out,
 	if (len == 0 || text[len - 1] != '\n')
 		return fx_diag_set(diag, FX_EFORMAT,
 		                   "checkpoint: text must end in a newline");
-	if (!next_line(&p, end, &line, &ll) || ll == 0 ||
-	    ll > FX_NOTE_MAX_NAME)
-		return fx_diag_set(diag, FX_EFORMAT,
-		                   "checkpoint: missing or oversized origin line");
+	if (!next_line(&p, end, &line, &ll) || ll == 0 || ll > FX_NOTE_MAX_NAME)
+		return fx_diag_set(
+		    diag, FX_EFORMAT,
+		    "checkpoint: missing or oversized origin line");
 	memcpy(c.origin, line, ll);
 	if (!fx_note_name_valid(c.origin))
 		return fx_diag_set(diag, FX_EFORMAT,
 		                   "checkpoint: invalid origin '%s'", c.origin);
 	if (!next_line(&p, end, &line, &ll) || ll == 0 || ll > 20 ||
 	    (ll > 1 && line[0] == '0'))
-		return fx_diag_set(diag, FX_EFORMAT,
-		                   "checkpoint: tree size line must be a decimal "
-		                   "number without leading zeros");
+		return fx_diag_set(
+		    diag, FX_EFORMAT,
+		    "checkpoint: tree size line must be a decimal "
+		    "number without leading zeros");
 	for (size_t i = 0; i < ll; i++) {
 		unsigned d = (unsigned)(line[i] - '0');
 		if (d > 9 || size > (UINT64_MAX - d) / 10)
-			return fx_diag_set(diag, FX_EFORMAT,
-			                   "checkpoint: tree size '%.*s' is not a "
-			                   "64-bit decimal",
-			                   (int)ll, line);
+			return fx_diag_set(
+			    diag, FX_EFORMAT,
+			    "checkpoint: tree size '%.*s' is not a "
+			    "64-bit decimal",
+			    (int)ll, line);
 		size = size * 10 + d;
 	}
 	c.size = size;
@@ -87,8 +90,8 @@ fx_err fx_checkpoint_parse(const char *text, size_t len, fx_checkpoint *out,
 		                   "characters");
 	memcpy(b64, line, ll);
 	b64[ll] = '\0';
-	if (sodium_base642bin(c.root, FX_HASH_LEN, b64, ll, NULL, &got,
-	                      &b64end, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	if (sodium_base642bin(c.root, FX_HASH_LEN, b64, ll, NULL, &got, &b64end,
+	                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
 	    got != FX_HASH_LEN || *b64end != '\0')
 		return fx_diag_set(diag, FX_EFORMAT,
 		                   "checkpoint: root line is not base64 of 32 "
@@ -136,9 +139,10 @@ fx_err fx_checkpoint_open(const char *note, size_t len,
 	if ((err = fx_checkpoint_parse(note, tlen, &c, diag)) != FX_OK)
 		return err;
 	if (strcmp(c.origin, v->name) != 0)
-		return fx_diag_set(diag, FX_EMISMATCH,
-		                   "checkpoint: origin '%s' is not the log '%s'",
-		                   c.origin, v->name);
+		return fx_diag_set(
+		    diag, FX_EMISMATCH,
+		    "checkpoint: origin '%s' is not the log '%s'", c.origin,
+		    v->name);
 	*out = c;
 	return FX_OK;
 }

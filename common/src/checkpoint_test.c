@@ -8,8 +8,9 @@
 
 static void test_parse(void)
 {
-	static const char ex[] = "example.com/behind-the-sofa\n20852163\n"
-	                         "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";
+	static const char ex[] =
+	    "example.com/behind-the-sofa\n20852163\n"
+	    "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";
 	fx_checkpoint c;
 	char out[FX_CHECKPOINT_MAX_BODY];
 	size_t len;
@@ -21,9 +22,10 @@ static void test_parse(void)
 	CHECK_OK(fx_checkpoint_format(&c, out, sizeof(out), &len, NULL));
 	CHECK(len == strlen(ex) && strcmp(out, ex) == 0);
 
-	static const char ext[] = "o\n0\n"
-	                          "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
-	                          "extension line\n";
+	static const char ext[] =
+	    "o\n0\n"
+	    "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"
+	    "extension line\n";
 	CHECK_OK(fx_checkpoint_parse(ext, strlen(ext), &c, NULL));
 	CHECK(c.size == 0);
 

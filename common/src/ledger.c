@@ -112,8 +112,8 @@ static fx_err meta_get(fx_ledger *l, const char *key, void *out, size_t cap,
 		size_t n = (size_t)sqlite3_column_bytes(st, 0);
 		if (n > cap) {
 			err = fx_diag_set(diag, FX_EFORMAT,
-			                  "ledger: metadata %s is %zu bytes", key,
-			                  n);
+			                  "ledger: metadata %s is %zu bytes",
+			                  key, n);
 		} else {
 			memcpy(out, sqlite3_column_blob(st, 0), n);
 			*len = n;
@@ -161,10 +161,11 @@ static fx_err migrate(fx_ledger *l, const char *origin, fx_diag *diag)
 	version = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	if (version > FX_LEDGER_SCHEMA_VERSION)
-		return fx_diag_set(diag, FX_ESTATE,
-		                   "ledger: schema version %d is newer than this "
-		                   "program's %d",
-		                   version, FX_LEDGER_SCHEMA_VERSION);
+		return fx_diag_set(
+		    diag, FX_ESTATE,
+		    "ledger: schema version %d is newer than this "
+		    "program's %d",
+		    version, FX_LEDGER_SCHEMA_VERSION);
 	if (version == FX_LEDGER_SCHEMA_VERSION)
 		return FX_OK;
 	if (version == 0 && origin == NULL)
@@ -176,9 +177,8 @@ static fx_err migrate(fx_ledger *l, const char *origin, fx_diag *diag)
 	for (int v = version; v < N_MIGRATIONS; v++)
 		if ((err = exec(l, migrations[v], diag)) != FX_OK)
 			goto fail;
-	if (version == 0 &&
-	    (err = meta_put(l, "origin", origin, strlen(origin), diag)) !=
-	        FX_OK)
+	if (version == 0 && (err = meta_put(l, "origin", origin, strlen(origin),
+	                                    diag)) != FX_OK)
 		goto fail;
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
 	         FX_LEDGER_SCHEMA_VERSION);
@@ -233,8 +233,9 @@ static fx_err load_frontier(fx_ledger *l, fx_diag *diag)
 	sqlite3_stmt *st = NULL;
 	uint64_t size = 0;
 
-	if (sqlite3_prepare_v2(l->db, "SELECT COALESCE(MAX(idx) + 1, 0) "
-	                              "FROM entries",
+	if (sqlite3_prepare_v2(l->db,
+	                       "SELECT COALESCE(MAX(idx) + 1, 0) "
+	                       "FROM entries",
 	                       -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW) {
 		sqlite3_finalize(st);
@@ -248,13 +249,12 @@ static fx_err load_frontier(fx_ledger *l, fx_diag *diag)
 			continue;
 		if (node_get(l, lv, (size >> lv) - 1, l->frontier.node[lv]) !=
 		    FX_OK)
-			return fx_diag_set(diag, FX_EFORMAT,
-			                   "ledger: merkle node (%u, %llu) "
-			                   "missing for a log of %llu entries",
-			                   lv,
-			                   (unsigned long long)((size >> lv) -
-			                                        1),
-			                   (unsigned long long)size);
+			return fx_diag_set(
+			    diag, FX_EFORMAT,
+			    "ledger: merkle node (%u, %llu) "
+			    "missing for a log of %llu entries",
+			    lv, (unsigned long long)((size >> lv) - 1),
+			    (unsigned long long)size);
 	}
 	l->frontier.size = size;
 	return FX_OK;
@@ -279,13 +279,13 @@ static fx_err load_roster(fx_ledger *l, fx_diag *diag)
 		    NULL, (size_t)sqlite3_column_bytes(st, 0),
 		    sqlite3_column_blob(st, 0));
 		if (e == NULL || e->roster == NULL)
-			err = fx_diag_set(diag, FX_EFORMAT,
-			                  "ledger: stored roster entry does not "
-			                  "decode");
-		else if ((err = fx_roster_parse(&l->roster,
-		                                e->roster->envelope.data,
-		                                e->roster->envelope.len,
-		                                diag)) == FX_OK)
+			err =
+			    fx_diag_set(diag, FX_EFORMAT,
+			                "ledger: stored roster entry does not "
+			                "decode");
+		else if ((err = fx_roster_parse(
+		              &l->roster, e->roster->envelope.data,
+		              e->roster->envelope.len, diag)) == FX_OK)
 			l->has_roster = 1;
 	} else if (rc != SQLITE_DONE) {
 		err = db_err(l, diag, "reading the roster");
@@ -305,10 +305,11 @@ fx_err fx_ledger_open(const char *path, const char *origin, fx_ledger **out,
 	fx_err err;
 
 	if (origin != NULL && !fx_note_name_valid(origin))
-		return fx_diag_set(diag, FX_EINVAL,
-		                   "ledger: origin '%s' is not a valid log name "
-		                   "(printable ASCII, no space or '+')",
-		                   origin);
+		return fx_diag_set(
+		    diag, FX_EINVAL,
+		    "ledger: origin '%s' is not a valid log name "
+		    "(printable ASCII, no space or '+')",
+		    origin);
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return fx_diag_set(diag, FX_ENOMEM, "out of memory");
 	fx_roster_init(&l->roster);
@@ -324,14 +325,15 @@ fx_err fx_ledger_open(const char *path, const char *origin, fx_ledger **out,
 	}
 	sqlite3_busy_timeout(l->db, 5000);
 	/* WAL + FULL: a committed append survives power loss. */
-	if ((err = exec(l, "PRAGMA journal_mode = WAL; "
-	                   "PRAGMA synchronous = FULL;",
+	if ((err = exec(l,
+	                "PRAGMA journal_mode = WAL; "
+	                "PRAGMA synchronous = FULL;",
 	                diag)) != FX_OK)
 		goto fail;
 	if ((err = migrate(l, origin, diag)) != FX_OK)
 		goto fail;
-	if ((err = meta_get(l, "origin", stored, FX_NOTE_MAX_NAME, &n,
-	                    diag)) != FX_OK) {
+	if ((err = meta_get(l, "origin", stored, FX_NOTE_MAX_NAME, &n, diag)) !=
+	    FX_OK) {
 		if (err == FX_ENOTFOUND)
 			err = fx_diag_set(diag, FX_EFORMAT,
 			                  "ledger: %s has no origin", path);
@@ -458,9 +460,8 @@ static fx_err check_withdrawal(fx_ledger *l, const fx_entry_facts *f,
 		err = db_err(l, diag, "reading the withdrawn entry");
 		goto out;
 	}
-	if (r == 0 ||
-	    sqlite3_column_int(st, 0) !=
-	        FLEXO__LEDGER__V1__ENTRY__KIND_ACCEPTED) {
+	if (r == 0 || sqlite3_column_int(st, 0) !=
+	                  FLEXO__LEDGER__V1__ENTRY__KIND_ACCEPTED) {
 		err = fx_diag_set(diag, FX_ENOTFOUND,
 		                  "withdrawal: entry %llu is not an accepted "
 		                  "contribution",
@@ -477,10 +478,11 @@ static fx_err check_withdrawal(fx_ledger *l, const fx_entry_facts *f,
 	}
 	if (sqlite3_column_bytes(st, 2) != 32 ||
 	    memcmp(sqlite3_column_blob(st, 2), f->named_digest, 32) != 0) {
-		err = fx_diag_set(diag, FX_EMISMATCH,
-		                  "withdrawal: names a contribution digest other "
-		                  "than that of entry %llu",
-		                  (unsigned long long)f->ref);
+		err =
+		    fx_diag_set(diag, FX_EMISMATCH,
+		                "withdrawal: names a contribution digest other "
+		                "than that of entry %llu",
+		                (unsigned long long)f->ref);
 		goto out;
 	}
 	sqlite3_finalize(st);
@@ -488,12 +490,13 @@ static fx_err check_withdrawal(fx_ledger *l, const fx_entry_facts *f,
 	r = query_row(l, "SELECT idx FROM entries WHERE kind = 14 AND ref = ?",
 	              (int64_t)f->ref, &st);
 	if (r != 0)
-		err = r < 0 ? db_err(l, diag, "reading withdrawals")
-		            : fx_diag_set(diag, FX_EEXIST,
-		                          "withdrawal: contribution %llu was "
-		                          "already withdrawn by entry %lld",
-		                          (unsigned long long)f->ref,
-		                          (long long)sqlite3_column_int64(st, 0));
+		err = r < 0
+		          ? db_err(l, diag, "reading withdrawals")
+		          : fx_diag_set(diag, FX_EEXIST,
+		                        "withdrawal: contribution %llu was "
+		                        "already withdrawn by entry %lld",
+		                        (unsigned long long)f->ref,
+		                        (long long)sqlite3_column_int64(st, 0));
 out:
 	sqlite3_finalize(st);
 	return err;
@@ -598,13 +601,13 @@ static fx_err check_assembly(fx_ledger *l, const fx_entry *e, fx_diag *diag)
 		if (i < a->n_included && i < n && a->included[i] == live[i])
 			continue;
 		if (i < a->n_included)
-			err = fx_diag_set(diag, FX_EMISMATCH,
-			                  "assembly: lists entry %llu where the "
-			                  "live contributions have %s%llu",
-			                  (unsigned long long)a->included[i],
-			                  i < n ? "" : "none, ",
-			                  (unsigned long long)(i < n ? live[i]
-			                                             : 0));
+			err = fx_diag_set(
+			    diag, FX_EMISMATCH,
+			    "assembly: lists entry %llu where the "
+			    "live contributions have %s%llu",
+			    (unsigned long long)a->included[i],
+			    i < n ? "" : "none, ",
+			    (unsigned long long)(i < n ? live[i] : 0));
 		else
 			err = fx_diag_set(diag, FX_EMISMATCH,
 			                  "assembly: omits live contribution "
@@ -659,10 +662,10 @@ fx_err fx_ledger_append(fx_ledger *l, fx_entry *e, uint64_t *index,
 			                   "ledger: roster updates are not "
 			                   "batched");
 		if (e->roster == NULL)
-			return fx_diag_set(diag, FX_EFORMAT, "empty roster entry");
-		err = fx_ledger_check_roster(e, l->has_roster ? &l->roster
-		                                              : NULL,
-		                             &roster, diag);
+			return fx_diag_set(diag, FX_EFORMAT,
+			                   "empty roster entry");
+		err = fx_ledger_check_roster(
+		    e, l->has_roster ? &l->roster : NULL, &roster, diag);
 		if (err != FX_OK)
 			goto out;
 		ref = (int64_t)roster.version;
@@ -672,9 +675,8 @@ fx_err fx_ledger_append(fx_ledger *l, fx_entry *e, uint64_t *index,
 		    e->roster == NULL) /* any member of the union */
 			return fx_diag_set(diag, FX_EFORMAT,
 			                   "entry has no kind");
-		err = fx_ledger_check_entry(e, l->has_roster ? &l->roster
-		                                             : NULL,
-		                            &facts, diag);
+		err = fx_ledger_check_entry(
+		    e, l->has_roster ? &l->roster : NULL, &facts, diag);
 		if (err != FX_OK)
 			goto out;
 		if (facts.has_signer)
@@ -686,11 +688,11 @@ fx_err fx_ledger_append(fx_ledger *l, fx_entry *e, uint64_t *index,
 	case FLEXO__LEDGER__V1__ENTRY__KIND_ANCHOR:
 		last = max_ref(l, FLEXO__LEDGER__V1__ENTRY__KIND_ANCHOR);
 		if (last >= 0 && facts.ref <= (uint64_t)last) {
-			err = fx_diag_set(diag, FX_EROLLBACK,
-			                  "anchor release v%llu is not above the "
-			                  "logged v%lld",
-			                  (unsigned long long)facts.ref,
-			                  (long long)last);
+			err = fx_diag_set(
+			    diag, FX_EROLLBACK,
+			    "anchor release v%llu is not above the "
+			    "logged v%lld",
+			    (unsigned long long)facts.ref, (long long)last);
 			goto out;
 		}
 		ref = (int64_t)facts.ref;
@@ -952,10 +954,10 @@ fx_err fx_ledger_sign_checkpoint(fx_ledger *l, const uint8_t sk[64],
 			         last.size, c.size, last.root, c.root,
 			         (const uint8_t(*)[FX_HASH_LEN])path, plen,
 			         diag)) != FX_OK) {
-				fx_diag_prefix(diag,
-				               "ledger: refusing to sign a "
-				               "checkpoint inconsistent with the "
-				               "last one");
+				fx_diag_prefix(
+				    diag, "ledger: refusing to sign a "
+				          "checkpoint inconsistent with the "
+				          "last one");
 				return err;
 			}
 		}
@@ -1009,9 +1011,10 @@ fx_err fx_ledger_vkey(fx_ledger *l, char *out, size_t cap, fx_diag *diag)
 
 	err = meta_get(l, "log_pk", pk, sizeof(pk), &n, diag);
 	if (err == FX_ENOTFOUND)
-		return fx_diag_set(diag, FX_ESTATE,
-		                   "ledger: no checkpoint signed yet, so no log "
-		                   "key");
+		return fx_diag_set(
+		    diag, FX_ESTATE,
+		    "ledger: no checkpoint signed yet, so no log "
+		    "key");
 	if (err != FX_OK)
 		return err;
 	if (n != 32)
@@ -1089,8 +1092,8 @@ out:
  * link when both are on one file system, else a streamed, re-hashed copy. A
  * blob missing (or corrupted) at the source ends up missing in the export,
  * where the auditor names it. */
-static fx_err export_blobs(fx_ledger *l, const char *blob_dir,
-                           const char *dir, fx_diag *diag)
+static fx_err export_blobs(fx_ledger *l, const char *blob_dir, const char *dir,
+                           fx_diag *diag)
 {
 	char bdir[FX_PATH_MAX], src[FX_PATH_MAX], dst[FX_PATH_MAX], hex[65];
 	uint8_t got[FX_BLAKE2B_BYTES];

@@ -84,9 +84,10 @@ static fx_err check_contribution(const fx_entry *e, const fx_roster *roster,
 		return err;
 	c = (Flexo__V1__Contribution *)doc;
 	if (strcmp(c->consortium, roster->consortium) != 0)
-		err = fx_diag_set(diag, FX_EMISMATCH,
-		                  "contribution is for consortium '%s', not '%s'",
-		                  c->consortium, roster->consortium);
+		err =
+		    fx_diag_set(diag, FX_EMISMATCH,
+		                "contribution is for consortium '%s', not '%s'",
+		                c->consortium, roster->consortium);
 	else if (c->contributor_key_id.len != FX_KEY_ID_BYTES ||
 	         memcmp(c->contributor_key_id.data, id, FX_KEY_ID_BYTES) != 0)
 		err = fx_diag_set(diag, FX_EMISMATCH,
@@ -96,9 +97,10 @@ static fx_err check_contribution(const fx_entry *e, const fx_roster *roster,
 	else if (c->payload_blake2b.len != FX_BLAKE2B_BYTES ||
 	         memcmp(c->payload_blake2b.data, a->payload_digest.data,
 	                FX_BLAKE2B_BYTES) != 0)
-		err = fx_diag_set(diag, FX_EMISMATCH,
-		                  "the logged payload digest is not the one the "
-		                  "contributor signed");
+		err =
+		    fx_diag_set(diag, FX_EMISMATCH,
+		                "the logged payload digest is not the one the "
+		                "contributor signed");
 	if (err == FX_OK) {
 		f->has_blob = 1;
 		memcpy(f->blob, a->payload_digest.data, FX_BLAKE2B_BYTES);
@@ -126,10 +128,11 @@ static fx_err check_withdrawal(const fx_entry *e, const fx_roster *roster,
 		                  w->consortium, roster->consortium);
 	else if (w->contributor_key_id.len != FX_KEY_ID_BYTES ||
 	         memcmp(w->contributor_key_id.data, id, FX_KEY_ID_BYTES) != 0)
-		err = fx_diag_set(diag, FX_EMISMATCH,
-		                  "withdrawal names a contributor key other than "
-		                  "its signer's (%s)",
-		                  f->signer_name);
+		err =
+		    fx_diag_set(diag, FX_EMISMATCH,
+		                "withdrawal names a contributor key other than "
+		                "its signer's (%s)",
+		                f->signer_name);
 	else if (w->contribution_digest.len != FX_BLAKE2B_BYTES)
 		err = fx_diag_set(diag, FX_EFORMAT,
 		                  "withdrawal contribution digest is %zu bytes",

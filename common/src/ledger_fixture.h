@@ -25,8 +25,7 @@ typedef struct fxt_party {
 	uint64_t seq;  /* next sequence number of its documents */
 } fxt_party;
 
-static inline void fxt_party_init(fxt_party *p, const char *name,
-                                  uint32_t seed)
+static inline void fxt_party_init(fxt_party *p, const char *name, uint32_t seed)
 {
 	uint8_t s[FX_SEED_BYTES] = {0};
 	memcpy(s, &seed, sizeof(seed));
@@ -47,9 +46,8 @@ static inline void fxt_party_release(fxt_party *p)
  * it) and the given members and roles. */
 static inline fx_err fxt_roster(fx_ledger *l, uint64_t version,
                                 const fxt_party *root,
-                                fxt_party *const *members,
-                                const fx_role *roles, size_t n,
-                                uint64_t *idx, fx_diag *d)
+                                fxt_party *const *members, const fx_role *roles,
+                                size_t n, uint64_t *idx, fx_diag *d)
 {
 	Flexo__Ledger__V1__RosterUpdate u =
 	    FLEXO__LEDGER__V1__ROSTER_UPDATE__INIT;
@@ -90,8 +88,7 @@ static inline fx_err fxt_anchor(fx_ledger *l, const fxt_party *coord,
 	    FLEXO__LEDGER__V1__ANCHOR_RELEASE__INIT;
 	fx_entry e = FLEXO__LEDGER__V1__ENTRY__INIT;
 	Flexo__V1__AnchorRelease m = FLEXO__V1__ANCHOR_RELEASE__INIT;
-	Flexo__V1__TensorDigest t = FLEXO__V1__TENSOR_DIGEST__INIT,
-	                        *tp = &t;
+	Flexo__V1__TensorDigest t = FLEXO__V1__TENSOR_DIGEST__INIT, *tp = &t;
 	Flexo__V1__RouterRows rr = FLEXO__V1__ROUTER_ROWS__INIT;
 	const fx_keypair *keys[1] = {&coord->kp};
 	uint8_t h1[32], h2[32], h3[32], *body = NULL, *env = NULL;
@@ -149,8 +146,7 @@ out:
  * sealed into *env (malloc'd, caller frees). */
 static inline fx_err fxt_contribution(fxt_party *c, const uint8_t *payload,
                                       size_t plen, uint8_t digest[32],
-                                      uint8_t **env, size_t *elen,
-                                      fx_diag *d)
+                                      uint8_t **env, size_t *elen, fx_diag *d)
 {
 	Flexo__V1__Contribution m = FLEXO__V1__CONTRIBUTION__INIT;
 	Flexo__V1__RouterRows rr = FLEXO__V1__ROUTER_ROWS__INIT;
@@ -288,8 +284,8 @@ out:
 
 static inline fx_err fxt_assembly(fx_ledger *l, uint64_t anchor,
                                   uint64_t *included, size_t n,
-                                  const uint8_t model_digest[32],
-                                  uint64_t *idx, fx_diag *d)
+                                  const uint8_t model_digest[32], uint64_t *idx,
+                                  fx_diag *d)
 {
 	Flexo__Ledger__V1__Assembly a = FLEXO__LEDGER__V1__ASSEMBLY__INIT;
 	fx_entry e = FLEXO__LEDGER__V1__ENTRY__INIT;

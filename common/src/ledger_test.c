@@ -97,8 +97,8 @@ static void test_append_and_rules(void)
 				    l, digest, &found, &d));
 				CHECK(found == b);
 				digest[0] ^= 1;
-				CHECK(fx_ledger_find_contribution(
-				          l, digest, &found, &d) ==
+				CHECK(fx_ledger_find_contribution(l, digest,
+				                                  &found, &d) ==
 				      FX_ENOTFOUND);
 				fx_wire_free(&env->base);
 			}
@@ -114,14 +114,11 @@ static void test_append_and_rules(void)
 	/* an assembly must include exactly the live contributions */
 	inc[0] = a;
 	inc[1] = b;
-	CHECK(fxt_assembly(l, anchor, inc, 2, model, &idx, &d) ==
-	      FX_EMISMATCH);
+	CHECK(fxt_assembly(l, anchor, inc, 2, model, &idx, &d) == FX_EMISMATCH);
 	CHECK(strstr(d.msg, "lists entry 2") != NULL);
-	CHECK(fxt_assembly(l, anchor, inc, 0, model, &idx, &d) ==
-	      FX_EMISMATCH);
+	CHECK(fxt_assembly(l, anchor, inc, 0, model, &idx, &d) == FX_EMISMATCH);
 	CHECK(strstr(d.msg, "omits live contribution 4") != NULL);
-	CHECK(fxt_assembly(l, 2, inc + 1, 1, model, &idx, &d) ==
-	      FX_ENOTFOUND);
+	CHECK(fxt_assembly(l, 2, inc + 1, 1, model, &idx, &d) == FX_ENOTFOUND);
 	CHECK_OK(fxt_assembly(l, anchor, inc + 1, 1, model, &idx, &d));
 
 	/* a key outside the roster is refused before anything is stored */
@@ -153,8 +150,8 @@ static void test_proofs_match(void)
 	/* grow to a size with an uneven shape */
 	for (int i = 0; i < 20; i++) {
 		uint8_t p[4] = {(uint8_t)i, 7, 7, 7};
-		CHECK_OK(fxt_accepted(l, i % 2 ? &alice : &bob, p, 4, &idx,
-		                      &d));
+		CHECK_OK(
+		    fxt_accepted(l, i % 2 ? &alice : &bob, p, 4, &idx, &d));
 	}
 	size = fx_ledger_size(l);
 	fx_merkle_mem_init(&mem);
@@ -168,16 +165,15 @@ static void test_proofs_match(void)
 	}
 	for (uint64_t n = 1; n <= size; n++) {
 		CHECK_OK(fx_ledger_root(l, n, r1, &d));
-		CHECK_OK(fx_merkle_root_at(fx_merkle_mem_get, &mem, n, r2,
-		                           NULL));
+		CHECK_OK(
+		    fx_merkle_root_at(fx_merkle_mem_get, &mem, n, r2, NULL));
 		if (memcmp(r1, r2, 32) != 0)
 			bad++;
 		for (uint64_t i = 0; i < n; i++) {
-			CHECK_OK(fx_ledger_inclusion_proof(l, i, n, path, &len,
-			                                   &d));
-			CHECK_OK(fx_merkle_inclusion_proof(fx_merkle_mem_get,
-			                                   &mem, i, n, ref,
-			                                   &rlen, NULL));
+			CHECK_OK(
+			    fx_ledger_inclusion_proof(l, i, n, path, &len, &d));
+			CHECK_OK(fx_merkle_inclusion_proof(
+			    fx_merkle_mem_get, &mem, i, n, ref, &rlen, NULL));
 			if (len != rlen || memcmp(path, ref, len * 32) != 0)
 				bad++;
 		}
@@ -247,8 +243,8 @@ static void test_checkpoint_guard(void)
 	CHECK(strcmp(fx_ledger_origin(l), "flexo.test/ledger") == 0);
 	CHECK(fx_ledger_vkey(l, vkey, sizeof(vkey), &d) == FX_ESTATE);
 	CHECK_OK(fx_ledger_sign_checkpoint(l, coord.kp.sk, &note, &len, &d));
-	CHECK_OK(fx_note_verifier_init(&v, "flexo.test/ledger", coord.kp.pk,
-	                               NULL));
+	CHECK_OK(
+	    fx_note_verifier_init(&v, "flexo.test/ledger", coord.kp.pk, NULL));
 	CHECK(fx_checkpoint_open(note, len, &v, &c, &d) == FX_OK);
 	CHECK(c.size == fx_ledger_size(l));
 	CHECK_OK(fx_ledger_root(l, c.size, root, &d));

@@ -134,8 +134,9 @@ fx_err fx_merkle_root_at(fx_merkle_get_fn get, void *ctx, uint64_t size,
 	}
 	err = range_hash(get, ctx, 0, size, out);
 	if (err != FX_OK)
-		return fx_diag_set(diag, err, "merkle: cannot read nodes of the "
-		                              "tree of size %llu",
+		return fx_diag_set(diag, err,
+		                   "merkle: cannot read nodes of the "
+		                   "tree of size %llu",
 		                   (unsigned long long)size);
 	return FX_OK;
 }
@@ -188,11 +189,11 @@ fx_err fx_merkle_inclusion_proof(fx_merkle_get_fn get, void *ctx,
 		                   (unsigned long long)size);
 	err = inclusion_rec(&p, get, ctx, index, 0, size);
 	if (err != FX_OK)
-		return fx_diag_set(diag, err,
-		                   "merkle: cannot build inclusion proof of %llu "
-		                   "in %llu",
-		                   (unsigned long long)index,
-		                   (unsigned long long)size);
+		return fx_diag_set(
+		    diag, err,
+		    "merkle: cannot build inclusion proof of %llu "
+		    "in %llu",
+		    (unsigned long long)index, (unsigned long long)size);
 	*path_len = p.len;
 	return FX_OK;
 }
@@ -226,16 +227,18 @@ fx_err fx_merkle_consistency_proof(fx_merkle_get_fn get, void *ctx, uint64_t m,
 	fx_err err;
 
 	if (m == 0 || m > n)
-		return fx_diag_set(diag, FX_EINVAL,
-		                   "merkle: no consistency proof from size %llu "
-		                   "to %llu",
-		                   (unsigned long long)m, (unsigned long long)n);
+		return fx_diag_set(
+		    diag, FX_EINVAL,
+		    "merkle: no consistency proof from size %llu "
+		    "to %llu",
+		    (unsigned long long)m, (unsigned long long)n);
 	err = consistency_rec(&p, get, ctx, m, 0, n, 1);
 	if (err != FX_OK)
-		return fx_diag_set(diag, err,
-		                   "merkle: cannot build consistency proof %llu "
-		                   "-> %llu",
-		                   (unsigned long long)m, (unsigned long long)n);
+		return fx_diag_set(
+		    diag, err,
+		    "merkle: cannot build consistency proof %llu "
+		    "-> %llu",
+		    (unsigned long long)m, (unsigned long long)n);
 	*path_len = p.len;
 	return FX_OK;
 }
@@ -251,10 +254,10 @@ fx_err fx_merkle_verify_inclusion(uint64_t index, uint64_t size,
 	uint64_t fn, sn;
 
 	if (index >= size)
-		return fx_diag_set(diag, FX_EMISMATCH,
-		                   "inclusion proof: index %llu >= tree size %llu",
-		                   (unsigned long long)index,
-		                   (unsigned long long)size);
+		return fx_diag_set(
+		    diag, FX_EMISMATCH,
+		    "inclusion proof: index %llu >= tree size %llu",
+		    (unsigned long long)index, (unsigned long long)size);
 	if (path_len > FX_MERKLE_MAX_PATH)
 		return fx_diag_set(diag, FX_EMISMATCH,
 		                   "inclusion proof: %zu hashes > %d", path_len,
@@ -264,11 +267,12 @@ fx_err fx_merkle_verify_inclusion(uint64_t index, uint64_t size,
 	memcpy(r, leaf, FX_HASH_LEN);
 	for (size_t i = 0; i < path_len; i++) {
 		if (sn == 0)
-			return fx_diag_set(diag, FX_EMISMATCH,
-			                   "inclusion proof: too long (%zu hashes "
-			                   "for index %llu of %llu)",
-			                   path_len, (unsigned long long)index,
-			                   (unsigned long long)size);
+			return fx_diag_set(
+			    diag, FX_EMISMATCH,
+			    "inclusion proof: too long (%zu hashes "
+			    "for index %llu of %llu)",
+			    path_len, (unsigned long long)index,
+			    (unsigned long long)size);
 		if ((fn & 1) || fn == sn) {
 			fx_merkle_node_hash(path[i], r, r);
 			/* Skip levels where this node has no right sibling. */
@@ -289,10 +293,11 @@ fx_err fx_merkle_verify_inclusion(uint64_t index, uint64_t size,
 		                   path_len, (unsigned long long)index,
 		                   (unsigned long long)size);
 	if (sodium_memcmp(r, root, FX_HASH_LEN) != 0)
-		return fx_diag_set(diag, FX_EMISMATCH,
-		                   "inclusion proof: computed root differs from "
-		                   "the tree head of size %llu",
-		                   (unsigned long long)size);
+		return fx_diag_set(
+		    diag, FX_EMISMATCH,
+		    "inclusion proof: computed root differs from "
+		    "the tree head of size %llu",
+		    (unsigned long long)size);
 	return FX_OK;
 }
 
@@ -308,10 +313,11 @@ fx_err fx_merkle_verify_consistency(uint64_t m, uint64_t n,
 	size_t i;
 
 	if (m > n)
-		return fx_diag_set(diag, FX_EMISMATCH,
-		                   "consistency proof: old size %llu > new size "
-		                   "%llu",
-		                   (unsigned long long)m, (unsigned long long)n);
+		return fx_diag_set(
+		    diag, FX_EMISMATCH,
+		    "consistency proof: old size %llu > new size "
+		    "%llu",
+		    (unsigned long long)m, (unsigned long long)n);
 	if (m == 0 || m == n) {
 		if (path_len != 0)
 			return fx_diag_set(diag, FX_EMISMATCH,
@@ -319,8 +325,8 @@ fx_err fx_merkle_verify_consistency(uint64_t m, uint64_t n,
 			                   "from size %llu to %llu",
 			                   (unsigned long long)m,
 			                   (unsigned long long)n);
-		if (m == n && sodium_memcmp(old_root, new_root,
-		                            FX_HASH_LEN) != 0)
+		if (m == n &&
+		    sodium_memcmp(old_root, new_root, FX_HASH_LEN) != 0)
 			return fx_diag_set(diag, FX_EMISMATCH,
 			                   "consistency proof: two different "
 			                   "roots for size %llu",
@@ -377,15 +383,17 @@ fx_err fx_merkle_verify_consistency(uint64_t m, uint64_t n,
 		                   path_len, (unsigned long long)m,
 		                   (unsigned long long)n);
 	if (sodium_memcmp(fr, old_root, FX_HASH_LEN) != 0)
-		return fx_diag_set(diag, FX_EMISMATCH,
-		                   "consistency proof: does not lead to the old "
-		                   "root of size %llu",
-		                   (unsigned long long)m);
+		return fx_diag_set(
+		    diag, FX_EMISMATCH,
+		    "consistency proof: does not lead to the old "
+		    "root of size %llu",
+		    (unsigned long long)m);
 	if (sodium_memcmp(sr, new_root, FX_HASH_LEN) != 0)
-		return fx_diag_set(diag, FX_EMISMATCH,
-		                   "consistency proof: does not lead to the new "
-		                   "root of size %llu",
-		                   (unsigned long long)n);
+		return fx_diag_set(
+		    diag, FX_EMISMATCH,
+		    "consistency proof: does not lead to the new "
+		    "root of size %llu",
+		    (unsigned long long)n);
 	return FX_OK;
 }
 

@@ -91,9 +91,14 @@ static void ref_subproof(uint8_t (*lh)[32], uint64_t m, uint64_t n, int b,
 
 /* --- CT reference vectors --- */
 
-static const char *const ct_leaves[8] = {
-    "", "00", "10", "2021", "3031", "40414243", "5051525354555657",
-    "606162636465666768696a6b6c6d6e6f"};
+static const char *const ct_leaves[8] = {"",
+                                         "00",
+                                         "10",
+                                         "2021",
+                                         "3031",
+                                         "40414243",
+                                         "5051525354555657",
+                                         "606162636465666768696a6b6c6d6e6f"};
 static const char *const ct_roots[9] = {
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
     "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
@@ -112,25 +117,35 @@ typedef struct vec {
 } vec;
 
 static const vec ct_inclusion[] = {
-    {0, 8, 3,
+    {0,
+     8,
+     3,
      {"96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
       "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
       "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"}},
-    {5, 8, 3,
+    {5,
+     8,
+     3,
      {"bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
       "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
       "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"}},
 };
 
 static const vec ct_consistency[] = {
-    {2, 8, 2,
+    {2,
+     8,
+     2,
      {"5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
       "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"}},
-    {6, 8, 3,
+    {6,
+     8,
+     3,
      {"0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
       "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
       "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"}},
-    {2, 5, 2,
+    {2,
+     5,
+     2,
      {"5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
       "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"}},
 };
@@ -154,7 +169,8 @@ static void test_ct_vectors(void)
 		CHECK_OK(fx_merkle_mem_append(&mem, leaf[i]));
 		fx_merkle_frontier_root(&mem.frontier, root);
 		unhex(ct_roots[i + 1], want, 32);
-		CHECK_MSG(memcmp(root, want, 32) == 0, "root of size %d", i + 1);
+		CHECK_MSG(memcmp(root, want, 32) == 0, "root of size %d",
+		          i + 1);
 		CHECK_OK(fx_merkle_root_at(fx_merkle_mem_get, &mem,
 		                           (uint64_t)i + 1, root, NULL));
 		CHECK(memcmp(root, want, 32) == 0);
@@ -162,9 +178,8 @@ static void test_ct_vectors(void)
 	for (size_t v = 0; v < sizeof(ct_inclusion) / sizeof(*ct_inclusion);
 	     v++) {
 		const vec *t = &ct_inclusion[v];
-		CHECK_OK(fx_merkle_inclusion_proof(fx_merkle_mem_get, &mem,
-		                                   t->a, t->n, path, &len,
-		                                   NULL));
+		CHECK_OK(fx_merkle_inclusion_proof(
+		    fx_merkle_mem_get, &mem, t->a, t->n, path, &len, NULL));
 		CHECK(len == (size_t)t->count);
 		for (int j = 0; j < t->count && j < (int)len; j++) {
 			unhex(t->h[j], want, 32);
@@ -177,13 +192,12 @@ static void test_ct_vectors(void)
 		CHECK(fx_merkle_verify_inclusion(t->a, t->n, leaf[t->a], path,
 		                                 len, root, NULL) == FX_OK);
 	}
-	for (size_t v = 0;
-	     v < sizeof(ct_consistency) / sizeof(*ct_consistency); v++) {
+	for (size_t v = 0; v < sizeof(ct_consistency) / sizeof(*ct_consistency);
+	     v++) {
 		const vec *t = &ct_consistency[v];
 		uint8_t old_root[32];
-		CHECK_OK(fx_merkle_consistency_proof(fx_merkle_mem_get, &mem,
-		                                     t->a, t->n, path, &len,
-		                                     NULL));
+		CHECK_OK(fx_merkle_consistency_proof(
+		    fx_merkle_mem_get, &mem, t->a, t->n, path, &len, NULL));
 		CHECK(len == (size_t)t->count);
 		for (int j = 0; j < t->count && j < (int)len; j++) {
 			unhex(t->h[j], want, 32);
@@ -211,9 +225,8 @@ static int inclusion_ok(uint64_t i, uint64_t n, const uint8_t *leaf,
 static int consistency_ok(uint64_t m, uint64_t n, const uint8_t *r1,
                           const uint8_t *r2, uint8_t (*p)[32], size_t len)
 {
-	return fx_merkle_verify_consistency(m, n, r1, r2,
-	                                    (const uint8_t(*)[32])p, len,
-	                                    NULL) == FX_OK;
+	return fx_merkle_verify_consistency(
+	           m, n, r1, r2, (const uint8_t(*)[32])p, len, NULL) == FX_OK;
 }
 
 static void test_brute_force(void)
@@ -233,8 +246,8 @@ static void test_brute_force(void)
 	}
 	for (uint64_t n = 0; n <= MAXN; n++) {
 		ref_mth(lh, n, roots[n]);
-		CHECK_OK(fx_merkle_root_at(fx_merkle_mem_get, &mem, n, root,
-		                           NULL));
+		CHECK_OK(
+		    fx_merkle_root_at(fx_merkle_mem_get, &mem, n, root, NULL));
 		if (memcmp(root, roots[n], 32) != 0)
 			bad++;
 	}
@@ -261,9 +274,8 @@ static void test_brute_force(void)
 			 * path must not prove the leaf in a neighbour tree. */
 			if ((n < MAXN && inclusion_ok(i, n + 1, lh[i], path,
 			                              len, roots[n + 1])) ||
-			    (n > i + 1 &&
-			     inclusion_ok(i, n - 1, lh[i], path, len,
-			                  roots[n - 1])))
+			    (n > i + 1 && inclusion_ok(i, n - 1, lh[i], path,
+			                               len, roots[n - 1])))
 				bad++;
 			if (inclusion_ok(i, n, lh[(i + 1) % MAXN], path, len,
 			                 roots[n]) ||

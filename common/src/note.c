@@ -69,7 +69,8 @@ fx_err fx_note_vkey_format(const fx_note_verifier *v, char *out, size_t cap,
 	n = snprintf(out, cap, "%s+%08x+%s", v->name, (unsigned)v->id, b64);
 	if (n < 0 || (size_t)n >= cap)
 		return fx_diag_set(diag, FX_ETOOBIG,
-		                   "verifier key does not fit in %zu bytes", cap);
+		                   "verifier key does not fit in %zu bytes",
+		                   cap);
 	return FX_OK;
 }
 
@@ -98,20 +99,22 @@ fx_err fx_note_vkey_parse(const char *vkey, fx_note_verifier *out,
 		                   "verifier key: invalid key name '%s'", name);
 	for (const char *c = p1 + 1; c < p2; c++)
 		if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')))
-			return fx_diag_set(diag, FX_EFORMAT,
-			                   "verifier key: key ID is not lower-case "
-			                   "hex");
+			return fx_diag_set(
+			    diag, FX_EFORMAT,
+			    "verifier key: key ID is not lower-case "
+			    "hex");
 	id = strtoul(p1 + 1, &idend, 16);
 	if (sodium_base642bin(raw, sizeof(raw), p2 + 1, strlen(p2 + 1), NULL,
 	                      &raw_len, &end,
 	                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
 	    *end != '\0' || raw_len != 33)
-		return fx_diag_set(diag, FX_EFORMAT,
-		                   "verifier key: key is not base64 of 33 bytes");
+		return fx_diag_set(
+		    diag, FX_EFORMAT,
+		    "verifier key: key is not base64 of 33 bytes");
 	if (raw[0] != ALG_ED25519)
-		return fx_diag_set(diag, FX_EFORMAT,
-		                   "verifier key: algorithm %u is not Ed25519 (1)",
-		                   raw[0]);
+		return fx_diag_set(
+		    diag, FX_EFORMAT,
+		    "verifier key: algorithm %u is not Ed25519 (1)", raw[0]);
 	if ((uint32_t)id != fx_note_key_id(name, raw + 1))
 		return fx_diag_set(diag, FX_EMISMATCH,
 		                   "verifier key: key ID %08lx does not match "
@@ -180,17 +183,17 @@ fx_err fx_note_sign(const char *text, size_t len, const char *name,
 	if (len == 0 || text[len - 1] != '\n' || !text_clean(text, len) ||
 	    (len >= 2 && find_last_blank(text, len) != NULL) ||
 	    memchr(text, '\0', len) != NULL)
-		return fx_diag_set(diag, FX_EINVAL,
-		                   "note: text must be non-empty UTF-8 ending in a "
-		                   "newline, without blank lines or control "
-		                   "characters");
+		return fx_diag_set(
+		    diag, FX_EINVAL,
+		    "note: text must be non-empty UTF-8 ending in a "
+		    "newline, without blank lines or control "
+		    "characters");
 	name_len = strlen(name);
 	total = len + 1 + (sizeof(em_dash_sp) - 1) + name_len + 1 +
 	        (sizeof(b64) - 1) + 1;
 	if (len > FX_NOTE_MAX_SIZE || total > FX_NOTE_MAX_SIZE)
-		return fx_diag_set(diag, FX_ETOOBIG,
-		                   "note: %zu bytes > %d", total,
-		                   FX_NOTE_MAX_SIZE);
+		return fx_diag_set(diag, FX_ETOOBIG, "note: %zu bytes > %d",
+		                   total, FX_NOTE_MAX_SIZE);
 	crypto_sign_ed25519_sk_to_pk(pk, sk);
 	id = fx_note_key_id(name, pk);
 	blob[0] = (uint8_t)(id >> 24);
@@ -245,9 +248,10 @@ fx_err fx_note_open(const char *note, size_t len, const fx_note_verifier *v,
 	p = blank + 2;
 	end = note + len;
 	if (p == end || end[-1] != '\n')
-		return fx_diag_set(diag, FX_EFORMAT,
-		                   "note: signature block missing or not ending in "
-		                   "a newline");
+		return fx_diag_set(
+		    diag, FX_EFORMAT,
+		    "note: signature block missing or not ending in "
+		    "a newline");
 	while (p < end) {
 		const char *eol = memchr(p, '\n', (size_t)(end - p));
 		const char *sp, *b64;
@@ -277,18 +281,19 @@ fx_err fx_note_open(const char *note, size_t len, const fx_note_verifier *v,
 		                      (size_t)(eol - b64), NULL, &blen, NULL,
 		                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
 		    blen < 5)
-			return fx_diag_set(diag, FX_EFORMAT,
-			                   "note: signature line %d is not base64 "
-			                   "of a key ID and a signature",
-			                   lines);
+			return fx_diag_set(
+			    diag, FX_EFORMAT,
+			    "note: signature line %d is not base64 "
+			    "of a key ID and a signature",
+			    lines);
 		id = (uint32_t)blob[0] << 24 | (uint32_t)blob[1] << 16 |
 		     (uint32_t)blob[2] << 8 | blob[3];
 		if ((size_t)(sp - p) == vname_len &&
 		    memcmp(p, v->name, vname_len) == 0 && id == v->id) {
 			if (blen != SIG_BLOB ||
-			    crypto_sign_verify_detached(
-			        blob + 4, (const uint8_t *)note, tlen,
-			        v->pk) != 0)
+			    crypto_sign_verify_detached(blob + 4,
+			                                (const uint8_t *)note,
+			                                tlen, v->pk) != 0)
 				return fx_diag_set(diag, FX_EBADSIG,
 				                   "note: signature by %s does "
 				                   "not verify",

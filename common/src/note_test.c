@@ -73,16 +73,14 @@ static void test_refusals(void)
 	CHECK(fx_note_open(buf, strlen(buf), &v, &tlen, &d) == FX_EBADSIG);
 	/* another verifier: not signed by it */
 	snprintf(buf, sizeof(buf), "%s\n%s", text, sigline);
-	CHECK(fx_note_open(buf, strlen(buf), &other, &tlen, &d) ==
-	      FX_EBADSIG);
+	CHECK(fx_note_open(buf, strlen(buf), &other, &tlen, &d) == FX_EBADSIG);
 	CHECK(strstr(d.msg, "not signed by Other") != NULL);
 	/* same name, different key: ID differs, so not found */
 	CHECK_OK(fx_note_verifier_init(&other, "PeterNeumann", pk2, NULL));
-	CHECK(fx_note_open(buf, strlen(buf), &other, &tlen, &d) ==
-	      FX_EBADSIG);
+	CHECK(fx_note_open(buf, strlen(buf), &other, &tlen, &d) == FX_EBADSIG);
 	/* unknown signer lines are ignored, ours still verifies */
-	snprintf(buf, sizeof(buf),
-	         "%s\n\xe2\x80\x94 Someone AAAAAAAA\n%s", text, sigline);
+	snprintf(buf, sizeof(buf), "%s\n\xe2\x80\x94 Someone AAAAAAAA\n%s",
+	         text, sigline);
 	CHECK(fx_note_open(buf, strlen(buf), &v, &tlen, NULL) == FX_OK);
 	/* malformed: no blank line, ASCII dash, control character */
 	snprintf(buf, sizeof(buf), "%s%s", text, sigline);

@@ -71,8 +71,7 @@ fx_err fx_receipt_verify(const uint8_t *buf, size_t len,
 		                   len, FX_RECEIPT_MAX);
 	r = flexo__v1__receipt__unpack(NULL, len, buf);
 	if (r == NULL) {
-		err = fx_diag_set(diag, FX_EFORMAT,
-		                  "receipt: does not decode");
+		err = fx_diag_set(diag, FX_EFORMAT, "receipt: does not decode");
 		goto out;
 	}
 	if ((err = fx_checkpoint_open((const char *)r->checkpoint.data,
@@ -82,15 +81,16 @@ fx_err fx_receipt_verify(const uint8_t *buf, size_t len,
 		goto out;
 	}
 	if (r->n_inclusion_proof > FX_MERKLE_MAX_PATH) {
-		err = fx_diag_set(diag, FX_EFORMAT,
-		                  "receipt: %zu proof hashes", r->n_inclusion_proof);
+		err = fx_diag_set(diag, FX_EFORMAT, "receipt: %zu proof hashes",
+		                  r->n_inclusion_proof);
 		goto out;
 	}
 	for (size_t i = 0; i < r->n_inclusion_proof; i++) {
 		if (r->inclusion_proof[i].len != FX_HASH_LEN) {
-			err = fx_diag_set(diag, FX_EFORMAT,
-			                  "receipt: proof hash %zu is %zu bytes",
-			                  i, r->inclusion_proof[i].len);
+			err =
+			    fx_diag_set(diag, FX_EFORMAT,
+			                "receipt: proof hash %zu is %zu bytes",
+			                i, r->inclusion_proof[i].len);
 			goto out;
 		}
 		memcpy(path[i], r->inclusion_proof[i].data, FX_HASH_LEN);
@@ -104,8 +104,7 @@ fx_err fx_receipt_verify(const uint8_t *buf, size_t len,
 		               (unsigned long long)r->ledger_index);
 		goto out;
 	}
-	e = flexo__ledger__v1__entry__unpack(NULL, r->entry.len,
-	                                     r->entry.data);
+	e = flexo__ledger__v1__entry__unpack(NULL, r->entry.len, r->entry.data);
 	if (e == NULL || e->index != r->ledger_index) {
 		err = fx_diag_set(diag, FX_EFORMAT,
 		                  "receipt: entry does not decode or does not "
@@ -119,7 +118,8 @@ fx_err fx_receipt_verify(const uint8_t *buf, size_t len,
 	 * verified by the log and can be re-verified with the roster. */
 	if (e->kind_case == FLEXO__LEDGER__V1__ENTRY__KIND_ACCEPTED &&
 	    e->accepted->payload_digest.len == 32)
-		memcpy(out.payload_digest, e->accepted->payload_digest.data, 32);
+		memcpy(out.payload_digest, e->accepted->payload_digest.data,
+		       32);
 	if (info != NULL)
 		*info = out;
 out:

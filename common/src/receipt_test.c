@@ -41,8 +41,7 @@ static void test_receipts(void)
 	}
 	CHECK(fx_receipt_issue(l, mine, &rc, &len, &d) == FX_ENOTFOUND);
 	CHECK_OK(fx_ledger_sign_checkpoint(l, coord.kp.sk, NULL, NULL, &d));
-	CHECK_OK(fxt_accepted(l, &alice, (const uint8_t *)"late", 4, &idx,
-	                      &d));
+	CHECK_OK(fxt_accepted(l, &alice, (const uint8_t *)"late", 4, &idx, &d));
 	CHECK(fx_receipt_issue(l, idx, &rc, &len, &d) == FX_ESTATE);
 	CHECK_OK(fx_receipt_issue(l, mine, &rc, &len, &d));
 	CHECK_OK(fx_note_verifier_init(&v, "flexo.test/receipts", coord.kp.pk,
@@ -69,7 +68,8 @@ static void test_receipts(void)
 	}
 	/* the same proof does not prove a neighbour */
 	{
-		Flexo__V1__Receipt *r = flexo__v1__receipt__unpack(NULL, len, rc);
+		Flexo__V1__Receipt *r =
+		    flexo__v1__receipt__unpack(NULL, len, rc);
 		uint8_t buf[8192];
 		size_t n;
 		CHECK(r != NULL);

@@ -50,15 +50,15 @@ typedef struct fx_audit_opts {
 
 typedef struct fx_audit_report {
 	uint64_t entries;
-	uint64_t by_kind[16];      /* indexed by Entry kind case - 10 */
-	uint64_t signatures;       /* envelope signatures verified */
-	uint64_t checkpoints;      /* signed checkpoints verified */
-	uint64_t unattested;       /* entries after the newest checkpoint */
-	fx_checkpoint newest;      /* newest checkpoint (size 0 if none) */
-	uint64_t previous_size;    /* accepted on the previous audit, or 0 */
+	uint64_t by_kind[16];   /* indexed by Entry kind case - 10 */
+	uint64_t signatures;    /* envelope signatures verified */
+	uint64_t checkpoints;   /* signed checkpoints verified */
+	uint64_t unattested;    /* entries after the newest checkpoint */
+	fx_checkpoint newest;   /* newest checkpoint (size 0 if none) */
+	uint64_t previous_size; /* accepted on the previous audit, or 0 */
 	uint64_t assemblies;
-	uint64_t blobs_checked;    /* with reassemble */
-	uint64_t failed_index;     /* entry named by a failure, or NO_INDEX */
+	uint64_t blobs_checked; /* with reassemble */
+	uint64_t failed_index;  /* entry named by a failure, or NO_INDEX */
 	double seconds;
 } fx_audit_report;
 

@@ -29,8 +29,7 @@ fx_err fx_blobstore_put(const fx_blobstore *bs, const uint8_t *data, size_t len,
 /* Streams the file at src into the store (memory stays flat whatever its
  * size), hashing while copying; writes its digest. */
 fx_err fx_blobstore_put_file(const fx_blobstore *bs, const char *src,
-                             uint8_t digest[FX_BLAKE2B_BYTES],
-                             fx_diag *diag);
+                             uint8_t digest[FX_BLAKE2B_BYTES], fx_diag *diag);
 
 /* Path of the blob named by digest (whether or not it exists). */
 fx_err fx_blobstore_path(const fx_blobstore *bs,

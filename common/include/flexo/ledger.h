@@ -21,8 +21,8 @@
 #define FX_LEDGER_SCHEMA_VERSION 1
 #define FX_LEDGER_ENTRY_VERSION  1
 #define FX_LEDGER_MAX_ENTRY      (FX_WIRE_ENVELOPE_MAX + (64u << 10))
-#define FX_LEDGER_MAX_ENTRIES    (1ull << 40)     /* entries in one log */
-#define FX_LEDGER_MAX_INCLUDED   (1u << 20)       /* experts in an assembly */
+#define FX_LEDGER_MAX_ENTRIES    (1ull << 40) /* entries in one log */
+#define FX_LEDGER_MAX_INCLUDED   (1u << 20)   /* experts in an assembly */
 
 /* Export file names inside an export directory. */
 #define FX_EXPORT_ENTRIES     "entries.bin"
@@ -37,18 +37,18 @@ typedef Flexo__Ledger__V1__Entry fx_entry;
 
 /* The facts an entry's embedded, verified documents establish. */
 typedef struct fx_entry_facts {
-	int kind;                 /* Flexo__Ledger__V1__Entry__KindCase */
-	int has_signer;           /* anchor, accepted, withdrawal */
+	int kind;       /* Flexo__Ledger__V1__Entry__KindCase */
+	int has_signer; /* anchor, accepted, withdrawal */
 	uint8_t signer[FX_PK_BYTES];
 	uint8_t signer_id[FX_KEY_ID_BYTES]; /* contribution/withdrawal only */
 	char signer_name[FX_NAME_MAX + 1];
-	uint8_t doc_digest[FX_BLAKE2B_BYTES]; /* BLAKE2b-256 of the signed
-	                                       * payload (release, contribution,
-	                                       * withdrawal) */
+	uint8_t doc_digest[FX_BLAKE2B_BYTES];   /* BLAKE2b-256 of the signed
+	                                         * payload (release, contribution,
+	                                         * withdrawal) */
 	uint8_t named_digest[FX_BLAKE2B_BYTES]; /* withdrawal: the contribution
 	                                         * digest it names */
-	uint64_t ref;             /* roster: version; anchor: release version;
-	                           * withdrawal: contribution index */
+	uint64_t ref; /* roster: version; anchor: release version;
+	               * withdrawal: contribution index */
 	int has_blob;
 	uint8_t blob[FX_BLAKE2B_BYTES]; /* accepted: payload; assembly: model */
 } fx_entry_facts;

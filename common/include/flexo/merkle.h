@@ -13,7 +13,7 @@
 #define FX_HASH_LEN 32
 /* A tree of 2^63 leaves has at most 63 proof hashes; one more for the
  * consistency proof's implicit first hash. */
-#define FX_MERKLE_MAX_PATH 64
+#define FX_MERKLE_MAX_PATH   64
 #define FX_MERKLE_MAX_LEVELS 64
 
 /* Leaf hash H(0x00 ‖ data). */
@@ -86,12 +86,10 @@ fx_merkle_verify_inclusion(uint64_t index, uint64_t size,
  * prefix of the tree of n leaves with root `new_root`. m == n requires an
  * empty path and equal roots; m == 0 is consistent with anything (empty
  * path). FX_EMISMATCH otherwise. */
-__attribute__((warn_unused_result)) fx_err
-fx_merkle_verify_consistency(uint64_t m, uint64_t n,
-                             const uint8_t old_root[FX_HASH_LEN],
-                             const uint8_t new_root[FX_HASH_LEN],
-                             const uint8_t path[][FX_HASH_LEN],
-                             size_t path_len, fx_diag *diag);
+__attribute__((warn_unused_result)) fx_err fx_merkle_verify_consistency(
+    uint64_t m, uint64_t n, const uint8_t old_root[FX_HASH_LEN],
+    const uint8_t new_root[FX_HASH_LEN], const uint8_t path[][FX_HASH_LEN],
+    size_t path_len, fx_diag *diag);
 
 /* In-memory node store: every perfect-subtree root, level by level. Used by
  * tests and by tools that rebuild a tree from a log. */

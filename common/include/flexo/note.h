@@ -10,9 +10,9 @@
 
 #include "flexo/err.h"
 
-#define FX_NOTE_MAX_NAME 128     /* key name bytes */
-#define FX_NOTE_MAX_SIZE 16384   /* whole signed note, text + signatures */
-#define FX_NOTE_MAX_SIGS 100     /* signature lines, as Go's sumdb/note */
+#define FX_NOTE_MAX_NAME 128   /* key name bytes */
+#define FX_NOTE_MAX_SIZE 16384 /* whole signed note, text + signatures */
+#define FX_NOTE_MAX_SIGS 100   /* signature lines, as Go's sumdb/note */
 #define FX_NOTE_VKEY_MAX (FX_NOTE_MAX_NAME + 64)
 
 /* A trusted verifier: key name, 32-bit key ID, Ed25519 public key. */

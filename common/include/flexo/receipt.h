@@ -21,7 +21,7 @@ typedef struct fx_receipt_info {
 	uint64_t index;
 	fx_checkpoint checkpoint;
 	uint8_t leaf[FX_HASH_LEN];
-	int kind;              /* Flexo__Ledger__V1__Entry__KindCase */
+	int kind;                   /* Flexo__Ledger__V1__Entry__KindCase */
 	uint8_t payload_digest[32]; /* accepted contributions, else zero */
 } fx_receipt_info;
 
