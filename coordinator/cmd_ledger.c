@@ -281,9 +281,15 @@ static int cmd_export(int argc, char **argv, const fx_logger *log)
 	dir = argv[optind];
 	fx_keypair_init(&kp);
 	if (o.key != NULL) {
+		fx_checkpoint last;
 		if ((err = open_signing(&o, &l, &kp, &d)) != FX_OK)
 			return fail("export", err, &d);
-		err = fx_ledger_sign_checkpoint(l, kp.sk, NULL, NULL, &d);
+		/* Only when the log grew: equal checkpoints add nothing. */
+		if (fx_ledger_latest_checkpoint(l, NULL, NULL, &last, NULL) !=
+		        FX_OK ||
+		    last.size != fx_ledger_size(l))
+			err = fx_ledger_sign_checkpoint(l, kp.sk, NULL, NULL,
+			                                &d);
 		fx_keypair_release(&kp);
 		if (err != FX_OK) {
 			fx_ledger_close(l);
