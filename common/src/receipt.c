@@ -69,10 +69,15 @@ fx_err fx_receipt_verify(const uint8_t *buf, size_t len,
 	if (len > FX_RECEIPT_MAX)
 		return fx_diag_set(diag, FX_ETOOBIG, "receipt: %zu bytes > %u",
 		                   len, FX_RECEIPT_MAX);
-	r = flexo__v1__receipt__unpack(NULL, len, buf);
-	if (r == NULL) {
-		err = fx_diag_set(diag, FX_EFORMAT, "receipt: does not decode");
-		goto out;
+	/* Strict, bounded decoding like every message from outside. */
+	{
+		ProtobufCMessage *m = NULL;
+		if ((err = fx_wire_decode(&flexo__v1__receipt__descriptor, buf,
+		                          len, FX_RECEIPT_MAX, &m, diag))) {
+			fx_diag_prefix(diag, "receipt");
+			goto out;
+		}
+		r = (Flexo__V1__Receipt *)m;
 	}
 	if ((err = fx_checkpoint_open((const char *)r->checkpoint.data,
 	                              r->checkpoint.len, log, &out.checkpoint,
@@ -126,6 +131,6 @@ out:
 	if (e != NULL)
 		flexo__ledger__v1__entry__free_unpacked(e, NULL);
 	if (r != NULL)
-		flexo__v1__receipt__free_unpacked(r, NULL);
+		fx_wire_free(&r->base);
 	return err;
 }

@@ -11,10 +11,9 @@
 #include "flexo/err.h"
 #include "flexo/ledger.h"
 #include "flexo/note.h"
+#include "flexo/wire.h"
 
 #define FX_RECEIPT_MAX (FX_LEDGER_MAX_ENTRY + (64u << 10))
-
-#include "flexo.pb-c.h"
 
 /* What a verified receipt says. */
 typedef struct fx_receipt_info {
