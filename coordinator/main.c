@@ -5,6 +5,7 @@
 
 static const fx_command commands[] = {
     {"anchor", "train the dense anchor model", cmd_anchor},
+    {"release", "publish a signed anchor release", cmd_release},
 };
 
 int main(int argc, char **argv)

@@ -543,3 +543,76 @@ fx_err fx_release_read(const char *dir, uint8_t **env, size_t *len,
 	join(path, sizeof(path), dir, FX_RELEASE_FILE);
 	return fx_read_file(path, FX_WIRE_ENVELOPE_MAX, env, len, diag);
 }
+
+fx_err fx_release_install(const fx_release *r, const char *from_dir,
+                          const char *to_dir, fx_diag *diag)
+{
+	const char *names[2] = {r->msg->anchor_file, r->msg->tokenizer_file};
+	char src[PATH_BUF], dst[PATH_BUF];
+	fx_err err;
+
+	if ((err = fx_mkdir_p(to_dir, 0755, diag)) != FX_OK)
+		return err;
+	for (int i = 0; i < 2; i++) {
+		join(src, sizeof(src), from_dir, names[i]);
+		join(dst, sizeof(dst), to_dir, names[i]);
+		if ((err = copy_file(src, dst, 0644, diag)) != FX_OK)
+			return err;
+	}
+	join(dst, sizeof(dst), to_dir, FX_RELEASE_FILE);
+	err = fx_write_file_atomic(dst, r->envelope, r->envelope_len, 0644, diag);
+	if (err != FX_OK)
+		return err;
+	return fx_release_check_files(r, to_dir, diag);
+}
+
+fx_err fx_release_state_load(const char *state_dir, int *have,
+                             uint64_t *version,
+                             uint8_t digest[FX_BLAKE2B_BYTES], fx_diag *diag)
+{
+	char path[PATH_BUF], hex[2 * FX_BLAKE2B_BYTES + 2];
+	unsigned long long v = 0;
+	uint8_t *buf = NULL, d[FX_BLAKE2B_BYTES];
+	size_t len = 0;
+	fx_err err;
+
+	join(path, sizeof(path), state_dir, FX_RELEASE_STATE);
+	err = fx_read_file(path, 4096, &buf, &len, diag);
+	if (err == FX_ENOTFOUND) {
+		*have = 0;
+		return FX_OK;
+	}
+	if (err != FX_OK)
+		return err;
+	if (sscanf((const char *)buf,
+	           "flexo-release-state 1\nversion %llu\ndigest %65s\n", &v,
+	           hex) != 2 ||
+	    fx_hex_decode(d, FX_BLAKE2B_BYTES, hex, NULL) != FX_OK) {
+		free(buf);
+		/* Refuse rather than start over: a damaged state file must not
+		 * silently re-open the door to a rollback. */
+		return fx_diag_set(diag, FX_EFORMAT,
+		                   "%s is damaged; restore it or remove it knowingly",
+		                   path);
+	}
+	free(buf);
+	*have = 1;
+	*version = v;
+	memcpy(digest, d, FX_BLAKE2B_BYTES);
+	return FX_OK;
+}
+
+fx_err fx_release_state_save(const char *state_dir, uint64_t version,
+                             const uint8_t digest[FX_BLAKE2B_BYTES],
+                             fx_diag *diag)
+{
+	char path[PATH_BUF], hex[2 * FX_BLAKE2B_BYTES + 1], text[160];
+	int n;
+
+	join(path, sizeof(path), state_dir, FX_RELEASE_STATE);
+	n = snprintf(text, sizeof(text),
+	             "flexo-release-state 1\nversion %llu\ndigest %s\n",
+	             (unsigned long long)version,
+	             fx_hex(hex, digest, FX_BLAKE2B_BYTES));
+	return fx_write_file_atomic(path, text, (size_t)n, 0644, diag);
+}

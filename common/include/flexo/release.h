@@ -78,6 +78,25 @@ fx_err fx_release_verify(fx_release *out, const uint8_t *env, size_t len,
 fx_err fx_release_check_files(const fx_release *r, const char *dir,
                               fx_diag *diag);
 
+/* Copies a verified release's files (anchor, tokenizer) and its envelope
+ * from from_dir into to_dir (created; each file atomically), then checks the
+ * copies with fx_release_check_files — the copies are what gets used, so the
+ * copies are what gets checked. */
+fx_err fx_release_install(const fx_release *r, const char *from_dir,
+                          const char *to_dir, fx_diag *diag);
+
+/* The contributor's memory of the highest release it accepted, in
+ * state_dir/release.state (text: "flexo-release-state 1", "version N",
+ * "digest HEX"). load: *have = 0 and nothing else written when absent.
+ * save writes atomically. */
+#define FX_RELEASE_STATE "release.state"
+fx_err fx_release_state_load(const char *state_dir, int *have,
+                             uint64_t *version,
+                             uint8_t digest[FX_BLAKE2B_BYTES], fx_diag *diag);
+fx_err fx_release_state_save(const char *state_dir, uint64_t version,
+                             const uint8_t digest[FX_BLAKE2B_BYTES],
+                             fx_diag *diag);
+
 /* Reads dir/release.bin (bounded) into a fresh malloc'd buffer. */
 fx_err fx_release_read(const char *dir, uint8_t **env, size_t *len,
                        fx_diag *diag);
