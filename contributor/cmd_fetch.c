@@ -20,44 +20,61 @@ enum { OPT_FROM = 1000, OPT_ROSTER, OPT_STATE, OPT_NOW, OPT_VERIFY };
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-	        "usage: flexo-contributor fetch --verify --from DIR --roster FILE\n"
-	        "         --state DIR [--now T]\n\n"
-	        "Verifies the anchor release in DIR (release.bin, the anchor, the\n"
-	        "tokenizer) and installs it into STATE/release-vN, then records it\n"
-	        "as the highest accepted release in STATE/release.state. ROSTER is\n"
-	        "the consortium roster you trust: it must carry its threshold of root\n"
-	        "signatures; once accepted it is kept in STATE/roster.bin and a later\n"
-	        "roster must be a valid rotation of it.\n\n"
-	        "Verification is always on (--verify says so explicitly). Refused:\n"
-	        "  unsigned or wrongly signed release   exit 3\n"
-	        "  expired release, roster or key       exit 4\n"
-	        "  rolled back (older, or same version\n"
-	        "  with different content)              exit 5\n"
-	        "  digest or size mismatch of a file    exit 6\n"
-	        "  anything else (I/O, malformed)       exit 1\n");
+	fprintf(
+	    out,
+	    "usage: flexo-contributor fetch --verify --from DIR --roster FILE\n"
+	    "         --state DIR [--now T]\n\n"
+	    "Verifies the anchor release in DIR (release.bin, the anchor, the\n"
+	    "tokenizer) and installs it into STATE/release-vN, then records "
+	    "it\n"
+	    "as the highest accepted release in STATE/release.state. ROSTER "
+	    "is\n"
+	    "the consortium roster you trust: it must carry its threshold of "
+	    "root\n"
+	    "signatures; once accepted it is kept in STATE/roster.bin and a "
+	    "later\n"
+	    "roster must be a valid rotation of it.\n\n"
+	    "Verification is always on (--verify says so explicitly). "
+	    "Refused:\n"
+	    "  unsigned or wrongly signed release   exit 3\n"
+	    "  expired release, roster or key       exit 4\n"
+	    "  rolled back (older, or same version\n"
+	    "  with different content)              exit 5\n"
+	    "  digest or size mismatch of a file    exit 6\n"
+	    "  anything else (I/O, malformed)       exit 1\n");
 }
 
 static int status_of(fx_err err)
 {
 	switch (err) {
-	case FX_OK: return 0;
-	case FX_EBADSIG: return 3;
-	case FX_EEXPIRED: return 4;
-	case FX_EROLLBACK: return 5;
-	case FX_EMISMATCH: return 6;
-	default: return 1;
+	case FX_OK:
+		return 0;
+	case FX_EBADSIG:
+		return 3;
+	case FX_EEXPIRED:
+		return 4;
+	case FX_EROLLBACK:
+		return 5;
+	case FX_EMISMATCH:
+		return 6;
+	default:
+		return 1;
 	}
 }
 
 static const char *reason_of(fx_err err)
 {
 	switch (err) {
-	case FX_EBADSIG: return "bad signature";
-	case FX_EEXPIRED: return "expired";
-	case FX_EROLLBACK: return "rollback";
-	case FX_EMISMATCH: return "digest mismatch";
-	default: return fx_strerror(err);
+	case FX_EBADSIG:
+		return "bad signature";
+	case FX_EEXPIRED:
+		return "expired";
+	case FX_EROLLBACK:
+		return "rollback";
+	case FX_EMISMATCH:
+		return "digest mismatch";
+	default:
+		return fx_strerror(err);
 	}
 }
 
@@ -109,7 +126,8 @@ int cmd_fetch(int argc, char **argv, const fx_logger *log)
 	    {"verify", no_argument, NULL, OPT_VERIFY},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0}};
-	const char *from = NULL, *roster_path = NULL, *state = NULL, *now_s = NULL;
+	const char *from = NULL, *roster_path = NULL, *state = NULL,
+	           *now_s = NULL;
 	char dest[4200], hex[2 * FX_BLAKE2B_BYTES + 1];
 	uint8_t last_digest[FX_BLAKE2B_BYTES], *env = NULL;
 	uint64_t last_version = 0;
@@ -126,13 +144,26 @@ int cmd_fetch(int argc, char **argv, const fx_logger *log)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
-		case OPT_FROM: from = optarg; break;
-		case OPT_ROSTER: roster_path = optarg; break;
-		case OPT_STATE: state = optarg; break;
-		case OPT_NOW: now_s = optarg; break;
-		case OPT_VERIFY: break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case OPT_FROM:
+			from = optarg;
+			break;
+		case OPT_ROSTER:
+			roster_path = optarg;
+			break;
+		case OPT_STATE:
+			state = optarg;
+			break;
+		case OPT_NOW:
+			now_s = optarg;
+			break;
+		case OPT_VERIFY:
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (!from || !roster_path || !state || optind != argc) {
@@ -141,14 +172,15 @@ int cmd_fetch(int argc, char **argv, const fx_logger *log)
 	}
 	if ((now_s && (err = fx_time_parse(now_s, now, &now, &d)) != FX_OK) ||
 	    (err = fx_mkdir_p(state, 0700, &d)) != FX_OK ||
-	    (err = trusted_roster(roster_path, state, now, &roster, &d)) != FX_OK ||
-	    (err = fx_release_state_load(state, &have, &last_version, last_digest,
-	                                 &d)) != FX_OK ||
+	    (err = trusted_roster(roster_path, state, now, &roster, &d)) !=
+	        FX_OK ||
+	    (err = fx_release_state_load(state, &have, &last_version,
+	                                 last_digest, &d)) != FX_OK ||
 	    (err = fx_release_read(from, &env, &env_len, &d)) != FX_OK)
 		goto out;
 	err = fx_release_verify(&rel, env, env_len, &roster, now,
-	                        have ? last_version : 0, have ? last_digest : NULL,
-	                        &d);
+	                        have ? last_version : 0,
+	                        have ? last_digest : NULL, &d);
 	if (err != FX_OK)
 		goto out;
 	snprintf(dest, sizeof(dest), "%s/release-v%llu", state,
@@ -159,7 +191,8 @@ int cmd_fetch(int argc, char **argv, const fx_logger *log)
 	    (err = fx_release_state_save(state, rel.msg->release_version,
 	                                 rel.digest, &d)) != FX_OK)
 		goto out;
-	fx_log(log, FX_INFO, "accepted anchor release v%llu signed by %s into %s",
+	fx_log(log, FX_INFO,
+	       "accepted anchor release v%llu signed by %s into %s",
 	       (unsigned long long)rel.msg->release_version, rel.signer, dest);
 	printf("%s\n", fx_hex(hex, rel.digest, FX_BLAKE2B_BYTES));
 out:

@@ -13,8 +13,8 @@ int main(int argc, char **argv)
 	fx_logger log;
 	if (fx_cli_init_logger(&argc, &argv, &log, "flexo-contributor") != 0)
 		return 2;
-	return fx_cli_dispatch("flexo-contributor",
-	                       "Data owner's side of a flexo consortium.", argc,
-	                       argv, commands,
-	                       (int)(sizeof(commands) / sizeof(*commands)), &log);
+	return fx_cli_dispatch(
+	    "flexo-contributor", "Data owner's side of a flexo consortium.",
+	    argc, argv, commands, (int)(sizeof(commands) / sizeof(*commands)),
+	    &log);
 }

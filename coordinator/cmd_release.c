@@ -18,32 +18,54 @@
 #define MAX_COSIGN 8
 
 enum {
-	OPT_ANCHOR = 1000, OPT_ROUTER, OPT_TOKENIZER, OPT_KEY, OPT_PASS_FILE,
-	OPT_PASS_ENV, OPT_ROSTER, OPT_VERSION, OPT_EXPIRES, OPT_COSIGN,
-	OPT_COSIGN_ENV, OPT_OUT, OPT_NOW
+	OPT_ANCHOR = 1000,
+	OPT_ROUTER,
+	OPT_TOKENIZER,
+	OPT_KEY,
+	OPT_PASS_FILE,
+	OPT_PASS_ENV,
+	OPT_ROSTER,
+	OPT_VERSION,
+	OPT_EXPIRES,
+	OPT_COSIGN,
+	OPT_COSIGN_ENV,
+	OPT_OUT,
+	OPT_NOW
 };
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-	        "usage: flexo-coordinator release --anchor FILE --router-pub FILE\n"
-	        "         --key KEY --roster ROSTER --version N --expires T --out DIR\n"
-	        "         [--tokenizer FILE] [--passphrase-file F | --passphrase-env V]\n"
-	        "         [--cosign ROOTKEY ... [--cosign-passphrase-env V]] [--now T]\n\n"
-	        "Writes DIR/anchor.safetensors, DIR/tokenizer.json and DIR/release.bin:\n"
-	        "an AnchorRelease manifest (docs/protocol.md) with the release version,\n"
-	        "the anchor's config, the BLAKE2b-256 of every tensor and of the whole\n"
-	        "file, the tokenizer digest, r_pub, the roster version and the expiry,\n"
-	        "signed by KEY (a coordinator of ROSTER) and by each --cosign root key\n"
-	        "(the roster says how many roots must co-sign).\n\n"
-	        "  --router-pub FILE  safetensors with tensor \"router.pub\", [L, d] or\n"
-	        "                     [d] (the same row for every layer)\n"
-	        "  --tokenizer FILE   tokenizer.json (default: the built-in byte\n"
-	        "                     tokenizer's)\n"
-	        "  --version N        must exceed every earlier release (contributors\n"
-	        "                     refuse rollbacks)\n"
-	        "  T                  Unix seconds, +Nd/+Nh, or YYYY-MM-DD[THH:MM:SSZ]\n"
-	        "  --now T            sign as of time T instead of the clock\n");
+	fprintf(
+	    out,
+	    "usage: flexo-coordinator release --anchor FILE --router-pub FILE\n"
+	    "         --key KEY --roster ROSTER --version N --expires T --out "
+	    "DIR\n"
+	    "         [--tokenizer FILE] [--passphrase-file F | "
+	    "--passphrase-env V]\n"
+	    "         [--cosign ROOTKEY ... [--cosign-passphrase-env V]] "
+	    "[--now T]\n\n"
+	    "Writes DIR/anchor.safetensors, DIR/tokenizer.json and "
+	    "DIR/release.bin:\n"
+	    "an AnchorRelease manifest (docs/protocol.md) with the release "
+	    "version,\n"
+	    "the anchor's config, the BLAKE2b-256 of every tensor and of the "
+	    "whole\n"
+	    "file, the tokenizer digest, r_pub, the roster version and the "
+	    "expiry,\n"
+	    "signed by KEY (a coordinator of ROSTER) and by each --cosign root "
+	    "key\n"
+	    "(the roster says how many roots must co-sign).\n\n"
+	    "  --router-pub FILE  safetensors with tensor \"router.pub\", [L, "
+	    "d] or\n"
+	    "                     [d] (the same row for every layer)\n"
+	    "  --tokenizer FILE   tokenizer.json (default: the built-in byte\n"
+	    "                     tokenizer's)\n"
+	    "  --version N        must exceed every earlier release "
+	    "(contributors\n"
+	    "                     refuse rollbacks)\n"
+	    "  T                  Unix seconds, +Nd/+Nh, or "
+	    "YYYY-MM-DD[THH:MM:SSZ]\n"
+	    "  --now T            sign as of time T instead of the clock\n");
 }
 
 int cmd_release(int argc, char **argv, const fx_logger *log)
@@ -90,39 +112,68 @@ int cmd_release(int argc, char **argv, const fx_logger *log)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
-		case OPT_ANCHOR: anchor = optarg; break;
-		case OPT_ROUTER: router = optarg; break;
-		case OPT_TOKENIZER: tok = optarg; break;
-		case OPT_KEY: key = optarg; break;
-		case OPT_PASS_FILE: pfile = optarg; break;
-		case OPT_PASS_ENV: penv = optarg; break;
-		case OPT_ROSTER: roster_path = optarg; break;
+		case OPT_ANCHOR:
+			anchor = optarg;
+			break;
+		case OPT_ROUTER:
+			router = optarg;
+			break;
+		case OPT_TOKENIZER:
+			tok = optarg;
+			break;
+		case OPT_KEY:
+			key = optarg;
+			break;
+		case OPT_PASS_FILE:
+			pfile = optarg;
+			break;
+		case OPT_PASS_ENV:
+			penv = optarg;
+			break;
+		case OPT_ROSTER:
+			roster_path = optarg;
+			break;
 		case OPT_VERSION:
 			version = strtoull(optarg, &end, 10);
 			if (end == optarg || *end != '\0' || version == 0) {
-				fprintf(stderr, "flexo-coordinator release: --version "
+				fprintf(stderr,
+				        "flexo-coordinator release: --version "
 				        "must be a positive integer\n");
 				return 2;
 			}
 			break;
-		case OPT_EXPIRES: expires = optarg; break;
+		case OPT_EXPIRES:
+			expires = optarg;
+			break;
 		case OPT_COSIGN:
 			if (n_cosign == MAX_COSIGN) {
-				fprintf(stderr, "flexo-coordinator release: at most %d "
-				        "--cosign\n", MAX_COSIGN);
+				fprintf(stderr,
+				        "flexo-coordinator release: at most %d "
+				        "--cosign\n",
+				        MAX_COSIGN);
 				return 2;
 			}
 			cosign[n_cosign++] = optarg;
 			break;
-		case OPT_COSIGN_ENV: cenv = optarg; break;
-		case OPT_OUT: out = optarg; break;
-		case OPT_NOW: now_s = optarg; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case OPT_COSIGN_ENV:
+			cenv = optarg;
+			break;
+		case OPT_OUT:
+			out = optarg;
+			break;
+		case OPT_NOW:
+			now_s = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
-	if (!anchor || !router || !key || !roster_path || !version || !expires ||
-	    !out || optind != argc) {
+	if (!anchor || !router || !key || !roster_path || !version ||
+	    !expires || !out || optind != argc) {
 		usage(stderr);
 		return 2;
 	}
@@ -131,20 +182,22 @@ int cmd_release(int argc, char **argv, const fx_logger *log)
 		goto fail;
 	/* The coordinator checks its roster like anyone else would. */
 	if (fx_roster_load(&roster, roster_path, &d) != FX_OK ||
-	    fx_roster_verify_initial(&trusted, roster.envelope, roster.envelope_len,
-	                             now, &d) != FX_OK)
+	    fx_roster_verify_initial(&trusted, roster.envelope,
+	                             roster.envelope_len, now, &d) != FX_OK)
 		goto fail;
 	if (fx_seckey_load_with(&kp, key, pfile, penv, &d) != FX_OK)
 		goto fail;
 	for (int i = 0; i < n_cosign; i++) {
-		if (fx_seckey_load_with(&ck[i], cosign[i], NULL, cenv, &d) != FX_OK)
+		if (fx_seckey_load_with(&ck[i], cosign[i], NULL, cenv, &d) !=
+		    FX_OK)
 			goto fail;
 		cptr[i] = &ck[i];
 	}
 	if (fx_mkdir_p(out, 0755, &d) != FX_OK)
 		goto fail;
 	if (tok == NULL) {
-		snprintf(gen_tok, sizeof(gen_tok), "%s/.tokenizer.json.gen", out);
+		snprintf(gen_tok, sizeof(gen_tok), "%s/.tokenizer.json.gen",
+		         out);
 		if (fx_tok_write_hf(gen_tok, &d) != FX_OK)
 			goto fail;
 		tok = gen_tok;
@@ -157,13 +210,15 @@ int cmd_release(int argc, char **argv, const fx_logger *log)
 	p.created = now;
 	p.expires = exp_t;
 	p.roster = &trusted;
-	if (fx_release_create(&p, &kp, cptr, (size_t)n_cosign, out, &d) != FX_OK)
+	if (fx_release_create(&p, &kp, cptr, (size_t)n_cosign, out, &d) !=
+	    FX_OK)
 		goto fail;
 	if (fx_release_read(out, &env, &env_len, &d) != FX_OK ||
-	    fx_release_verify(&check, env, env_len, &trusted, now, 0, NULL, &d) !=
-	        FX_OK)
+	    fx_release_verify(&check, env, env_len, &trusted, now, 0, NULL,
+	                      &d) != FX_OK)
 		goto fail;
-	fx_log(log, FX_INFO, "anchor release v%llu: %zu tensors, %u x %u r_pub, "
+	fx_log(log, FX_INFO,
+	       "anchor release v%llu: %zu tensors, %u x %u r_pub, "
 	       "signed by %s + %d co-signer(s)",
 	       version, check.msg->n_tensors, check.msg->router_pub->layers,
 	       check.msg->router_pub->dim, check.signer, n_cosign);

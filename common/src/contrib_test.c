@@ -21,16 +21,18 @@ static fx_roster roster;
 static uint8_t release_digest[32];
 static float router[2 * 4] = {0.1f, -0.2f, 0.3f, 0.4f, 1, 2, 3, 4};
 static float bias[2] = {0.0f, -1.5f};
-static const fx_kv hyper[] = {{"lr", "3e-4"}, {"batch", "8"}, {"z_loss", "1e-3"}};
+static const fx_kv hyper[] = {
+    {"lr", "3e-4"}, {"batch", "8"}, {"z_loss", "1e-3"}};
 
 static void setup(void)
 {
 	fx_diag d;
 	for (size_t i = 0; i < sizeof(payload); i++)
 		payload[i] = (uint8_t)(i * 7 + 3);
-	snprintf(payload_path, sizeof(payload_path), "%s/expert.safetensors", dir);
-	CHECK_OK(fx_write_file_atomic(payload_path, payload, sizeof(payload), 0644,
-	                              &d));
+	snprintf(payload_path, sizeof(payload_path), "%s/expert.safetensors",
+	         dir);
+	CHECK_OK(fx_write_file_atomic(payload_path, payload, sizeof(payload),
+	                              0644, &d));
 	for (int i = 0; i < 32; i++)
 		release_digest[i] = (uint8_t)(0xa0 + i);
 	fx_keypair_init(&root);
@@ -47,7 +49,8 @@ static void setup(void)
 	roster.expires = NOW + 86400;
 	roster.threshold = 1;
 	CHECK_OK(fx_roster_add(&roster, "root", root.pk, FX_ROLE_ROOT, 0, &d));
-	CHECK_OK(fx_roster_add(&roster, "coord", coord.pk, FX_ROLE_COORDINATOR, 0, &d));
+	CHECK_OK(fx_roster_add(&roster, "coord", coord.pk, FX_ROLE_COORDINATOR,
+	                       0, &d));
 	CHECK_OK(fx_roster_add(&roster, "alice", alice.pk, FX_ROLE_CONTRIBUTOR,
 	                       NOW + 3600, &d));
 }
@@ -102,7 +105,8 @@ static void test_roundtrip(void)
 
 	fx_contrib_init(&c);
 	CHECK_OK(fx_contrib_create(&p, &alice, &env, &len, &d));
-	CHECK_MSG(fx_contrib_verify(&c, env, len, &roster, NOW, &x, &d) == FX_OK,
+	CHECK_MSG(fx_contrib_verify(&c, env, len, &roster, NOW, &x, &d) ==
+	              FX_OK,
 	          "%s", d.msg);
 	CHECK(strcmp(c.signer, "alice") == 0);
 	CHECK(c.msg->sequence == 7 && strcmp(c.msg->domain, "legal") == 0);
@@ -117,13 +121,15 @@ static void test_roundtrip(void)
 	x.payload_size = sizeof(payload);
 	CHECK_OK(fx_contrib_verify(&c, env, len, &roster, NOW, &x, &d));
 	x.payload_size++;
-	CHECK(fx_contrib_verify(&c, env, len, &roster, NOW, &x, &d) == FX_EMISMATCH);
+	CHECK(fx_contrib_verify(&c, env, len, &roster, NOW, &x, &d) ==
+	      FX_EMISMATCH);
 	/* Without expectations only the signature and form are checked. */
 	CHECK_OK(fx_contrib_verify(&c, env, len, &roster, NOW, NULL, &d));
 	/* Replay: the same sequence again. */
 	last = 7;
 	x = expect_all(&last);
-	CHECK(fx_contrib_verify(&c, env, len, &roster, NOW, &x, &d) == FX_EROLLBACK);
+	CHECK(fx_contrib_verify(&c, env, len, &roster, NOW, &x, &d) ==
+	      FX_EROLLBACK);
 	CHECK_MSG(strstr(d.msg, "sequence 7") != NULL, "%s", d.msg);
 	/* Another anchor release, another router shape. */
 	last = 0;
@@ -139,7 +145,8 @@ static void test_roundtrip(void)
 	}
 	x = expect_all(&last);
 	x.dim = 8;
-	CHECK(fx_contrib_verify(&c, env, len, &roster, NOW, &x, &d) == FX_EMISMATCH);
+	CHECK(fx_contrib_verify(&c, env, len, &roster, NOW, &x, &d) ==
+	      FX_EMISMATCH);
 	/* alice's key expires an hour after NOW. */
 	CHECK(fx_contrib_verify(&c, env, len, &roster, NOW + 3601, NULL, &d) ==
 	      FX_EEXPIRED);
@@ -161,18 +168,21 @@ static void test_signers(void)
 	/* The coordinator is not a contributor; mallory is not in the roster
 	 * (her manifest carries her own key ID). */
 	CHECK_OK(fx_contrib_create(&p, &coord, &env, &len, &d));
-	CHECK(fx_contrib_verify(&c, env, len, &roster, NOW, NULL, &d) == FX_EBADSIG);
+	CHECK(fx_contrib_verify(&c, env, len, &roster, NOW, NULL, &d) ==
+	      FX_EBADSIG);
 	CHECK_MSG(strstr(d.msg, "contributor") != NULL, "%s", d.msg);
 	free(env);
 	CHECK_OK(fx_contrib_create(&p, &mallory, &env, &len, &d));
-	CHECK(fx_contrib_verify(&c, env, len, &roster, NOW, NULL, &d) == FX_EBADSIG);
+	CHECK(fx_contrib_verify(&c, env, len, &roster, NOW, NULL, &d) ==
+	      FX_EBADSIG);
 	free(env);
 	/* alice's manifest: unsigned; and co-signed by alice over a payload
 	 * naming mallory's key ID. */
 	CHECK_OK(fx_contrib_create(&p, &alice, &env, &len, &d));
 	CHECK_OK(fx_envelope_open(env, len, FX_TYPE_CONTRIBUTION, &e, &d));
 	CHECK_OK(fx_envelope_seal(FX_TYPE_CONTRIBUTION, e->payload.data,
-	                          e->payload.len, NULL, 0, &bare, &bare_len, &d));
+	                          e->payload.len, NULL, 0, &bare, &bare_len,
+	                          &d));
 	CHECK(fx_contrib_verify(&c, bare, bare_len, &roster, NOW, NULL, &d) ==
 	      FX_EBADSIG);
 	CHECK_MSG(strstr(d.msg, "unsigned") != NULL, "%s", d.msg);
@@ -192,17 +202,18 @@ static void test_signers(void)
 		uint8_t *body = NULL;
 		size_t body_len = 0;
 		CHECK_OK(fx_contrib_create(&p, &mallory, &env, &len, &d));
-		CHECK_OK(fx_envelope_open(env, len, FX_TYPE_CONTRIBUTION, &e, &d));
+		CHECK_OK(
+		    fx_envelope_open(env, len, FX_TYPE_CONTRIBUTION, &e, &d));
 		CHECK_OK(fx_wire_decode(&flexo__v1__contribution__descriptor,
 		                        e->payload.data, e->payload.len,
 		                        FX_WIRE_DOC_MAX, &m, &d));
 		CHECK_OK(fx_wire_encode(m, &body, &body_len, &d));
-		CHECK_OK(fx_envelope_seal(FX_TYPE_CONTRIBUTION, body, body_len, a, 1,
-		                          &bare, &bare_len, &d));
-		CHECK(fx_contrib_verify(&c, bare, bare_len, &roster, NOW, NULL, &d) ==
-		      FX_EMISMATCH);
-		CHECK_MSG(strstr(d.msg, "another contributor key") != NULL, "%s",
-		          d.msg);
+		CHECK_OK(fx_envelope_seal(FX_TYPE_CONTRIBUTION, body, body_len,
+		                          a, 1, &bare, &bare_len, &d));
+		CHECK(fx_contrib_verify(&c, bare, bare_len, &roster, NOW, NULL,
+		                        &d) == FX_EMISMATCH);
+		CHECK_MSG(strstr(d.msg, "another contributor key") != NULL,
+		          "%s", d.msg);
 		free(bare);
 		free(body);
 		fx_wire_free(m);
@@ -260,11 +271,12 @@ static void test_flip_every_byte(void)
 		for (size_t k = 0; k < sizeof(masks); k++) {
 			env[i] ^= masks[k];
 			tried++;
-			if (fx_contrib_verify(&c, env, len, &roster, NOW, &x, &d) ==
-			    FX_OK) {
+			if (fx_contrib_verify(&c, env, len, &roster, NOW, &x,
+			                      &d) == FX_OK) {
 				accepted++;
-				fprintf(stderr, "envelope byte %zu ^ %02x accepted\n", i,
-				        masks[k]);
+				fprintf(stderr,
+				        "envelope byte %zu ^ %02x accepted\n",
+				        i, masks[k]);
 			}
 			env[i] ^= masks[k];
 		}
@@ -272,10 +284,11 @@ static void test_flip_every_byte(void)
 		for (size_t k = 0; k < sizeof(masks); k++) {
 			payload[i] ^= masks[k];
 			tried++;
-			if (fx_contrib_verify(&c, env, len, &roster, NOW, &x, &d) ==
-			    FX_OK) {
+			if (fx_contrib_verify(&c, env, len, &roster, NOW, &x,
+			                      &d) == FX_OK) {
 				accepted++;
-				fprintf(stderr, "payload byte %zu ^ %02x accepted\n", i,
+				fprintf(stderr,
+				        "payload byte %zu ^ %02x accepted\n", i,
 				        masks[k]);
 			}
 			payload[i] ^= masks[k];
@@ -288,6 +301,40 @@ static void test_flip_every_byte(void)
 	free(env);
 }
 
+static void test_withdrawal(void)
+{
+	uint8_t digest[32], got[32], *env = NULL;
+	size_t len = 0;
+	uint64_t last = 7;
+	fx_withdrawal_params w = {"test", digest, 8, "found a licence problem",
+	                          NOW};
+	Flexo__V1__Withdrawal *m = NULL;
+	fx_diag d;
+
+	memset(digest, 0x5c, sizeof(digest));
+	CHECK_OK(fx_withdrawal_create(&w, &alice, &env, &len, &d));
+	CHECK_OK(fx_withdrawal_verify(&m, got, env, len, &roster, NOW, alice.pk,
+	                              &last, &d));
+	CHECK(m != NULL && m->sequence == 8 &&
+	      memcmp(m->contribution_digest.data, digest, 32) == 0);
+	fx_wire_free(&m->base);
+	/* Only the owner may withdraw; no replay. */
+	CHECK(fx_withdrawal_verify(&m, NULL, env, len, &roster, NOW, mallory.pk,
+	                           NULL, &d) == FX_EPERM);
+	last = 8;
+	CHECK(fx_withdrawal_verify(&m, NULL, env, len, &roster, NOW, alice.pk,
+	                           &last, &d) == FX_EROLLBACK);
+	env[len / 2] ^= 1;
+	CHECK(fx_withdrawal_verify(&m, NULL, env, len, &roster, NOW, NULL, NULL,
+	                           &d) != FX_OK);
+	free(env);
+	/* mallory is not in the roster. */
+	CHECK_OK(fx_withdrawal_create(&w, &mallory, &env, &len, &d));
+	CHECK(fx_withdrawal_verify(&m, NULL, env, len, &roster, NOW, NULL, NULL,
+	                           &d) == FX_EBADSIG);
+	free(env);
+}
+
 int main(void)
 {
 	if (mkdtemp(dir) == NULL)
@@ -297,6 +344,7 @@ int main(void)
 	RUN(test_signers);
 	RUN(test_bad_values);
 	RUN(test_flip_every_byte);
+	RUN(test_withdrawal);
 	fx_roster_release(&roster);
 	fx_keypair_release(&root);
 	fx_keypair_release(&coord);

@@ -20,7 +20,8 @@ static fx_roster roster;
 
 static const char *at(const char *name)
 {
-	/* A ring of buffers: params() keeps three paths while others are made. */
+	/* A ring of buffers: params() keeps three paths while others are made.
+	 */
 	static char buf[64][512];
 	static int k;
 	k = (k + 1) % 64;
@@ -31,7 +32,8 @@ static const char *at(const char *name)
 static void fixtures(void)
 {
 	static float emb[8 * 4], gate[2 * 4], rp[2 * 4], rp1[4];
-	int64_t s_emb[2] = {8, 4}, s_gate[2] = {2, 4}, s_rp[2] = {2, 4}, s_rp1[1] = {4};
+	int64_t s_emb[2] = {8, 4}, s_gate[2] = {2, 4}, s_rp[2] = {2, 4},
+	        s_rp1[1] = {4};
 	fx_st_writer *w = NULL;
 	fx_diag d;
 
@@ -44,8 +46,10 @@ static void fixtures(void)
 	for (int i = 0; i < 4; i++)
 		rp1[i] = 1.0f + (float)i;
 	CHECK_OK(fx_st_writer_new(&w));
-	CHECK_OK(fx_st_writer_add(w, "model.embed_tokens.weight", 2, s_emb, emb, &d));
-	CHECK_OK(fx_st_writer_add(w, "model.layers.0.mlp.gate.weight", 2, s_gate, gate, &d));
+	CHECK_OK(fx_st_writer_add(w, "model.embed_tokens.weight", 2, s_emb, emb,
+	                          &d));
+	CHECK_OK(fx_st_writer_add(w, "model.layers.0.mlp.gate.weight", 2,
+	                          s_gate, gate, &d));
 	CHECK_OK(fx_st_writer_meta(w, "num_hidden_layers", "2", &d));
 	CHECK_OK(fx_st_writer_meta(w, "hidden_size", "4", &d));
 	CHECK_OK(fx_st_writer_meta(w, "format", "flexo-model-1", &d));
@@ -59,8 +63,8 @@ static void fixtures(void)
 	CHECK_OK(fx_st_writer_add(w, "router.pub", 1, s_rp1, rp1, &d));
 	CHECK_OK(fx_st_writer_commit(w, at("router1.safetensors"), &d));
 	fx_st_writer_free(w);
-	CHECK_OK(fx_write_file_atomic(at("tokenizer.json"), "{\"model\":{}}", 12,
-	                              0644, &d));
+	CHECK_OK(fx_write_file_atomic(at("tokenizer.json"), "{\"model\":{}}",
+	                              12, 0644, &d));
 
 	fx_keypair_init(&root);
 	fx_keypair_init(&coord);
@@ -74,14 +78,20 @@ static void fixtures(void)
 	roster.expires = NOW + 30 * 86400;
 	roster.threshold = 1;
 	CHECK_OK(fx_roster_add(&roster, "root", root.pk, FX_ROLE_ROOT, 0, &d));
-	CHECK_OK(fx_roster_add(&roster, "coord", coord.pk, FX_ROLE_COORDINATOR, 0, &d));
-	CHECK_OK(fx_roster_add(&roster, "alice", alice.pk, FX_ROLE_CONTRIBUTOR, 0, &d));
+	CHECK_OK(fx_roster_add(&roster, "coord", coord.pk, FX_ROLE_COORDINATOR,
+	                       0, &d));
+	CHECK_OK(fx_roster_add(&roster, "alice", alice.pk, FX_ROLE_CONTRIBUTOR,
+	                       0, &d));
 }
 
 static fx_release_params params(uint64_t version, const char *router)
 {
-	fx_release_params p = {at("anchor.safetensors"), at(router),
-	                       at("tokenizer.json"), version, NOW, NOW + 86400,
+	fx_release_params p = {at("anchor.safetensors"),
+	                       at(router),
+	                       at("tokenizer.json"),
+	                       version,
+	                       NOW,
+	                       NOW + 86400,
 	                       &roster};
 	return p;
 }
@@ -103,13 +113,15 @@ static void test_create_verify(void)
 	fx_release_init(&r);
 	CHECK_OK(fx_release_create(&p, &coord, NULL, 0, at("rel1"), &d));
 	CHECK_OK(load_release("rel1", &env, &len));
-	CHECK_OK(fx_release_verify(&r, env, len, &roster, NOW + 10, 0, NULL, &d));
+	CHECK_OK(
+	    fx_release_verify(&r, env, len, &roster, NOW + 10, 0, NULL, &d));
 	CHECK(r.msg->release_version == 1 && r.msg->n_tensors == 2);
 	CHECK(r.msg->router_pub->layers == 2 && r.msg->router_pub->dim == 4);
 	CHECK(r.msg->router_pub->values[7] == 3.5f);
 	CHECK(strcmp(r.signer, "coord") == 0);
 	/* config sorted by key */
-	CHECK(r.msg->n_config == 3 && strcmp(r.msg->config[0]->key, "format") == 0);
+	CHECK(r.msg->n_config == 3 &&
+	      strcmp(r.msg->config[0]->key, "format") == 0);
 	CHECK_OK(fx_release_check_files(&r, at("rel1"), &d));
 
 	/* Rollback: an older version than accepted; same version with another
@@ -121,9 +133,10 @@ static void test_create_verify(void)
 		uint8_t other[32] = {1};
 		uint8_t same[32];
 		memcpy(same, r.digest, 32);
-		CHECK(fx_release_verify(&r, env, len, &roster, NOW, 1, other, &d) ==
-		      FX_EROLLBACK);
-		CHECK_OK(fx_release_verify(&r, env, len, &roster, NOW, 1, same, &d));
+		CHECK(fx_release_verify(&r, env, len, &roster, NOW, 1, other,
+		                        &d) == FX_EROLLBACK);
+		CHECK_OK(
+		    fx_release_verify(&r, env, len, &roster, NOW, 1, same, &d));
 	}
 	/* Expired. */
 	CHECK(fx_release_verify(&r, env, len, &roster, NOW + 86401, 0, NULL,
@@ -156,10 +169,12 @@ static void test_signers(void)
 
 	fx_release_init(&r);
 	/* A contributor key cannot make a release. */
-	CHECK(fx_release_create(&p, &alice, NULL, 0, at("bad"), &d) == FX_EPERM);
+	CHECK(fx_release_create(&p, &alice, NULL, 0, at("bad"), &d) ==
+	      FX_EPERM);
 	/* Take a good release apart and re-seal its payload unsigned and
 	 * signed by the wrong member. */
-	CHECK_MSG(fx_release_create(&p, &coord, NULL, 0, at("rel3"), &d) == FX_OK,
+	CHECK_MSG(fx_release_create(&p, &coord, NULL, 0, at("rel3"), &d) ==
+	              FX_OK,
 	          "%s", d.msg);
 	CHECK_OK(load_release("rel3", &env, &len));
 	CHECK_OK(fx_envelope_open(env, len, FX_TYPE_RELEASE, &e, &d));
@@ -184,12 +199,13 @@ static void test_signers(void)
 		other.version = 3;
 		other.expires = NOW + 86400;
 		other.threshold = 1;
-		CHECK_OK(fx_roster_add(&other, "root", root.pk, FX_ROLE_ROOT, 0, &d));
-		CHECK_OK(fx_roster_add(&other, "coord", coord.pk, FX_ROLE_COORDINATOR,
-		                       0, &d));
+		CHECK_OK(fx_roster_add(&other, "root", root.pk, FX_ROLE_ROOT, 0,
+		                       &d));
+		CHECK_OK(fx_roster_add(&other, "coord", coord.pk,
+		                       FX_ROLE_COORDINATOR, 0, &d));
 		CHECK_OK(load_release("rel3", &env, &len));
-		CHECK(fx_release_verify(&r, env, len, &other, NOW, 0, NULL, &d) ==
-		      FX_EMISMATCH);
+		CHECK(fx_release_verify(&r, env, len, &other, NOW, 0, NULL,
+		                        &d) == FX_EMISMATCH);
 		free(env);
 		fx_roster_release(&other);
 	}
@@ -200,7 +216,8 @@ static void test_signers(void)
 	      FX_EBADSIG);
 	CHECK_MSG(strstr(d.msg, "co-signature") != NULL, "%s", d.msg);
 	free(env);
-	CHECK(fx_release_create(&p, &coord, NULL, 0, at("rel4"), &d) == FX_EBADSIG);
+	CHECK(fx_release_create(&p, &coord, NULL, 0, at("rel4"), &d) ==
+	      FX_EBADSIG);
 	CHECK_OK(fx_release_create(&p, &coord, cos, 1, at("rel4"), &d));
 	CHECK_OK(load_release("rel4", &env, &len));
 	CHECK_OK(fx_release_verify(&r, env, len, &roster, NOW, 0, NULL, &d));
@@ -242,8 +259,10 @@ static void test_files(void)
 		end = ftell(f);
 		fclose(f);
 		flip_file_byte(at("rel5/anchor.safetensors"), end - 1);
-		CHECK(fx_release_check_files(&r, at("rel5"), &d) == FX_EMISMATCH);
-		CHECK_MSG(strstr(d.msg, "anchor.safetensors") != NULL, "%s", d.msg);
+		CHECK(fx_release_check_files(&r, at("rel5"), &d) ==
+		      FX_EMISMATCH);
+		CHECK_MSG(strstr(d.msg, "anchor.safetensors") != NULL, "%s",
+		          d.msg);
 		flip_file_byte(at("rel5/anchor.safetensors"), end - 1);
 		CHECK_OK(fx_release_check_files(&r, at("rel5"), &d));
 	}
@@ -271,15 +290,17 @@ static void test_flip_every_byte(void)
 		static const uint8_t masks[] = {0x01, 0x80, 0xff};
 		for (size_t k = 0; k < sizeof(masks); k++) {
 			env[i] ^= masks[k];
-			if (fx_release_verify(&r, env, len, &roster, NOW, 0, NULL, &d) ==
-			    FX_OK) {
+			if (fx_release_verify(&r, env, len, &roster, NOW, 0,
+			                      NULL, &d) == FX_OK) {
 				accepted++;
-				fprintf(stderr, "byte %zu ^ %02x accepted\n", i, masks[k]);
+				fprintf(stderr, "byte %zu ^ %02x accepted\n", i,
+				        masks[k]);
 			}
 			env[i] ^= masks[k];
 		}
 	}
-	CHECK_MSG(accepted == 0, "%zu of %zu flips accepted", accepted, 3 * len);
+	CHECK_MSG(accepted == 0, "%zu of %zu flips accepted", accepted,
+	          3 * len);
 	fx_release_release(&r);
 	free(env);
 }

@@ -50,13 +50,15 @@ static void test_roundtrip_and_truncation(void)
 	/* Every strict prefix: either refused, or a shorter valid message (a
 	 * cut exactly between fields) that still passes the limits. */
 	for (size_t n = 0; n < len; n++) {
-		uint8_t *copy = malloc(n ? n : 1); /* exact size: ASan sees overreads */
+		uint8_t *copy =
+		    malloc(n ? n : 1); /* exact size: ASan sees overreads */
 		memcpy(copy, buf, n);
 		if (decode_env(copy, n, &d) != FX_OK)
 			refused++;
 		free(copy);
 	}
-	CHECK_MSG(refused > len / 2, "%zu of %zu prefixes refused", refused, len);
+	CHECK_MSG(refused > len / 2, "%zu of %zu prefixes refused", refused,
+	          len);
 	/* The last byte belongs to the final signature: cutting it is fatal. */
 	CHECK(decode_env(buf, len - 1, &d) == FX_EFORMAT);
 	free(buf);
@@ -70,8 +72,8 @@ static void test_oversized(void)
 	fx_diag d;
 
 	sealed(&buf, &len, 1);
-	CHECK(fx_wire_decode(&flexo__v1__envelope__descriptor, buf, len, len - 1,
-	                     &m, &d) == FX_ETOOBIG);
+	CHECK(fx_wire_decode(&flexo__v1__envelope__descriptor, buf, len,
+	                     len - 1, &m, &d) == FX_ETOOBIG);
 	CHECK(m == NULL);
 	CHECK_MSG(strstr(d.msg, "exceeds") != NULL, "%s", d.msg);
 	free(buf);
@@ -85,7 +87,8 @@ static void test_wire_types(void)
 	/* Field 3 (signatures, a message) sent as fixed64. */
 	static const uint8_t fixed_for_msg[] = {0x19, 1, 2, 3, 4, 5, 6, 7, 8};
 	/* Length prefix far beyond the buffer. */
-	static const uint8_t overlong[] = {0x12, 0xff, 0xff, 0xff, 0xff, 0x0f, 'x'};
+	static const uint8_t overlong[] = {0x12, 0xff, 0xff, 0xff,
+	                                   0xff, 0x0f, 'x'};
 	/* Varint length that never ends. */
 	static const uint8_t endless[] = {0x12, 0xff, 0xff, 0xff, 0xff, 0xff,
 	                                  0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
@@ -96,7 +99,8 @@ static void test_wire_types(void)
 
 	CHECK(decode_env(varint_for_string, sizeof(varint_for_string), &d) ==
 	      FX_EFORMAT);
-	CHECK(decode_env(fixed_for_msg, sizeof(fixed_for_msg), &d) == FX_EFORMAT);
+	CHECK(decode_env(fixed_for_msg, sizeof(fixed_for_msg), &d) ==
+	      FX_EFORMAT);
 	CHECK(decode_env(overlong, sizeof(overlong), &d) == FX_EFORMAT);
 	CHECK(decode_env(endless, sizeof(endless), &d) == FX_EFORMAT);
 	CHECK(decode_env(bad_type, sizeof(bad_type), &d) == FX_EFORMAT);
@@ -129,7 +133,8 @@ static void test_counts_and_sizes(void)
 	buf = malloc(len);
 	protobuf_c_message_pack(&env.base, buf);
 	CHECK(decode_env(buf, len, &d) == FX_ETOOBIG);
-	CHECK_MSG(strstr(d.msg, "signatures has 17 entries") != NULL, "%s", d.msg);
+	CHECK_MSG(strstr(d.msg, "signatures has 17 entries") != NULL, "%s",
+	          d.msg);
 	free(buf);
 
 	/* A 7-byte key ID. */
@@ -161,25 +166,26 @@ static void test_counts_and_sizes(void)
 		len = protobuf_c_message_get_packed_size(&le.base);
 		buf = malloc(len);
 		protobuf_c_message_pack(&le.base, buf);
-		CHECK(fx_wire_decode(&flexo__v1__ledger_entries__descriptor, buf,
-		                     len, FX_WIRE_MSG_MAX, &m, &d) == FX_ETOOBIG);
+		CHECK(fx_wire_decode(&flexo__v1__ledger_entries__descriptor,
+		                     buf, len, FX_WIRE_MSG_MAX, &m,
+		                     &d) == FX_ETOOBIG);
 		le.n_entries = 1000;
 		len = protobuf_c_message_get_packed_size(&le.base);
 		protobuf_c_message_pack(&le.base, buf);
-		CHECK_OK(fx_wire_decode(&flexo__v1__ledger_entries__descriptor, buf,
-		                        len, FX_WIRE_MSG_MAX, &m, &d));
+		CHECK_OK(fx_wire_decode(&flexo__v1__ledger_entries__descriptor,
+		                        buf, len, FX_WIRE_MSG_MAX, &m, &d));
 		fx_wire_free(m);
 		free(buf);
 		free(e);
 	}
 	/* A packed float field claiming 2^40 bytes. */
 	{
-		static const uint8_t absurd[] = {0x1a, 0x80, 0x80, 0x80, 0x80,
-		                                 0x80, 0x20, 0, 0, 0, 0};
+		static const uint8_t absurd[] = {
+		    0x1a, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 0, 0, 0, 0};
 		ProtobufCMessage *m = NULL;
-		CHECK(fx_wire_decode(&flexo__v1__router_rows__descriptor, absurd,
-		                     sizeof(absurd), FX_WIRE_DOC_MAX, &m,
-		                     &d) == FX_EFORMAT);
+		CHECK(fx_wire_decode(&flexo__v1__router_rows__descriptor,
+		                     absurd, sizeof(absurd), FX_WIRE_DOC_MAX,
+		                     &m, &d) == FX_EFORMAT);
 	}
 }
 
@@ -200,9 +206,10 @@ static size_t member_with(uint8_t *out, const uint8_t *tail, size_t n)
 
 static void test_unknown(void)
 {
-	static const uint8_t unknown_field[] = {0x48, 0x01}; /* field 9 varint */
-	static const uint8_t unknown_enum[] = {0x18, 0x09};  /* role = 9 */
-	static const uint8_t fine[] = {0x18, 0x02};          /* role = 2 */
+	static const uint8_t unknown_field[] = {0x48,
+	                                        0x01};      /* field 9 varint */
+	static const uint8_t unknown_enum[] = {0x18, 0x09}; /* role = 9 */
+	static const uint8_t fine[] = {0x18, 0x02};         /* role = 2 */
 	static const uint8_t no_key[] = {0x0a, 0x01, 'a', 0x18, 0x02};
 	ProtobufCMessage *m = NULL;
 	uint8_t buf[64];
@@ -212,14 +219,15 @@ static void test_unknown(void)
 	len = member_with(buf, unknown_field, sizeof(unknown_field));
 	CHECK(fx_wire_decode(&flexo__v1__member__descriptor, buf, len, 100, &m,
 	                     &d) == FX_EFORMAT);
-	CHECK_MSG(strstr(d.msg, "unknown field (number 9)") != NULL, "%s", d.msg);
+	CHECK_MSG(strstr(d.msg, "unknown field (number 9)") != NULL, "%s",
+	          d.msg);
 	len = member_with(buf, unknown_enum, sizeof(unknown_enum));
 	CHECK(fx_wire_decode(&flexo__v1__member__descriptor, buf, len, 100, &m,
 	                     &d) == FX_EFORMAT);
 	CHECK_MSG(strstr(d.msg, "unknown enum value 9") != NULL, "%s", d.msg);
 	len = member_with(buf, fine, sizeof(fine));
-	CHECK_OK(fx_wire_decode(&flexo__v1__member__descriptor, buf, len, 100, &m,
-	                        &d));
+	CHECK_OK(fx_wire_decode(&flexo__v1__member__descriptor, buf, len, 100,
+	                        &m, &d));
 	CHECK(m != NULL && ((Flexo__V1__Member *)m)->role == 2);
 	fx_wire_free(m);
 	/* Member.public_key must be 32 bytes: absent is refused. */
@@ -234,13 +242,14 @@ static void test_canonical(void)
 	static const uint8_t nul_in_name[] = {0x0a, 0x03, 'a', 0x00, 'b'};
 	static const uint8_t twice[] = {0x0a, 0x01, 'a', 0x0a, 0x01, 'b'};
 	static const uint8_t explicit_zero[] = {0x0a, 0x01, 'a', 0x20, 0x00};
-	static const uint8_t long_varint[] = {0x0a, 0x01, 'a', 0x20, 0x81, 0x00};
+	static const uint8_t long_varint[] = {0x0a, 0x01, 'a',
+	                                      0x20, 0x81, 0x00};
 	static const uint8_t reordered[] = {0x20, 0x01, 0x0a, 0x01, 'a'};
 	static const uint8_t *const bad[] = {nul_in_name, twice, explicit_zero,
 	                                     long_varint, reordered};
-	static const size_t bad_len[] = {sizeof(nul_in_name), sizeof(twice),
-	                                 sizeof(explicit_zero), sizeof(long_varint),
-	                                 sizeof(reordered)};
+	static const size_t bad_len[] = {
+	    sizeof(nul_in_name), sizeof(twice), sizeof(explicit_zero),
+	    sizeof(long_varint), sizeof(reordered)};
 	uint8_t buf[80];
 	fx_diag d;
 
@@ -253,8 +262,9 @@ static void test_canonical(void)
 		buf[len++] = 0x20;
 		memset(buf + len, 0x11, 32);
 		len += 32;
-		CHECK_MSG(fx_wire_decode(&flexo__v1__member__descriptor, buf, len,
-		                         100, &m, &d) == FX_EFORMAT, "case %zu", i);
+		CHECK_MSG(fx_wire_decode(&flexo__v1__member__descriptor, buf,
+		                         len, 100, &m, &d) == FX_EFORMAT,
+		          "case %zu", i);
 		CHECK_MSG(strstr(d.msg, "canonical") != NULL, "case %zu: %s", i,
 		          d.msg);
 	}

@@ -28,16 +28,16 @@ typedef struct fx_contrib_params {
 	const char *consortium;
 	const uint8_t *release_digest; /* 32 bytes: fx_release.digest */
 	uint64_t release_version;
-	const char *domain;            /* 1..FX_NAME_MAX printable bytes */
-	uint64_t sequence;             /* > every earlier one of this key */
-	const char *payload_path;      /* expert safetensors, hashed streaming */
-	uint32_t layers, dim;          /* router rows: layers x dim */
+	const char *domain;       /* 1..FX_NAME_MAX printable bytes */
+	uint64_t sequence;        /* > every earlier one of this key */
+	const char *payload_path; /* expert safetensors, hashed streaming */
+	uint32_t layers, dim;     /* router rows: layers x dim */
 	const float *router;
-	const float *bias;             /* layers values <= 0, or NULL */
+	const float *bias; /* layers values <= 0, or NULL */
 	uint64_t steps, tokens, seed;
-	const fx_kv *hyper;            /* sorted here before signing */
+	const fx_kv *hyper; /* sorted here before signing */
 	size_t n_hyper;
-	double heldout_loss;           /* nats/token on the owner's held-out text */
+	double heldout_loss; /* nats/token on the owner's held-out text */
 	uint64_t heldout_tokens;
 	int64_t created;
 } fx_contrib_params;
@@ -84,5 +84,32 @@ void fx_contrib_release(fx_contrib *c);
 fx_err fx_contrib_verify(fx_contrib *out, const uint8_t *env, size_t len,
                          const fx_roster *roster, int64_t now,
                          const fx_contrib_expect *expect, fx_diag *diag);
+
+/* Withdrawal of an earlier contribution by its owner (flexo.v1.Withdrawal).
+ * sequence comes from the same counter as contributions. */
+typedef struct fx_withdrawal_params {
+	const char *consortium;
+	const uint8_t *contribution_digest; /* 32 bytes: fx_contrib.digest */
+	uint64_t sequence;
+	const char *reason; /* may be NULL, <= 1024 bytes */
+	int64_t created;
+} fx_withdrawal_params;
+
+fx_err fx_withdrawal_create(const fx_withdrawal_params *p,
+                            const fx_keypair *key, uint8_t **env, size_t *len,
+                            fx_diag *diag);
+
+/* Verifies a withdrawal: signed by a contributor of the roster valid at now
+ * (FX_EBADSIG / FX_EEXPIRED), key ID = signer, same consortium; if owner_pk
+ * is given, the signer must be that key — the contribution's own signer
+ * (FX_EPERM); if last_sequence is given, sequence must exceed it
+ * (FX_EROLLBACK). *out (owned, free with fx_wire_free(&(*out)->base)) and
+ * digest (BLAKE2b-256 of the payload, may be NULL) written on success. */
+fx_err fx_withdrawal_verify(Flexo__V1__Withdrawal **out,
+                            uint8_t digest[FX_BLAKE2B_BYTES],
+                            const uint8_t *env, size_t len,
+                            const fx_roster *roster, int64_t now,
+                            const uint8_t *owner_pk,
+                            const uint64_t *last_sequence, fx_diag *diag);
 
 #endif

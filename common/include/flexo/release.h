@@ -24,12 +24,13 @@
 /* What the coordinator releases. The roster must be verified by the caller;
  * its consortium and version go into the manifest. */
 typedef struct fx_release_params {
-	const char *anchor_path;     /* safetensors; metadata hidden_size and
-	                              * num_hidden_layers give d and L */
-	const char *router_pub_path; /* safetensors with tensor "router.pub",
-	                              * shape [L, d] or [d] (same row each layer) */
-	const char *tokenizer_path;  /* tokenizer.json */
-	uint64_t version;            /* > every earlier release */
+	const char *anchor_path; /* safetensors; metadata hidden_size and
+	                          * num_hidden_layers give d and L */
+	const char
+	    *router_pub_path;       /* safetensors with tensor "router.pub",
+	                             * shape [L, d] or [d] (same row each layer) */
+	const char *tokenizer_path; /* tokenizer.json */
+	uint64_t version;           /* > every earlier release */
 	int64_t created;
 	int64_t expires;
 	const fx_roster *roster;
