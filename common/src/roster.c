@@ -361,8 +361,14 @@ static int member_valid_at(const fx_roster *r, const fx_member *m, int64_t now)
 	return m->not_after == 0 || now <= m->not_after;
 }
 
-size_t fx_roster_count_root_sigs(const fx_roster *signers,
-                                 const Flexo__V1__Envelope *env, int64_t now)
+/* Counts roots of `signers` that signed env. With `any_roster_age` the
+ * signers' roster may itself have expired (members' own not-after still
+ * holds): that is how a consortium recovers from an expired roster, as in
+ * TUF, where the old root's keys vouch for the new root whatever the old
+ * root's expiry. */
+static size_t count_signed_roots(const fx_roster *signers,
+                                 const Flexo__V1__Envelope *env, int64_t now,
+                                 int any_roster_age)
 {
 	size_t n = 0;
 
@@ -370,13 +376,21 @@ size_t fx_roster_count_root_sigs(const fx_roster *signers,
 	 * many signature entries an attacker repeats. */
 	for (size_t i = 0; i < signers->n_members; i++) {
 		const fx_member *m = &signers->members[i];
-		if (m->role != FX_ROLE_ROOT ||
-		    !member_valid_at(signers, m, now))
+		int valid = any_roster_age
+		                ? (m->not_after == 0 || now <= m->not_after)
+		                : member_valid_at(signers, m, now);
+		if (m->role != FX_ROLE_ROOT || !valid)
 			continue;
 		if (fx_envelope_verify_key(env, m->pk) == 0)
 			n++;
 	}
 	return n;
+}
+
+size_t fx_roster_count_root_sigs(const fx_roster *signers,
+                                 const Flexo__V1__Envelope *env, int64_t now)
+{
+	return count_signed_roots(signers, env, now, 0);
 }
 
 /* Shared body of the two verify functions; trusted may be NULL (initial). */
@@ -413,7 +427,7 @@ static fx_err verify(const fx_roster *trusted, fx_roster *out,
 			    (unsigned long long)trusted->version);
 			goto out;
 		}
-		got = fx_roster_count_root_sigs(trusted, e, now);
+		got = count_signed_roots(trusted, e, now, 1);
 		if (got < trusted->threshold) {
 			err = fx_diag_set(
 			    diag, FX_EBADSIG,

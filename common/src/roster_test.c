@@ -140,6 +140,13 @@ static void test_rotation(void)
 	                              NOW, &d) == FX_EROLLBACK);
 	fx_roster_release(&v2);
 
+	/* The trusted v1 has lapsed (it expires at NOW + 1 day): its roots can
+	 * still vouch for a fresh v2, as in TUF. */
+	build_next(&v1, &v2, 2, NOW + 5 * 86400, k_ok, 2);
+	CHECK_OK(fx_roster_verify_update(&v1, &out, v2.envelope,
+	                                 v2.envelope_len, NOW + 2 * 86400, &d));
+	fx_roster_release(&v2);
+
 	/* Expired candidate. */
 	build_next(&v1, &v2, 2, NOW - 1, k_ok, 2);
 	CHECK(fx_roster_verify_update(&v1, &out, v2.envelope, v2.envelope_len,

@@ -293,6 +293,77 @@ static void test_mutations(void)
 	free(buf);
 }
 
+/* Random mutations straight into the document decoders (below the
+ * signature, which would otherwise stop them first). */
+static void test_document_mutations(void)
+{
+	static const ProtobufCMessageDescriptor *const descs[] = {
+	    &flexo__v1__roster__descriptor,
+	    &flexo__v1__anchor_release__descriptor,
+	    &flexo__v1__contribution__descriptor,
+	    &flexo__v1__withdrawal__descriptor,
+	    &flexo__v1__request__descriptor,
+	    &flexo__v1__response__descriptor};
+	Flexo__V1__Contribution c = FLEXO__V1__CONTRIBUTION__INIT;
+	Flexo__V1__RouterRows rr = FLEXO__V1__ROUTER_ROWS__INIT;
+	Flexo__V1__TrainingMeta t = FLEXO__V1__TRAINING_META__INIT;
+	Flexo__V1__KeyValue kv = FLEXO__V1__KEY_VALUE__INIT, *kvp = &kv;
+	float vals[8] = {1, 2, 3, 4, 5, 6, 7, 8}, bias[2] = {0, -1};
+	uint8_t id[8] = {1}, h[32] = {2}, *buf = NULL;
+	unsigned seed = 99;
+	size_t len = 0;
+	fx_diag d;
+
+	rr.layers = 2;
+	rr.dim = 4;
+	rr.values = vals;
+	rr.n_values = 8;
+	kv.key = "lr";
+	kv.value = "1e-3";
+	t.steps = 5;
+	t.hyperparameters = &kvp;
+	t.n_hyperparameters = 1;
+	t.heldout_loss = 2.5;
+	c.schema = 1;
+	c.consortium = "x";
+	c.contributor_key_id.data = id;
+	c.contributor_key_id.len = 8;
+	c.anchor_release_digest.data = h;
+	c.anchor_release_digest.len = 32;
+	c.domain = "code";
+	c.sequence = 3;
+	c.payload_size = 10;
+	c.payload_blake2b.data = h;
+	c.payload_blake2b.len = 32;
+	c.router = &rr;
+	c.bias = bias;
+	c.n_bias = 2;
+	c.training = &t;
+	CHECK_OK(fx_wire_encode(&c.base, &buf, &len, &d));
+	for (int round = 0; round < 6000; round++) {
+		ProtobufCMessage *m = NULL;
+		uint8_t *copy = malloc(len);
+		memcpy(copy, buf, len);
+		for (int k = 0; k < 1 + round % 3; k++) {
+			seed = seed * 1103515245u + 12345u;
+			copy[(seed >> 8) % len] ^=
+			    (uint8_t)(1 + (seed >> 20) % 255);
+		}
+		(void)fx_wire_decode(descs[round % 6], copy,
+		                     len - (round % 5 == 0), FX_WIRE_DOC_MAX,
+		                     &m, &d);
+		fx_wire_free(m);
+		free(copy);
+	}
+	{
+		ProtobufCMessage *m = NULL;
+		CHECK_OK(fx_wire_decode(&flexo__v1__contribution__descriptor,
+		                        buf, len, FX_WIRE_DOC_MAX, &m, &d));
+		fx_wire_free(m);
+	}
+	free(buf);
+}
+
 int main(void)
 {
 	RUN(test_roundtrip_and_truncation);
@@ -302,5 +373,6 @@ int main(void)
 	RUN(test_unknown);
 	RUN(test_canonical);
 	RUN(test_mutations);
+	RUN(test_document_mutations);
 	return FX_TEST_REPORT();
 }

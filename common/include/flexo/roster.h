@@ -102,7 +102,9 @@ fx_err fx_roster_verify_initial(fx_roster *out, const uint8_t *env, size_t len,
 /* Rotation: parses env into *out and requires, against the trusted roster:
  * same consortium, version > trusted->version (FX_EROLLBACK), >= trusted
  * threshold valid signatures of trusted roots and >= its own threshold of
- * its own roots (FX_EBADSIG), not expired (FX_EEXPIRED). */
+ * its own roots (FX_EBADSIG), not expired (FX_EEXPIRED). The trusted
+ * roster may itself have expired (its roots' own not-after still applies):
+ * otherwise a lapsed roster could never be replaced. */
 fx_err fx_roster_verify_update(const fx_roster *trusted, fx_roster *out,
                                const uint8_t *env, size_t len, int64_t now,
                                fx_diag *diag);
