@@ -6,5 +6,6 @@
 #include "flexo/log.h"
 
 int cmd_fetch(int argc, char **argv, const fx_logger *log);
+int cmd_train(int argc, char **argv, const fx_logger *log);
 
 #endif
