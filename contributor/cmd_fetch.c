@@ -20,28 +20,28 @@ enum { OPT_FROM = 1000, OPT_ROSTER, OPT_STATE, OPT_NOW, OPT_VERIFY };
 
 static void usage(FILE *out)
 {
-	fprintf(
-	    out,
+	fputs(
 	    "usage: flexo-contributor fetch --verify --from DIR --roster FILE\n"
-	    "         --state DIR [--now T]\n\n"
-	    "Verifies the anchor release in DIR (release.bin, the anchor, the\n"
-	    "tokenizer) and installs it into STATE/release-vN, then records "
-	    "it\n"
-	    "as the highest accepted release in STATE/release.state. ROSTER "
-	    "is\n"
-	    "the consortium roster you trust: it must carry its threshold of "
-	    "root\n"
-	    "signatures; once accepted it is kept in STATE/roster.bin and a "
-	    "later\n"
-	    "roster must be a valid rotation of it.\n\n"
-	    "Verification is always on (--verify says so explicitly). "
-	    "Refused:\n"
-	    "  unsigned or wrongly signed release   exit 3\n"
-	    "  expired release, roster or key       exit 4\n"
-	    "  rolled back (older, or same version\n"
-	    "  with different content)              exit 5\n"
-	    "  digest or size mismatch of a file    exit 6\n"
-	    "  anything else (I/O, malformed)       exit 1\n");
+	    "         --state DIR [--now T]\n"
+	    "\n"
+	    "Verifies the anchor release in DIR (release.bin, the anchor,\n"
+	    "the tokenizer, r_pub) and installs it into STATE/release-vN;\n"
+	    "train with --anchor STATE/release-vN/anchor.safetensors\n"
+	    "--router-pub STATE/release-vN/router.pub.safetensors. It is then\n"
+	    "recorded as the highest accepted release (STATE/release.state).\n"
+	    "ROSTER is the consortium roster you trust: it must carry its\n"
+	    "threshold of root signatures; once accepted it is kept in\n"
+	    "STATE/roster.bin and a later roster must be a valid rotation.\n"
+	    "\n"
+	    "Verification is always on (--verify says so explicitly).\n"
+	    "Refusals, each naming its reason:\n"
+	    "  unsigned or wrongly signed release        exit 3\n"
+	    "  expired release, roster or key            exit 4\n"
+	    "  rolled back (older, or same version with\n"
+	    "  different content; older roster)          exit 5\n"
+	    "  digest or size mismatch of a file         exit 6\n"
+	    "  anything else (I/O, malformed input)      exit 1\n",
+	    out);
 }
 
 static int status_of(fx_err err)

@@ -35,37 +35,32 @@ enum {
 
 static void usage(FILE *out)
 {
-	fprintf(
-	    out,
+	fputs(
 	    "usage: flexo-coordinator release --anchor FILE --router-pub FILE\n"
-	    "         --key KEY --roster ROSTER --version N --expires T --out "
-	    "DIR\n"
-	    "         [--tokenizer FILE] [--passphrase-file F | "
-	    "--passphrase-env V]\n"
-	    "         [--cosign ROOTKEY ... [--cosign-passphrase-env V]] "
-	    "[--now T]\n\n"
-	    "Writes DIR/anchor.safetensors, DIR/tokenizer.json and "
-	    "DIR/release.bin:\n"
-	    "an AnchorRelease manifest (docs/protocol.md) with the release "
-	    "version,\n"
-	    "the anchor's config, the BLAKE2b-256 of every tensor and of the "
-	    "whole\n"
-	    "file, the tokenizer digest, r_pub, the roster version and the "
-	    "expiry,\n"
-	    "signed by KEY (a coordinator of ROSTER) and by each --cosign root "
-	    "key\n"
-	    "(the roster says how many roots must co-sign).\n\n"
-	    "  --router-pub FILE  safetensors with tensor \"router.pub\", [L, "
-	    "d] or\n"
-	    "                     [d] (the same row for every layer)\n"
+	    "         --key KEY --roster ROSTER --version N --expires T\n"
+	    "         --out DIR [--tokenizer FILE] [--now T]\n"
+	    "         [--passphrase-file F | --passphrase-env V]\n"
+	    "         [--cosign ROOTKEY ... [--cosign-passphrase-env V]]\n"
+	    "\n"
+	    "Writes DIR/anchor.safetensors, DIR/tokenizer.json,\n"
+	    "DIR/router.pub.safetensors and DIR/release.bin, an AnchorRelease\n"
+	    "manifest (docs/protocol.md): release version, the anchor's\n"
+	    "config, BLAKE2b-256 of every tensor and of each file, r_pub, the\n"
+	    "roster version and the expiry, signed by KEY (a coordinator of\n"
+	    "ROSTER) and each --cosign root key (the roster says how many\n"
+	    "roots must co-sign). Prints the release digest.\n"
+	    "\n"
+	    "  --router-pub FILE  safetensors with tensor \"router.pub\",\n"
+	    "                     [L, d] or [d] (same row for every layer),\n"
+	    "                     e.g. from 'flexo-coordinator anchor embed'\n"
 	    "  --tokenizer FILE   tokenizer.json (default: the built-in byte\n"
 	    "                     tokenizer's)\n"
-	    "  --version N        must exceed every earlier release "
-	    "(contributors\n"
+	    "  --version N        above every earlier release (contributors\n"
 	    "                     refuse rollbacks)\n"
-	    "  T                  Unix seconds, +Nd/+Nh, or "
-	    "YYYY-MM-DD[THH:MM:SSZ]\n"
-	    "  --now T            sign as of time T instead of the clock\n");
+	    "  T                  Unix seconds, +Nd/+Nh, or\n"
+	    "                     YYYY-MM-DD[THH:MM:SSZ] (UTC)\n"
+	    "  --now T            sign as of time T instead of the clock\n",
+	    out);
 }
 
 int cmd_release(int argc, char **argv, const fx_logger *log)

@@ -78,7 +78,9 @@ release 3 rel3 --expires +1h
 
 fetch() { "$contrib" -q fetch --verify --roster roster.bin --state state "$@"; }
 if fetch --from rel1 >/dev/null && grep -q "version 1" state/release.state &&
-   cmp -s state/release-v1/anchor.safetensors anchor.safetensors; then
+   cmp -s state/release-v1/anchor.safetensors anchor.safetensors &&
+   cmp -s state/release-v1/router.pub.safetensors router.safetensors &&
+   cmp -s state/release-v1/tokenizer.json tokenizer.json; then
   ok "fetch v1 installs the anchor"
 else bad "fetch v1"; fi
 fetch --from rel1 >/dev/null && ok "re-fetching the same release is fine" || bad "refetch v1"

@@ -254,8 +254,9 @@ fx_err fx_release_create(const fx_release_params *p, const fx_keypair *coord,
 	Flexo__V1__AnchorRelease m = FLEXO__V1__ANCHOR_RELEASE__INIT;
 	Flexo__V1__RouterRows rr = FLEXO__V1__ROUTER_ROWS__INIT;
 	const fx_keypair *signers[FX_WIRE_MAX_SIGS];
-	char anchor[PATH_BUF], tok[PATH_BUF], relf[PATH_BUF];
+	char anchor[PATH_BUF], tok[PATH_BUF], relf[PATH_BUF], rpub[PATH_BUF];
 	uint8_t file_hash[FX_BLAKE2B_BYTES], tok_hash[FX_BLAKE2B_BYTES];
+	uint8_t rpub_hash[FX_BLAKE2B_BYTES];
 	uint8_t *body = NULL, *env = NULL;
 	size_t body_len = 0, env_len = 0;
 	const fx_member *me;
@@ -286,11 +287,14 @@ fx_err fx_release_create(const fx_release_params *p, const fx_keypair *coord,
 	join(anchor, sizeof(anchor), out_dir, FX_RELEASE_ANCHOR);
 	join(tok, sizeof(tok), out_dir, FX_RELEASE_TOKENIZER);
 	join(relf, sizeof(relf), out_dir, FX_RELEASE_FILE);
+	join(rpub, sizeof(rpub), out_dir, FX_RELEASE_ROUTER);
 	if ((err = copy_file(p->anchor_path, anchor, 0644, diag)) != FX_OK ||
-	    (err = copy_file(p->tokenizer_path, tok, 0644, diag)) != FX_OK)
+	    (err = copy_file(p->tokenizer_path, tok, 0644, diag)) != FX_OK ||
+	    (err = copy_file(p->router_pub_path, rpub, 0644, diag)) != FX_OK)
 		goto out;
 	if ((err = fx_blake2b_file(anchor, file_hash, &size, diag)) != FX_OK ||
-	    (err = fx_blake2b_file(tok, tok_hash, NULL, diag)) != FX_OK)
+	    (err = fx_blake2b_file(tok, tok_hash, NULL, diag)) != FX_OK ||
+	    (err = fx_blake2b_file(rpub, rpub_hash, NULL, diag)) != FX_OK)
 		goto out;
 	if ((err = fx_st_open(anchor, &f, diag)) != FX_OK) {
 		fx_diag_prefix(diag, "anchor %s", p->anchor_path);
@@ -300,8 +304,7 @@ fx_err fx_release_create(const fx_release_params *p, const fx_keypair *coord,
 	        FX_OK ||
 	    (err = meta_int(f, "hidden_size", FX_MAX_DIM, &d, diag)) != FX_OK)
 		goto out;
-	if ((err = read_router_pub(p->router_pub_path, L, d, &rows, diag)) !=
-	    FX_OK)
+	if ((err = read_router_pub(rpub, L, d, &rows, diag)) != FX_OK)
 		goto out;
 	if ((err = describe_anchor(f, &m, &b, diag)) != FX_OK)
 		goto out;
@@ -323,6 +326,9 @@ fx_err fx_release_create(const fx_release_params *p, const fx_keypair *coord,
 	m.tokenizer_blake2b.len = FX_BLAKE2B_BYTES;
 	m.tokenizer_file = FX_RELEASE_TOKENIZER;
 	m.router_pub = &rr;
+	m.router_pub_file = FX_RELEASE_ROUTER;
+	m.router_pub_blake2b.data = rpub_hash;
+	m.router_pub_blake2b.len = FX_BLAKE2B_BYTES;
 	if ((err = fx_wire_encode(&m.base, &body, &body_len, diag)) != FX_OK)
 		goto out;
 	signers[0] = coord;
@@ -363,7 +369,8 @@ static fx_err check_manifest(const Flexo__V1__AnchorRelease *m, fx_diag *diag)
 		return fx_diag_set(diag, FX_EFORMAT,
 		                   "anchor release schema %u, expected %d",
 		                   m->schema, FX_WIRE_SCHEMA);
-	if (!plain_name(m->anchor_file) || !plain_name(m->tokenizer_file))
+	if (!plain_name(m->anchor_file) || !plain_name(m->tokenizer_file) ||
+	    !plain_name(m->router_pub_file))
 		return fx_diag_set(diag, FX_EFORMAT,
 		                   "anchor release names a file outside its "
 		                   "directory");
@@ -505,6 +512,13 @@ fx_err fx_release_check_files(const fx_release *r, const char *dir,
 		return fx_diag_set(
 		    diag, FX_EMISMATCH,
 		    "%s does not match the release's tokenizer digest", path);
+	join(path, sizeof(path), dir, m->router_pub_file);
+	if ((err = fx_blake2b_file(path, h, NULL, diag)) != FX_OK)
+		return err;
+	if (memcmp(h, m->router_pub_blake2b.data, FX_BLAKE2B_BYTES) != 0)
+		return fx_diag_set(
+		    diag, FX_EMISMATCH,
+		    "%s does not match the release's r_pub digest", path);
 	join(path, sizeof(path), dir, m->anchor_file);
 	if ((err = fx_blake2b_file(path, h, &size, diag)) != FX_OK)
 		return err;
@@ -567,13 +581,14 @@ fx_err fx_release_read(const char *dir, uint8_t **env, size_t *len,
 fx_err fx_release_install(const fx_release *r, const char *from_dir,
                           const char *to_dir, fx_diag *diag)
 {
-	const char *names[2] = {r->msg->anchor_file, r->msg->tokenizer_file};
+	const char *names[3] = {r->msg->anchor_file, r->msg->tokenizer_file,
+	                        r->msg->router_pub_file};
 	char src[PATH_BUF], dst[PATH_BUF];
 	fx_err err;
 
 	if ((err = fx_mkdir_p(to_dir, 0755, diag)) != FX_OK)
 		return err;
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 3; i++) {
 		join(src, sizeof(src), from_dir, names[i]);
 		join(dst, sizeof(dst), to_dir, names[i]);
 		if ((err = copy_file(src, dst, 0644, diag)) != FX_OK)

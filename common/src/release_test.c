@@ -266,6 +266,11 @@ static void test_files(void)
 		flip_file_byte(at("rel5/anchor.safetensors"), end - 1);
 		CHECK_OK(fx_release_check_files(&r, at("rel5"), &d));
 	}
+	flip_file_byte(at("rel5/router.pub.safetensors"), 20);
+	CHECK(fx_release_check_files(&r, at("rel5"), &d) == FX_EMISMATCH);
+	CHECK_MSG(strstr(d.msg, "r_pub") != NULL, "%s", d.msg);
+	flip_file_byte(at("rel5/router.pub.safetensors"), 20);
+	CHECK_OK(fx_release_check_files(&r, at("rel5"), &d));
 	flip_file_byte(at("rel5/tokenizer.json"), 3);
 	CHECK(fx_release_check_files(&r, at("rel5"), &d) == FX_EMISMATCH);
 	CHECK_MSG(strstr(d.msg, "tokenizer") != NULL, "%s", d.msg);

@@ -3,7 +3,8 @@
  * BLAKE2b-256 of every tensor and of the whole file, the tokenizer digest,
  * the public router rows r_pub, the roster version and an expiry
  * (flexo.v1.AnchorRelease in an Envelope). A release directory holds
- * release.bin (the envelope), the anchor safetensors and tokenizer.json. */
+ * release.bin (the envelope), the anchor safetensors, tokenizer.json and the
+ * r_pub safetensors (rows plus the embedder settings contributors reuse). */
 #ifndef FLEXO_RELEASE_H
 #define FLEXO_RELEASE_H
 
@@ -18,6 +19,7 @@
 #define FX_RELEASE_FILE      "release.bin"
 #define FX_RELEASE_ANCHOR    "anchor.safetensors"
 #define FX_RELEASE_TOKENIZER "tokenizer.json"
+#define FX_RELEASE_ROUTER    "router.pub.safetensors"
 #define FX_ROUTER_PUB_TENSOR "router.pub"
 #define FX_TOKENIZER_MAX     (16u << 20) /* tokenizer.json bytes */
 
@@ -38,7 +40,8 @@ typedef struct fx_release_params {
 
 /* Builds the manifest (digests streamed or over the mapping; nothing
  * slurped), signs it with `coord` and each co-signer, and writes out_dir/
- * {release.bin, anchor.safetensors, tokenizer.json}, each atomically.
+ * {release.bin, anchor.safetensors, tokenizer.json, router.pub.safetensors},
+ * each atomically.
  * Refuses a coordinator key that is not a coordinator of the roster. */
 fx_err fx_release_create(const fx_release_params *p, const fx_keypair *coord,
                          const fx_keypair *const *cosigners, size_t n_cosign,
@@ -74,12 +77,12 @@ fx_err fx_release_verify(fx_release *out, const uint8_t *env, size_t len,
 
 /* Checks the files a verified release names inside dir: anchor size and
  * whole-file BLAKE2b-256, the safetensors parse and every tensor's name,
- * dtype, shape, range and BLAKE2b-256, and the tokenizer digest
- * (FX_EMISMATCH naming the file or tensor). */
+ * dtype, shape, range and BLAKE2b-256, and the tokenizer and r_pub file
+ * digests (FX_EMISMATCH naming the file or tensor). */
 fx_err fx_release_check_files(const fx_release *r, const char *dir,
                               fx_diag *diag);
 
-/* Copies a verified release's files (anchor, tokenizer) and its envelope
+/* Copies a verified release's files (anchor, tokenizer, r_pub) and its envelope
  * from from_dir into to_dir (created; each file atomically), then checks the
  * copies with fx_release_check_files — the copies are what gets used, so the
  * copies are what gets checked. */
