@@ -99,6 +99,44 @@ static limit find_limit(const ProtobufCMessageDescriptor *d,
 
 static fx_err check_msg(const ProtobufCMessage *m, int depth, fx_diag *diag);
 
+/* proto3 requires strings to be valid UTF-8 and other implementations
+ * refuse them otherwise; protobuf-c does not check, so we do, lest a
+ * document parse here and fail elsewhere. Overlong forms, surrogates and
+ * code points above U+10FFFF are invalid (RFC 3629). */
+static int utf8_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned c = s[i], need, cp;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			need = 1, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			need = 2, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			need = 3, cp = c & 0x07;
+		else
+			return 0;
+		if (n - i - 1 < need)
+			return 0;
+		for (unsigned k = 1; k <= need; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if ((need == 2 &&
+		     (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (need == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return 0;
+		i += need + 1;
+	}
+	return 1;
+}
+
 /* Checks one value of field f stored at p (an element of a repeated field
  * or the field itself). */
 static fx_err check_value(const ProtobufCMessageDescriptor *d,
@@ -111,6 +149,10 @@ static fx_err check_value(const ProtobufCMessageDescriptor *d,
 	case PROTOBUF_C_TYPE_STRING: {
 		const char *s = *(char *const *)p;
 		len = s ? strlen(s) : 0;
+		if (!utf8_valid((const unsigned char *)(s ? s : ""), len))
+			return fx_diag_set(diag, FX_EFORMAT,
+			                   "%s.%s is not valid UTF-8", d->name,
+			                   f->name);
 		break;
 	}
 	case PROTOBUF_C_TYPE_BYTES:

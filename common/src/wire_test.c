@@ -245,6 +245,11 @@ static void test_canonical(void)
 	static const uint8_t long_varint[] = {0x0a, 0x01, 'a',
 	                                      0x20, 0x81, 0x00};
 	static const uint8_t reordered[] = {0x20, 0x01, 0x0a, 0x01, 'a'};
+	/* Not UTF-8: a lone continuation byte, an overlong '/', a surrogate. */
+	static const uint8_t lone[] = {0x0a, 0x02, 'a', 0x80};
+	static const uint8_t overlong[] = {0x0a, 0x02, 0xc0, 0xaf};
+	static const uint8_t surrogate[] = {0x0a, 0x03, 0xed, 0xa0, 0x80};
+	static const uint8_t fine_utf8[] = {0x0a, 0x04, 0xf0, 0x9f, 0x98, 0x80};
 	static const uint8_t *const bad[] = {nul_in_name, twice, explicit_zero,
 	                                     long_varint, reordered};
 	static const size_t bad_len[] = {
@@ -267,6 +272,26 @@ static void test_canonical(void)
 		          "case %zu", i);
 		CHECK_MSG(strstr(d.msg, "canonical") != NULL, "case %zu: %s", i,
 		          d.msg);
+	}
+	{
+		const uint8_t *const u[] = {lone, overlong, surrogate,
+		                            fine_utf8};
+		const size_t ul[] = {sizeof(lone), sizeof(overlong),
+		                     sizeof(surrogate), sizeof(fine_utf8)};
+		for (size_t i = 0; i < 4; i++) {
+			ProtobufCMessage *m = NULL;
+			size_t len = ul[i];
+			fx_err want = i < 3 ? FX_EFORMAT : FX_OK;
+			memcpy(buf, u[i], len);
+			buf[len++] = 0x12;
+			buf[len++] = 0x20;
+			memset(buf + len, 0x11, 32);
+			len += 32;
+			CHECK_MSG(fx_wire_decode(&flexo__v1__member__descriptor,
+			                         buf, len, 100, &m, &d) == want,
+			          "utf8 case %zu: %s", i, d.msg);
+			fx_wire_free(m);
+		}
 	}
 }
 
