@@ -124,6 +124,36 @@ expect 3 "1 valid signature" fetch --from rel3 --roster roster2.bin
 expect 3 "not signed by any coordinator" fetch --from rel3 --roster roster2.bin
 expect 5 "not higher" fetch --from rel3 --roster roster.bin
 
+# The real pipeline: a tiny anchor and its r_pub, released, fetched into a
+# fresh state, an expert trained from the installed files, its manifest
+# signed; an expert of another anchor is refused before signing.
+mkdir -p public code
+for i in $(seq 1 60); do
+  printf 'Public documentation number %d for everyone. ' "$i" | head -c 2000 >public/p$i.txt
+  for j in $(seq 1 10); do echo "int f$i$j(int x) { return x * $j + $i; }"; done >code/c$i.txt
+done
+"$coord" -q anchor train --data public --out a --preset tiny --steps 10 --threads 1 >/dev/null
+"$coord" -q anchor embed --anchor a/anchor.safetensors --data public --out rpub.safetensors --windows 4
+"$coord" -q release --anchor a/anchor.safetensors --router-pub rpub.safetensors \
+  --key coordk.key --roster roster.bin --version 1 --expires +7d --out real >/dev/null
+"$contrib" -q fetch --verify --from real --roster roster.bin --state cstate >/dev/null \
+  && ok "fetch of a real anchor release" || bad "fetch real"
+"$contrib" -q train --anchor cstate/release-v1/anchor.safetensors \
+  --router-pub cstate/release-v1/router.pub.safetensors --data code --domain code \
+  --out code.expert --steps 3 --batch 2 --threads 1 >/dev/null
+if "$contrib" -q manifest --expert code.expert --key alice.key --state cstate >digest.txt &&
+   [[ $(wc -c <digest.txt) -eq 65 ]] && [[ -s code.expert.manifest ]] &&
+   grep -q '^1$' cstate/sequence; then
+  ok "manifest signed (sequence 1)"
+else bad "manifest: $(cat digest.txt)"; fi
+"$contrib" -q manifest --expert code.expert --key alice.key --state cstate --out m2 >/dev/null &&
+  grep -q '^2$' cstate/sequence && ok "sequence advances" || bad "sequence"
+"$coord" -q anchor train --data public --out other --preset tiny --steps 3 --seed 9 --threads 1 >/dev/null
+"$contrib" -q train --anchor other/anchor.safetensors --router-pub rpub.safetensors \
+  --data code --domain code --out other.expert --steps 2 --batch 2 --threads 1 >/dev/null
+expect 1 "trained from anchor" "$contrib" manifest --expert other.expert --key alice.key --state cstate
+expect 1 "not in roster" "$contrib" manifest --expert code.expert --key evil.key --state cstate
+
 chmod 644 coordk.key
 expect 1 "mode 0644" "$coord" release --anchor anchor.safetensors \
   --router-pub router.safetensors --tokenizer tokenizer.json --key coordk.key \
@@ -131,7 +161,8 @@ expect 1 "mode 0644" "$coord" release --anchor anchor.safetensors \
 
 for cmd in "$keys keygen" "$keys pubkey" "$keys fingerprint" "$keys roster init" \
            "$keys roster add" "$keys roster remove" "$keys roster sign" \
-           "$keys roster verify" "$keys roster show" "$coord release" "$contrib fetch"; do
+           "$keys roster verify" "$keys roster show" "$coord release" "$contrib fetch" \
+           "$contrib manifest"; do
   if $cmd --help >/dev/null; then ok "--help: ${cmd##*/}"; else bad "--help: $cmd"; fi
 done
 

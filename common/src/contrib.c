@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "flexo/config.h"
+#include "flexo/expert.h"
 
 void fx_contrib_init(fx_contrib *c)
 {
@@ -73,12 +74,12 @@ static fx_err check_fields(const Flexo__V1__Contribution *m, fx_diag *diag)
 		return fx_diag_set(diag, FX_EFORMAT,
 		                   "contribution payload is empty");
 	if (t != NULL) {
-		if (!isfinite(t->heldout_loss) || t->heldout_loss < 0)
+		if (!isfinite(t->heldout_bpb) || t->heldout_bpb < 0)
 			return fx_diag_set(
 			    diag, FX_ENUMERIC,
 			    "contribution held-out loss %g is not a "
 			    "finite non-negative number",
-			    t->heldout_loss);
+			    t->heldout_bpb);
 		for (size_t i = 0; i < t->n_hyperparameters; i++)
 			if (i > 0 && strcmp(t->hyperparameters[i - 1]->key,
 			                    t->hyperparameters[i]->key) >= 0)
@@ -134,8 +135,8 @@ fx_err fx_contrib_create(const fx_contrib_params *p, const fx_keypair *key,
 	t.seed = p->seed;
 	t.hyperparameters = kvp;
 	t.n_hyperparameters = p->n_hyper;
-	t.heldout_loss = p->heldout_loss;
-	t.heldout_tokens = p->heldout_tokens;
+	t.heldout_bpb = p->heldout_bpb;
+	t.heldout_bytes = p->heldout_bytes;
 	rr.layers = p->layers;
 	rr.dim = p->dim;
 	rr.values = (float *)p->router;
@@ -382,5 +383,114 @@ fx_err fx_withdrawal_verify(Flexo__V1__Withdrawal **out,
 out:
 	fx_wire_free(pm);
 	fx_wire_free(&e->base);
+	return err;
+}
+
+/* A non-negative integer written by the trainer with "%.9g". */
+static fx_err meta_u64(const fx_expert *x, const char *key, uint64_t *out,
+                       fx_diag *diag)
+{
+	const char *v = fx_expert_meta(x, key);
+	char *end = NULL;
+	double d;
+
+	if (v == NULL) {
+		*out = 0;
+		return FX_OK;
+	}
+	d = strtod(v, &end);
+	if (end == v || *end != '\0' || !(d >= 0) || d > 1.8e19)
+		return fx_diag_set(
+		    diag, FX_EFORMAT,
+		    "expert metadata %s = \"%.32s\" is not a count", key, v);
+	*out = (uint64_t)d;
+	return FX_OK;
+}
+
+fx_err fx_contrib_from_expert(const char *expert_path, const fx_release *rel,
+                              uint64_t sequence, int64_t created,
+                              const fx_keypair *key, uint8_t **env, size_t *len,
+                              fx_diag *diag)
+{
+	static const char *const fields[] = {"train.steps", "train.tokens",
+	                                     "train.seed", "train.heldout_bpb"};
+	const Flexo__V1__AnchorRelease *m = rel->msg;
+	fx_kv hyper[FX_CONTRIB_MAX_HYPER];
+	char want[2 * FX_BLAKE2B_BYTES + 1];
+	const char *digest, *domain, *bpb;
+	fx_contrib_params p;
+	fx_expert x;
+	fx_err err;
+
+	memset(&x, 0, sizeof(x));
+	memset(&p, 0, sizeof(p));
+	if ((err = fx_expert_load(&x, expert_path, diag)) != FX_OK)
+		return err;
+	digest = fx_expert_meta(&x, "anchor_digest");
+	fx_hex(want, m->anchor_blake2b.data, FX_BLAKE2B_BYTES);
+	if (digest == NULL || strcmp(digest, want) != 0) {
+		err =
+		    fx_diag_set(diag, FX_EMISMATCH,
+		                "%s was trained from anchor %.16s, not release "
+		                "v%llu's anchor %.16s",
+		                expert_path, digest ? digest : "(unstated)",
+		                (unsigned long long)m->release_version, want);
+		goto out;
+	}
+	if ((uint32_t)x.cfg.n_layers != m->router_pub->layers ||
+	    (uint32_t)x.cfg.d_model != m->router_pub->dim) {
+		err = fx_diag_set(
+		    diag, FX_EMISMATCH,
+		    "%s has %d layers of width %d, the release %u x %u",
+		    expert_path, x.cfg.n_layers, x.cfg.d_model,
+		    m->router_pub->layers, m->router_pub->dim);
+		goto out;
+	}
+	domain = fx_expert_meta(&x, "domain");
+	if (domain == NULL) {
+		err = fx_diag_set(diag, FX_EFORMAT, "%s states no domain",
+		                  expert_path);
+		goto out;
+	}
+	if ((err = meta_u64(&x, "train.steps", &p.steps, diag)) != FX_OK ||
+	    (err = meta_u64(&x, "train.tokens", &p.tokens, diag)) != FX_OK ||
+	    (err = meta_u64(&x, "train.seed", &p.seed, diag)) != FX_OK)
+		goto out;
+	bpb = fx_expert_meta(&x, "train.heldout_bpb");
+	p.heldout_bpb = bpb ? strtod(bpb, NULL) : 0.0;
+	for (int i = 0; i < x.n_meta; i++) {
+		int is_field = 0;
+		if (strncmp(x.meta[i].key, "train.", 6) != 0)
+			continue;
+		for (size_t k = 0; k < sizeof(fields) / sizeof(*fields); k++)
+			is_field |= strcmp(x.meta[i].key, fields[k]) == 0;
+		if (is_field)
+			continue;
+		if (p.n_hyper == FX_CONTRIB_MAX_HYPER) {
+			err =
+			    fx_diag_set(diag, FX_ETOOBIG,
+			                "%s has more than %d training settings",
+			                expert_path, FX_CONTRIB_MAX_HYPER);
+			goto out;
+		}
+		hyper[p.n_hyper].key = x.meta[i].key;
+		hyper[p.n_hyper].value = x.meta[i].value;
+		p.n_hyper++;
+	}
+	p.consortium = m->consortium;
+	p.release_digest = rel->digest;
+	p.release_version = m->release_version;
+	p.domain = domain;
+	p.sequence = sequence;
+	p.payload_path = expert_path;
+	p.layers = (uint32_t)x.cfg.n_layers;
+	p.dim = (uint32_t)x.cfg.d_model;
+	p.router = x.router;
+	p.bias = x.bias;
+	p.hyper = hyper;
+	p.created = created;
+	err = fx_contrib_create(&p, key, env, len, diag);
+out:
+	fx_expert_release(&x);
 	return err;
 }

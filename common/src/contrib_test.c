@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "flexo/config.h"
 #include "flexo/contrib.h"
+#include "flexo/expert.h"
 #include "flexo/fsutil.h"
 #include "fx_test.h"
 
@@ -74,8 +76,8 @@ static fx_contrib_params params(void)
 	p.seed = 42;
 	p.hyper = hyper;
 	p.n_hyper = 3;
-	p.heldout_loss = 1.25;
-	p.heldout_tokens = 4096;
+	p.heldout_bpb = 1.25;
+	p.heldout_bytes = 4096;
 	p.created = NOW;
 	return p;
 }
@@ -246,7 +248,7 @@ static void test_bad_values(void)
 	p.payload_path = "/nonexistent/expert.safetensors";
 	CHECK(fx_contrib_create(&p, &alice, &env, &len, &d) == FX_ENOTFOUND);
 	p = params();
-	p.heldout_loss = INFINITY;
+	p.heldout_bpb = INFINITY;
 	CHECK(fx_contrib_create(&p, &alice, &env, &len, &d) == FX_ENUMERIC);
 }
 
@@ -335,6 +337,96 @@ static void test_withdrawal(void)
 	free(env);
 }
 
+/* An expert file as the trainer writes it, turned into a signed manifest:
+ * rows, bias and metadata land in their fields; an expert for another
+ * anchor is refused before anything is signed. */
+static void test_from_expert(void)
+{
+	Flexo__V1__AnchorRelease am = FLEXO__V1__ANCHOR_RELEASE__INIT;
+	Flexo__V1__RouterRows rr = FLEXO__V1__ROUTER_ROWS__INIT;
+	uint8_t anchor_digest[32], *env = NULL, *file = NULL;
+	char hex[65], path[300];
+	size_t len = 0, file_len = 0;
+	uint64_t last = 0;
+	fx_contrib_expect x;
+	fx_release rel;
+	fx_expert e;
+	fx_config cfg;
+	fx_contrib c;
+	fx_diag d;
+
+	memset(&e, 0, sizeof(e));
+	fx_contrib_init(&c);
+	CHECK_OK(fx_config_preset("tiny", &cfg, &d));
+	CHECK_OK(fx_expert_init(&e, &cfg, &d));
+	for (int i = 0; i < cfg.n_layers * cfg.d_model; i++)
+		e.router[i] = 0.01f * (float)i;
+	e.bias[cfg.n_layers - 1] = -0.5f;
+	memset(anchor_digest, 0x42, sizeof(anchor_digest));
+	CHECK_OK(fx_expert_set_meta(&e, "anchor_digest",
+	                            fx_hex(hex, anchor_digest, 32), &d));
+	CHECK_OK(fx_expert_set_meta(&e, "domain", "law", &d));
+	CHECK_OK(fx_expert_set_meta(&e, "train.steps", "300", &d));
+	CHECK_OK(fx_expert_set_meta(&e, "train.tokens", "1.2288e+06", &d));
+	CHECK_OK(fx_expert_set_meta(&e, "train.seed", "7", &d));
+	CHECK_OK(fx_expert_set_meta(&e, "train.lr", "0.001", &d));
+	CHECK_OK(fx_expert_set_meta(&e, "train.heldout_bpb", "2.25", &d));
+	snprintf(path, sizeof(path), "%s/law.expert", dir);
+	CHECK_OK(fx_expert_save(&e, path, &d));
+
+	/* A verified release as fetch leaves it (only the fields used). */
+	rr.layers = (uint32_t)cfg.n_layers;
+	rr.dim = (uint32_t)cfg.d_model;
+	am.consortium = "test";
+	am.release_version = 4;
+	am.anchor_blake2b.data = anchor_digest;
+	am.anchor_blake2b.len = 32;
+	am.router_pub = &rr;
+	fx_release_init(&rel);
+	rel.msg = &am;
+	memcpy(rel.digest, release_digest, 32);
+
+	CHECK_MSG(fx_contrib_from_expert(path, &rel, 1, NOW, &alice, &env, &len,
+	                                 &d) == FX_OK,
+	          "%s", d.msg);
+	CHECK_OK(fx_read_file(path, 1u << 24, &file, &file_len, &d));
+	x = expect_all(&last);
+	x.layers = rr.layers;
+	x.dim = rr.dim;
+	x.payload = file;
+	x.payload_len = file_len;
+	CHECK_MSG(fx_contrib_verify(&c, env, len, &roster, NOW, &x, &d) ==
+	              FX_OK,
+	          "%s", d.msg);
+	CHECK(strcmp(c.msg->domain, "law") == 0 && c.msg->sequence == 1);
+	CHECK(c.msg->training->steps == 300 &&
+	      c.msg->training->tokens == 1228800 && c.msg->training->seed == 7);
+	CHECK(c.msg->training->heldout_bpb == 2.25);
+	CHECK(c.msg->training->n_hyperparameters == 1 &&
+	      strcmp(c.msg->training->hyperparameters[0]->key, "train.lr") ==
+	          0);
+	CHECK(c.msg->router->values[5] == e.router[5]);
+	CHECK(c.msg->n_bias == (size_t)cfg.n_layers &&
+	      c.msg->bias[cfg.n_layers - 1] == -0.5f);
+	free(env);
+	free(file);
+
+	/* Trained from another anchor: refused, nothing signed. */
+	anchor_digest[0] ^= 1;
+	env = NULL;
+	CHECK(fx_contrib_from_expert(path, &rel, 2, NOW, &alice, &env, &len,
+	                             &d) == FX_EMISMATCH);
+	CHECK(env == NULL);
+	CHECK_MSG(strstr(d.msg, "anchor") != NULL, "%s", d.msg);
+	anchor_digest[0] ^= 1;
+	rr.dim++;
+	CHECK(fx_contrib_from_expert(path, &rel, 2, NOW, &alice, &env, &len,
+	                             &d) == FX_EMISMATCH);
+	unlink(path);
+	fx_expert_release(&e);
+	fx_contrib_release(&c);
+}
+
 int main(void)
 {
 	if (mkdtemp(dir) == NULL)
@@ -345,6 +437,7 @@ int main(void)
 	RUN(test_bad_values);
 	RUN(test_flip_every_byte);
 	RUN(test_withdrawal);
+	RUN(test_from_expert);
 	fx_roster_release(&roster);
 	fx_keypair_release(&root);
 	fx_keypair_release(&coord);

@@ -348,7 +348,7 @@ static void test_document_mutations(void)
 	t.steps = 5;
 	t.hyperparameters = &kvp;
 	t.n_hyperparameters = 1;
-	t.heldout_loss = 2.5;
+	t.heldout_bpb = 2.5;
 	c.schema = 1;
 	c.consortium = "x";
 	c.contributor_key_id.data = id;

@@ -13,6 +13,7 @@
 #include "flexo/err.h"
 #include "flexo/hash.h"
 #include "flexo/keys.h"
+#include "flexo/release.h"
 #include "flexo/roster.h"
 #include "flexo/wire.h"
 
@@ -37,8 +38,8 @@ typedef struct fx_contrib_params {
 	uint64_t steps, tokens, seed;
 	const fx_kv *hyper; /* sorted here before signing */
 	size_t n_hyper;
-	double heldout_loss; /* nats/token on the owner's held-out text */
-	uint64_t heldout_tokens;
+	double heldout_bpb; /* bits per byte on the owner's held-out text */
+	uint64_t heldout_bytes;
 	int64_t created;
 } fx_contrib_params;
 
@@ -46,6 +47,19 @@ typedef struct fx_contrib_params {
  * *env is malloc'd (caller frees). */
 fx_err fx_contrib_create(const fx_contrib_params *p, const fx_keypair *key,
                          uint8_t **env, size_t *len, fx_diag *diag);
+
+/* Builds and signs the manifest of an expert file (expert.h format) for a
+ * verified release: router rows and bias from its tensors; domain,
+ * "train.steps" / "train.tokens" / "train.seed" / "train.heldout_bpb" from
+ * its metadata into their fields and every other "train.*" entry as a
+ * hyper-parameter. Refuses (FX_EMISMATCH) an expert whose metadata
+ * "anchor_digest" is not the release's anchor BLAKE2b-256 or whose shape is
+ * not the release's r_pub shape: a contributor never signs an expert for
+ * another anchor. */
+fx_err fx_contrib_from_expert(const char *expert_path, const fx_release *rel,
+                              uint64_t sequence, int64_t created,
+                              const fx_keypair *key, uint8_t **env, size_t *len,
+                              fx_diag *diag);
 
 /* What the verifier requires beyond the signature. Zero/NULL fields are not
  * checked. The payload is given as bytes, or as a digest + size the caller
