@@ -63,6 +63,39 @@ static void usage(FILE *out)
 	    out);
 }
 
+/* A directory that already holds a release is only ever overwritten by a
+ * higher version: re-using a version number would hand contributors two
+ * different anchors under one number (they refuse the second). */
+static fx_err refuse_older(const char *out, uint64_t version,
+                           const fx_roster *roster, int64_t now, fx_diag *d)
+{
+	uint8_t *env = NULL;
+	size_t len = 0;
+	fx_release old;
+	fx_err err;
+
+	err = fx_release_read(out, &env, &len, d);
+	if (err == FX_ENOTFOUND)
+		return FX_OK;
+	if (err != FX_OK)
+		return err;
+	fx_release_init(&old);
+	/* Our own earlier release, checked like any other; one that no longer
+	 * verifies (expired, other roster) does not block a new one. */
+	err = fx_release_verify(&old, env, len, roster, now, 0, NULL, d);
+	if (err == FX_OK && old.msg->release_version >= version)
+		err = fx_diag_set(
+		    d, FX_EROLLBACK,
+		    "%s already holds release v%llu; a new release "
+		    "needs a higher --version",
+		    out, (unsigned long long)old.msg->release_version);
+	else if (err != FX_OK)
+		err = FX_OK;
+	fx_release_release(&old);
+	free(env);
+	return err;
+}
+
 int cmd_release(int argc, char **argv, const fx_logger *log)
 {
 	static const struct option opts[] = {
@@ -188,7 +221,8 @@ int cmd_release(int argc, char **argv, const fx_logger *log)
 			goto fail;
 		cptr[i] = &ck[i];
 	}
-	if (fx_mkdir_p(out, 0755, &d) != FX_OK)
+	if (fx_mkdir_p(out, 0755, &d) != FX_OK ||
+	    refuse_older(out, version, &trusted, now, &d) != FX_OK)
 		goto fail;
 	if (tok == NULL) {
 		snprintf(gen_tok, sizeof(gen_tok), "%s/.tokenizer.json.gen",

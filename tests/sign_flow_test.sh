@@ -75,6 +75,9 @@ release() { # VERSION DIR [extra args]
 release 1 rel1
 release 2 rel2
 release 3 rel3 --expires +1h
+expect 1 "needs a higher --version" "$coord" release --anchor anchor.safetensors \
+  --router-pub router.safetensors --tokenizer tokenizer.json --key coordk.key \
+  --roster roster.bin --version 2 --expires +7d --out rel3
 
 fetch() { "$contrib" -q fetch --verify --roster roster.bin --state state "$@"; }
 if fetch --from rel1 >/dev/null && grep -q "version 1" state/release.state &&

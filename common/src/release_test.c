@@ -280,6 +280,28 @@ static void test_files(void)
 	free(env);
 }
 
+/* The contributor's high-water mark file: round trip, absent, damaged. */
+static void test_state_file(void)
+{
+	uint8_t dg[32], got[32];
+	uint64_t v = 0;
+	int have = 1;
+	fx_diag d;
+
+	memset(dg, 0xab, sizeof(dg));
+	CHECK_OK(fx_mkdir_p(at("st"), 0700, &d));
+	CHECK_OK(fx_release_state_load(at("st"), &have, &v, got, &d));
+	CHECK(have == 0);
+	CHECK_OK(fx_release_state_save(at("st"), 12, dg, &d));
+	CHECK_OK(fx_release_state_load(at("st"), &have, &v, got, &d));
+	CHECK(have == 1 && v == 12 && memcmp(got, dg, 32) == 0);
+	CHECK_OK(fx_write_file_atomic(at("st/release.state"), "version 99\n",
+	                              11, 0644, &d));
+	CHECK(fx_release_state_load(at("st"), &have, &v, got, &d) ==
+	      FX_EFORMAT);
+	CHECK_MSG(strstr(d.msg, "damaged") != NULL, "%s", d.msg);
+}
+
 /* Every single-byte change of the release envelope is refused. */
 static void test_flip_every_byte(void)
 {
@@ -319,6 +341,7 @@ int main(void)
 	RUN(test_signers);
 	RUN(test_files);
 	RUN(test_flip_every_byte);
+	RUN(test_state_file);
 	fx_roster_release(&roster);
 	fx_keypair_release(&root);
 	fx_keypair_release(&coord);
