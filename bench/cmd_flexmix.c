@@ -43,6 +43,9 @@ static const char usage_text[] =
     "  --batch B            sequences per step (default 8)\n"
     "  --lr X               expert peak learning rate (default 1e-3)\n"
     "  --top-k K            experts per token in the merged model (default 2)\n"
+    "  --also-top-k LIST    extra merged rows at these top-k values (e.g. 3,5)\n"
+    "  --experts-from DIR   load DIR/expert-<domain>.safetensors instead of\n"
+    "                       training (to vary merge-time settings only)\n"
     "  --embed MODE         shared | per-layer (default shared)\n"
     "  --router-norm X      L2 norm of every router row (default 1)\n"
     "  --bias-init X        initial expert router bias, <= 0 (default 0)\n"
@@ -57,7 +60,9 @@ static const char usage_text[] =
 
 typedef struct flexmix {
 	/* options */
-	const char *anchor_path, *corpus_dir, *out_dir;
+	const char *anchor_path, *corpus_dir, *out_dir, *experts_from;
+	int also_k[FX_MAX_EXPERTS];
+	int n_also_k;
 	char domains[MAX_DOM][NAME_MAX_];
 	int n_dom;
 	int64_t steps, batch, top_k, tune_steps, windows, eval_tokens, threads,
@@ -103,6 +108,27 @@ static int parse_domains(flexmix *fm, const char *list)
 	return fm->n_dom ? 0 : -1;
 }
 
+static int parse_k_list(flexmix *fm, const char *list)
+{
+	char item[16];
+	const char *p = list;
+	int64_t k;
+
+	fm->n_also_k = 0;
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		if (n == 0 || n >= sizeof(item) || fm->n_also_k == FX_MAX_EXPERTS)
+			return -1;
+		memcpy(item, p, n);
+		item[n] = '\0';
+		if (fx_cli_int(CMD, "--also-top-k", item, 1, FX_MAX_EXPERTS, &k))
+			return -1;
+		fm->also_k[fm->n_also_k++] = (int)k;
+		p += n + (p[n] == ',');
+	}
+	return 0;
+}
+
 static int parse_args(flexmix *fm, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -114,6 +140,8 @@ static int parse_args(flexmix *fm, int argc, char **argv)
 	    {"batch", required_argument, 0, 'b'},
 	    {"lr", required_argument, 0, 'l'},
 	    {"top-k", required_argument, 0, 'k'},
+	    {"also-top-k", required_argument, 0, 'K'},
+	    {"experts-from", required_argument, 0, 'F'},
 	    {"embed", required_argument, 0, 'e'},
 	    {"router-norm", required_argument, 0, 'n'},
 	    {"bias-init", required_argument, 0, 'B'},
@@ -154,6 +182,8 @@ static int parse_args(flexmix *fm, int argc, char **argv)
 		case 'b': bad = fx_cli_int(CMD, "--batch", optarg, 1, 4096, &fm->batch); break;
 		case 'l': bad = fx_cli_num(CMD, "--lr", optarg, 0, 1, &fm->lr); break;
 		case 'k': bad = fx_cli_int(CMD, "--top-k", optarg, 1, FX_MAX_EXPERTS, &fm->top_k); break;
+		case 'K': bad = parse_k_list(fm, optarg); break;
+		case 'F': fm->experts_from = optarg; break;
 		case 'e':
 			if (fx_embed_mode_parse(optarg, &fm->mode) != 0) {
 				fprintf(stderr, CMD ": --embed is shared or per-layer\n");
@@ -185,6 +215,13 @@ static int parse_args(flexmix *fm, int argc, char **argv)
 		fprintf(stderr, CMD ": --public-mix must be below --batch\n");
 		return -1;
 	}
+	for (int i = 0; i < fm->n_also_k; i++)
+		if (fm->also_k[i] > fm->n_dom + 1) {
+			fprintf(stderr, CMD ": --also-top-k %d exceeds the %d "
+			                "experts\n",
+			        fm->also_k[i], fm->n_dom + 1);
+			return -1;
+		}
 	if (fm->top_k > fm->n_dom + 1) {
 		fprintf(stderr, CMD ": --top-k %" PRId64 " exceeds the %d experts\n",
 		        fm->top_k, fm->n_dom + 1);
@@ -340,6 +377,15 @@ static fx_err run(flexmix *fm, const fx_logger *log, fx_diag *diag)
 		fx_expert_train_opts o;
 		fx_train_report rep;
 
+		if (fm->experts_from != NULL) {
+			snprintf(path, sizeof(path), "%s/expert-%s.safetensors",
+			         fm->experts_from, fm->domains[i]);
+			err = fx_expert_load(&fm->experts[i], path, diag);
+			if (err != FX_OK)
+				goto out;
+			list[i] = &fm->experts[i];
+			continue;
+		}
 		err = domain_rows(fm, &fm->dom[i], (uint64_t)fm->seed + 1 + i,
 		                  r_init, diag);
 		if (err != FX_OK)
@@ -406,6 +452,15 @@ static fx_err run(flexmix *fm, const fx_logger *log, fx_diag *diag)
 		snprintf(name, sizeof(name), "merged, %s opted out",
 		         fm->domains[i]);
 		err = eval_row(fm, name, &merged, (uint64_t)1 << (i + 1), diag);
+	}
+	for (int j = 0; err == FX_OK && j < fm->n_also_k; j++) {
+		fx_model other = {0};
+		err = fx_moe_build(&other, &fm->anchor, fm->r_pub, list, N,
+		                   fm->also_k[j], false, diag);
+		snprintf(name, sizeof(name), "merged (top-%d)", fm->also_k[j]);
+		if (err == FX_OK)
+			err = eval_row(fm, name, &other, 0, diag);
+		fx_model_release(&other);
 	}
 	if (err == FX_OK && fm->tune_steps > 0) {
 		fx_train_opts o;
