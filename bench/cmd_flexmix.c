@@ -19,6 +19,7 @@
 #include "flexo/embed.h"
 #include "flexo/expert_train.h"
 #include "flexo/fsutil.h"
+#include "flexo/gates.h"
 #include "flexo/modelfile.h"
 
 #define CMD        "flexmix"
@@ -43,6 +44,9 @@ static const char usage_text[] =
     "  --batch B            sequences per step (default 8)\n"
     "  --lr X               expert peak learning rate (default 1e-3)\n"
     "  --top-k K            experts per token in the merged model (default 2)\n"
+    "  --also-top-k LIST    extra merged rows at these top-k values (e.g. 3,5)\n"
+    "  --experts-from DIR   load DIR/expert-<domain>.safetensors instead of\n"
+    "                       training (to vary merge-time settings only)\n"
     "  --embed MODE         shared | per-layer (default shared)\n"
     "  --router-norm X      L2 norm of every router row (default 1)\n"
     "  --bias-init X        initial expert router bias, <= 0 (default 0)\n"
@@ -57,7 +61,9 @@ static const char usage_text[] =
 
 typedef struct flexmix {
 	/* options */
-	const char *anchor_path, *corpus_dir, *out_dir;
+	const char *anchor_path, *corpus_dir, *out_dir, *experts_from;
+	int also_k[FX_MAX_EXPERTS];
+	int n_also_k;
 	char domains[MAX_DOM][NAME_MAX_];
 	int n_dom;
 	int64_t steps, batch, top_k, tune_steps, windows, eval_tokens, threads,
@@ -103,6 +109,27 @@ static int parse_domains(flexmix *fm, const char *list)
 	return fm->n_dom ? 0 : -1;
 }
 
+static int parse_k_list(flexmix *fm, const char *list)
+{
+	char item[16];
+	const char *p = list;
+	int64_t k;
+
+	fm->n_also_k = 0;
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		if (n == 0 || n >= sizeof(item) || fm->n_also_k == FX_MAX_EXPERTS)
+			return -1;
+		memcpy(item, p, n);
+		item[n] = '\0';
+		if (fx_cli_int(CMD, "--also-top-k", item, 1, FX_MAX_EXPERTS, &k))
+			return -1;
+		fm->also_k[fm->n_also_k++] = (int)k;
+		p += n + (p[n] == ',');
+	}
+	return 0;
+}
+
 static int parse_args(flexmix *fm, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -114,6 +141,8 @@ static int parse_args(flexmix *fm, int argc, char **argv)
 	    {"batch", required_argument, 0, 'b'},
 	    {"lr", required_argument, 0, 'l'},
 	    {"top-k", required_argument, 0, 'k'},
+	    {"also-top-k", required_argument, 0, 'K'},
+	    {"experts-from", required_argument, 0, 'F'},
 	    {"embed", required_argument, 0, 'e'},
 	    {"router-norm", required_argument, 0, 'n'},
 	    {"bias-init", required_argument, 0, 'B'},
@@ -154,6 +183,8 @@ static int parse_args(flexmix *fm, int argc, char **argv)
 		case 'b': bad = fx_cli_int(CMD, "--batch", optarg, 1, 4096, &fm->batch); break;
 		case 'l': bad = fx_cli_num(CMD, "--lr", optarg, 0, 1, &fm->lr); break;
 		case 'k': bad = fx_cli_int(CMD, "--top-k", optarg, 1, FX_MAX_EXPERTS, &fm->top_k); break;
+		case 'K': bad = parse_k_list(fm, optarg); break;
+		case 'F': fm->experts_from = optarg; break;
 		case 'e':
 			if (fx_embed_mode_parse(optarg, &fm->mode) != 0) {
 				fprintf(stderr, CMD ": --embed is shared or per-layer\n");
@@ -185,6 +216,13 @@ static int parse_args(flexmix *fm, int argc, char **argv)
 		fprintf(stderr, CMD ": --public-mix must be below --batch\n");
 		return -1;
 	}
+	for (int i = 0; i < fm->n_also_k; i++)
+		if (fm->also_k[i] > fm->n_dom + 1) {
+			fprintf(stderr, CMD ": --also-top-k %d exceeds the %d "
+			                "experts\n",
+			        fm->also_k[i], fm->n_dom + 1);
+			return -1;
+		}
 	if (fm->top_k > fm->n_dom + 1) {
 		fprintf(stderr, CMD ": --top-k %" PRId64 " exceeds the %d experts\n",
 		        fm->top_k, fm->n_dom + 1);
@@ -340,6 +378,15 @@ static fx_err run(flexmix *fm, const fx_logger *log, fx_diag *diag)
 		fx_expert_train_opts o;
 		fx_train_report rep;
 
+		if (fm->experts_from != NULL) {
+			snprintf(path, sizeof(path), "%s/expert-%s.safetensors",
+			         fm->experts_from, fm->domains[i]);
+			err = fx_expert_load(&fm->experts[i], path, diag);
+			if (err != FX_OK)
+				goto out;
+			list[i] = &fm->experts[i];
+			continue;
+		}
 		err = domain_rows(fm, &fm->dom[i], (uint64_t)fm->seed + 1 + i,
 		                  r_init, diag);
 		if (err != FX_OK)
@@ -383,6 +430,29 @@ static fx_err run(flexmix *fm, const fx_logger *log, fx_diag *diag)
 		list[i] = &fm->experts[i];
 	}
 
+	/* What the coordinator's gates would measure on each expert. */
+	for (int i = 0; i < N; i++) {
+		fx_gate_limits g;
+		fx_gate_report gr = {0};
+		fx_gate_limits_defaults(&g);
+		g.max_public_loss_rise = 1e9;
+		g.max_public_capture = 1.0;
+		g.max_ffn_norm_ratio = g.max_router_norm_ratio = 1e9;
+		g.eval_tokens = (size_t)fm->eval_tokens;
+		err = fx_gate_norms(&fm->anchor, fm->r_pub, list[i], &g, &gr, diag);
+		if (err == FX_OK)
+			err = fx_gate_public(&fm->anchor, fm->r_pub, list[i],
+			                     fm->pub.heldout, fm->pub.n_heldout, -1,
+			                     &g, &gr, diag);
+		if (err != FX_OK)
+			goto out;
+		fx_log(log, FX_INFO,
+		       "gates on %s: FFN norm x%.2f, router norm x%.2f, public "
+		       "%.4f -> %.4f bits/byte, top-1 capture %.1f%%",
+		       fm->domains[i], gr.worst_ffn_ratio, gr.worst_router_ratio,
+		       gr.anchor_public_bpb, gr.expert_public_bpb,
+		       100.0 * gr.public_capture);
+	}
 	fprintf(stderr, "held-out bits/byte:\n");
 	err = eval_row(fm, "anchor", &fm->anchor, 0, diag);
 	for (int i = 0; err == FX_OK && i < N; i++) {
@@ -406,6 +476,15 @@ static fx_err run(flexmix *fm, const fx_logger *log, fx_diag *diag)
 		snprintf(name, sizeof(name), "merged, %s opted out",
 		         fm->domains[i]);
 		err = eval_row(fm, name, &merged, (uint64_t)1 << (i + 1), diag);
+	}
+	for (int j = 0; err == FX_OK && j < fm->n_also_k; j++) {
+		fx_model other = {0};
+		err = fx_moe_build(&other, &fm->anchor, fm->r_pub, list, N,
+		                   fm->also_k[j], false, diag);
+		snprintf(name, sizeof(name), "merged (top-%d)", fm->also_k[j]);
+		if (err == FX_OK)
+			err = eval_row(fm, name, &other, 0, diag);
+		fx_model_release(&other);
 	}
 	if (err == FX_OK && fm->tune_steps > 0) {
 		fx_train_opts o;

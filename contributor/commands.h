@@ -5,6 +5,8 @@
 
 #include "flexo/log.h"
 
+int cmd_fetch(int argc, char **argv, const fx_logger *log);
 int cmd_train(int argc, char **argv, const fx_logger *log);
+int cmd_manifest(int argc, char **argv, const fx_logger *log);
 
 #endif

@@ -4,7 +4,10 @@
 #include "flexo/cli.h"
 
 static const fx_command commands[] = {
+    {"fetch", "fetch and verify a signed anchor release", cmd_fetch},
     {"train", "train an expert on local text from the anchor", cmd_train},
+    {"manifest", "sign the contribution manifest of an expert file",
+     cmd_manifest},
 };
 
 int main(int argc, char **argv)
