@@ -170,11 +170,13 @@ static void test_tampered(void)
 	CHECK(fread(p, 1, (size_t)n, f) == (size_t)n);
 	{
 		size_t off = 0;
-		for (int i = 0; i < 5; i++)
+		for (int i = 0; i < 5 && off + 4 <= (size_t)n; i++)
 			off += 4 + ((size_t)p[off] << 24 |
 			            (size_t)p[off + 1] << 16 |
 			            (size_t)p[off + 2] << 8 | p[off + 3]);
-		p[off + 4 + 20] ^= 0x04;
+		CHECK(off + 4 + 20 < (size_t)n);
+		if (off + 4 + 20 < (size_t)n)
+			p[off + 4 + 20] ^= 0x04;
 	}
 	fseek(f, 0, SEEK_SET);
 	fwrite(p, 1, (size_t)n, f);

@@ -127,6 +127,9 @@ static inline fx_err fxt_anchor(fx_ledger *l, const fxt_party *coord,
 	m.tokenizer_blake2b.len = 32;
 	m.tokenizer_file = (char *)"tokenizer.json";
 	m.router_pub = &rr;
+	m.router_pub_file = (char *)"router_pub.safetensors";
+	m.router_pub_blake2b.data = h3;
+	m.router_pub_blake2b.len = 32;
 	if ((err = fx_wire_encode(&m.base, &body, &blen, d)) != FX_OK ||
 	    (err = fx_envelope_seal(FX_TYPE_RELEASE, body, blen, keys, 1, &env,
 	                            &elen, d)) != FX_OK)
