@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "flexo/contrib.h"
 #include "flexo/release.h"
 
 enum {
@@ -32,117 +33,80 @@ fx_err fx_ledger_check_roster(const fx_entry *e, const fx_roster *prev,
 	                               e->time_unix, diag);
 }
 
-/* Opens a contributor-signed envelope of `type`, finds its signer in the
- * roster and decodes its payload as `desc`. */
-static fx_err open_signed(const ProtobufCBinaryData *bytes, const char *type,
-                          const ProtobufCMessageDescriptor *desc,
-                          const fx_roster *roster, int64_t now,
-                          fx_entry_facts *f, ProtobufCMessage **doc,
-                          fx_diag *diag)
-{
-	Flexo__V1__Envelope *env = NULL;
-	const fx_member *m = NULL;
-	fx_err err;
-
-	if (roster == NULL)
-		return fx_diag_set(diag, FX_EPERM,
-		                   "signed document before any roster");
-	if ((err = fx_envelope_open(bytes->data, bytes->len, type, &env,
-	                            diag)) != FX_OK)
-		return err;
-	if ((err = fx_roster_find_signer(roster, env, FX_ROLE_CONTRIBUTOR, now,
-	                                 &m, diag)) != FX_OK)
-		goto out;
-	memcpy(f->signer, m->pk, FX_PK_BYTES);
-	memcpy(f->signer_id, m->id, FX_KEY_ID_BYTES);
-	memcpy(f->signer_name, m->name, sizeof(f->signer_name));
-	f->has_signer = 1;
-	fx_blake2b(f->doc_digest, env->payload.data, env->payload.len);
-	err = fx_wire_decode(desc, env->payload.data, env->payload.len,
-	                     FX_WIRE_DOC_MAX, doc, diag);
-out:
-	fx_wire_free(&env->base);
-	return err;
-}
-
+/* A contribution: fx_contrib_verify (the gate's own check), and the
+ * logged payload digest must be the one the contributor signed. */
 static fx_err check_contribution(const fx_entry *e, const fx_roster *roster,
                                  fx_entry_facts *f, fx_diag *diag)
 {
 	const Flexo__Ledger__V1__ContributionAccepted *a = e->accepted;
-	Flexo__V1__Contribution *c = NULL;
-	ProtobufCMessage *doc = NULL;
-	const uint8_t *id = f->signer_id;
+	fx_contrib c;
 	fx_err err;
 
 	if (a->payload_digest.len != FX_BLAKE2B_BYTES)
 		return fx_diag_set(diag, FX_EFORMAT,
 		                   "payload digest is %zu bytes, not 32",
 		                   a->payload_digest.len);
-	if ((err = open_signed(&a->envelope, FX_TYPE_CONTRIBUTION,
-	                       &flexo__v1__contribution__descriptor, roster,
-	                       e->time_unix, f, &doc, diag)) != FX_OK)
-		return err;
-	c = (Flexo__V1__Contribution *)doc;
-	if (strcmp(c->consortium, roster->consortium) != 0)
-		err =
-		    fx_diag_set(diag, FX_EMISMATCH,
-		                "contribution is for consortium '%s', not '%s'",
-		                c->consortium, roster->consortium);
-	else if (c->contributor_key_id.len != FX_KEY_ID_BYTES ||
-	         memcmp(c->contributor_key_id.data, id, FX_KEY_ID_BYTES) != 0)
+	if (roster == NULL)
+		return fx_diag_set(diag, FX_EPERM,
+		                   "contribution before any roster");
+	fx_contrib_init(&c);
+	err = fx_contrib_verify(&c, a->envelope.data, a->envelope.len, roster,
+	                        e->time_unix, NULL, diag);
+	if (err == FX_OK &&
+	    memcmp(c.msg->payload_blake2b.data, a->payload_digest.data,
+	           FX_BLAKE2B_BYTES) != 0)
 		err = fx_diag_set(diag, FX_EMISMATCH,
-		                  "contribution names a contributor key other "
-		                  "than its signer's (%s)",
-		                  f->signer_name);
-	else if (c->payload_blake2b.len != FX_BLAKE2B_BYTES ||
-	         memcmp(c->payload_blake2b.data, a->payload_digest.data,
-	                FX_BLAKE2B_BYTES) != 0)
-		err =
-		    fx_diag_set(diag, FX_EMISMATCH,
-		                "the logged payload digest is not the one the "
-		                "contributor signed");
+		                  "the logged payload digest is not the one "
+		                  "contributor %s signed",
+		                  c.signer);
 	if (err == FX_OK) {
+		f->has_signer = 1;
+		memcpy(f->signer, c.signer_pk, FX_PK_BYTES);
+		memcpy(f->signer_name, c.signer, sizeof(f->signer_name));
+		memcpy(f->doc_digest, c.digest, FX_BLAKE2B_BYTES);
 		f->has_blob = 1;
 		memcpy(f->blob, a->payload_digest.data, FX_BLAKE2B_BYTES);
 	}
-	fx_wire_free(doc);
+	fx_contrib_release(&c);
 	return err;
 }
 
+/* A withdrawal: fx_withdrawal_verify; whose contribution it withdraws is
+ * history, checked by the caller (same signer, digest, not yet withdrawn). */
 static fx_err check_withdrawal(const fx_entry *e, const fx_roster *roster,
                                fx_entry_facts *f, fx_diag *diag)
 {
+	const ProtobufCBinaryData *env = &e->withdrawal->envelope;
 	Flexo__V1__Withdrawal *w = NULL;
-	ProtobufCMessage *doc = NULL;
-	const uint8_t *id = f->signer_id;
+	const fx_member *m;
 	fx_err err;
 
-	if ((err = open_signed(&e->withdrawal->envelope, FX_TYPE_WITHDRAWAL,
-	                       &flexo__v1__withdrawal__descriptor, roster,
-	                       e->time_unix, f, &doc, diag)) != FX_OK)
+	if (roster == NULL)
+		return fx_diag_set(diag, FX_EPERM,
+		                   "withdrawal before any roster");
+	err = fx_withdrawal_verify(&w, f->doc_digest, env->data, env->len,
+	                           roster, e->time_unix, NULL, NULL, diag);
+	if (err != FX_OK)
 		return err;
-	w = (Flexo__V1__Withdrawal *)doc;
-	if (strcmp(w->consortium, roster->consortium) != 0)
-		err = fx_diag_set(diag, FX_EMISMATCH,
-		                  "withdrawal is for consortium '%s', not '%s'",
-		                  w->consortium, roster->consortium);
-	else if (w->contributor_key_id.len != FX_KEY_ID_BYTES ||
-	         memcmp(w->contributor_key_id.data, id, FX_KEY_ID_BYTES) != 0)
-		err =
-		    fx_diag_set(diag, FX_EMISMATCH,
-		                "withdrawal names a contributor key other than "
-		                "its signer's (%s)",
-		                f->signer_name);
-	else if (w->contribution_digest.len != FX_BLAKE2B_BYTES)
-		err = fx_diag_set(diag, FX_EFORMAT,
-		                  "withdrawal contribution digest is %zu bytes",
-		                  w->contribution_digest.len);
-	if (err == FX_OK) {
+	/* The signer: the roster member whose key ID the verified
+	 * withdrawal carries (fx_withdrawal_verify checked they agree). */
+	m = NULL;
+	for (size_t i = 0; i < roster->n_members; i++)
+		if (memcmp(roster->members[i].id, w->contributor_key_id.data,
+		           FX_KEY_ID_BYTES) == 0)
+			m = &roster->members[i];
+	if (m == NULL) {
+		err = fx_diag_set(diag, FX_EINTERNAL,
+		                  "withdrawal signer vanished from the roster");
+	} else {
+		f->has_signer = 1;
+		memcpy(f->signer, m->pk, FX_PK_BYTES);
+		memcpy(f->signer_name, m->name, sizeof(f->signer_name));
 		memcpy(f->named_digest, w->contribution_digest.data,
 		       FX_BLAKE2B_BYTES);
 		f->ref = e->withdrawal->contribution_index;
 	}
-	fx_wire_free(doc);
+	fx_wire_free(&w->base);
 	return err;
 }
 

@@ -40,7 +40,6 @@ typedef struct fx_entry_facts {
 	int kind;       /* Flexo__Ledger__V1__Entry__KindCase */
 	int has_signer; /* anchor, accepted, withdrawal */
 	uint8_t signer[FX_PK_BYTES];
-	uint8_t signer_id[FX_KEY_ID_BYTES]; /* contribution/withdrawal only */
 	char signer_name[FX_NAME_MAX + 1];
 	uint8_t doc_digest[FX_BLAKE2B_BYTES];   /* BLAKE2b-256 of the signed
 	                                         * payload (release, contribution,
@@ -54,10 +53,10 @@ typedef struct fx_entry_facts {
 } fx_entry_facts;
 
 /* Verifies the signed documents of a non-roster entry against the roster in
- * force at it (NULL if none yet), at the entry's own time: an anchor release
- * by a coordinator (fx_release_verify), a contribution or withdrawal by a
- * contributor of the roster whose manifest names the consortium, the
- * signer's key ID and (contribution) the entry's payload digest. Rejected
+ * force at it (NULL if none yet), at the entry's own time, with the same
+ * calls the coordinator's gates use: fx_release_verify for an anchor
+ * release, fx_contrib_verify for a contribution (whose signed payload digest
+ * must be the entry's), fx_withdrawal_verify for a withdrawal. Rejected
  * entries need only a reason; assemblies a 32-byte model digest. History
  * (withdrawn what, assembled what) is the caller's. Thread-safe. */
 fx_err fx_ledger_check_entry(const fx_entry *e, const fx_roster *roster,
