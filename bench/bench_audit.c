@@ -42,6 +42,7 @@ typedef struct sign_job {
 	int stride, first;
 	signed_doc *docs;
 	uint64_t base, begin, end;
+	const uint8_t *release; /* the anchor release contributions name */
 	fx_err err;
 } sign_job;
 
@@ -55,9 +56,9 @@ static void *sign_work(void *arg)
 		fxt_party *p =
 		    &j->parties[j->first + (int)((i / 2) % (CONTRIBUTORS / 2)) *
 		                               j->stride];
-		j->err = fxt_contribution(p, (const uint8_t *)&id, sizeof(id),
-		                          j->docs[i].digest, &j->docs[i].env,
-		                          &j->docs[i].len, NULL);
+		j->err = fxt_contribution(
+		    p, (const uint8_t *)&id, sizeof(id), j->release,
+		    j->docs[i].digest, &j->docs[i].env, &j->docs[i].len, NULL);
 	}
 	return NULL;
 }
@@ -173,7 +174,8 @@ int cmd_audit(int argc, char **argv, const fx_logger *log)
 	    {NULL, 0, NULL, 0}};
 	char dirbuf[] = "/tmp/fx_bench_audit.XXXXXX", db[4200], exp[4200];
 	const char *dir = NULL;
-	uint64_t n = 1000000, appended = 0;
+	uint64_t n = 1000000, appended = 0, anchor_at = 0;
+	uint8_t release[32];
 	int threads = 2, keep = 0, c, rc = 1;
 	fxt_party croot, coord, parties[CONTRIBUTORS];
 	signed_doc *docs = NULL;
@@ -212,7 +214,7 @@ int cmd_audit(int argc, char **argv, const fx_logger *log)
 			return 2;
 		}
 	}
-	if (n < 2 || threads < 1 || threads > FX_AUDIT_MAX_THREADS ||
+	if (n < 3 || threads < 1 || threads > FX_AUDIT_MAX_THREADS ||
 	    rounds < 1 || rounds > 10 || optind != argc) {
 		usage(stderr);
 		return 2;
@@ -243,7 +245,10 @@ int cmd_audit(int argc, char **argv, const fx_logger *log)
 			r[i + 1] = FX_ROLE_CONTRIBUTOR;
 		}
 		if ((err = fxt_roster(l, 1, &croot, m, r, CONTRIBUTORS + 1,
-		                      NULL, &d)) != FX_OK)
+		                      NULL, &d)) != FX_OK ||
+		    (err = fxt_anchor(l, &coord, 1, 1, NULL, &d)) != FX_OK ||
+		    (err = fx_ledger_latest_release(l, &anchor_at, release,
+		                                    &d)) != FX_OK)
 			goto out;
 	}
 	if ((docs = calloc(CHUNK, sizeof(*docs))) == NULL) {
@@ -254,9 +259,10 @@ int cmd_audit(int argc, char **argv, const fx_logger *log)
 	/* Sign a chunk on two threads, then append it in transactions. */
 	fx_log(log, FX_INFO, "building a ledger of %llu contributions in %s",
 	       (unsigned long long)n, dir);
-	while (appended + 1 < n) {
+	/* entries 0 and 1 are the roster and the anchor release */
+	while (appended + 2 < n) {
 		uint64_t k =
-		    n - 1 - appended < CHUNK ? n - 1 - appended : CHUNK;
+		    n - 2 - appended < CHUNK ? n - 2 - appended : CHUNK;
 		sign_job jobs[2];
 		t0 = now_s();
 		for (int t = 0; t < 2; t++) {
@@ -268,6 +274,7 @@ int cmd_audit(int argc, char **argv, const fx_logger *log)
 			                     appended,
 			                     k * (uint64_t)t / 2,
 			                     k * (uint64_t)(t + 1) / 2,
+			                     release,
 			                     FX_OK};
 			if (pthread_create(&jobs[t].th, NULL, sign_work,
 			                   &jobs[t]))
@@ -316,7 +323,7 @@ int cmd_audit(int argc, char **argv, const fx_logger *log)
 		}
 		appended += k;
 		if (appended % 100000 < CHUNK)
-			fx_progress(log, "appended", appended + 1, n, NULL);
+			fx_progress(log, "appended", appended + 2, n, NULL);
 	}
 	fx_progress_end(log);
 	if ((err = fx_ledger_sign_checkpoint(l, coord.kp.sk, NULL, NULL, &d)))
@@ -404,14 +411,14 @@ int cmd_audit(int argc, char **argv, const fx_logger *log)
 	limit = (double)rep.signatures / rate;
 	ratio = rep.seconds / ((double)n / rate);
 
-	printf("entries:                 %llu (1 roster + %llu signed "
-	       "contributions)\n",
-	       (unsigned long long)n, (unsigned long long)(n - 1));
+	printf("entries:                 %llu (roster, anchor release, %llu "
+	       "signed contributions)\n",
+	       (unsigned long long)n, (unsigned long long)(n - 2));
 	printf("sign (2 threads):        %.0f envelopes/s\n",
-	       (double)(n - 1) / t_sign);
+	       (double)(n - 2) / t_sign);
 	printf("append (verify + log):   %.0f entries/s (%d per transaction, "
 	       "synchronous=FULL)\n",
-	       (double)(n - 1) / t_append, BATCH);
+	       (double)(n - 2) / t_append, BATCH);
 	printf("inclusion proof:         %.1f us (build from SQLite + "
 	       "verify, mean of %d)\n",
 	       t_incl / PROOFS * 1e6, PROOFS);

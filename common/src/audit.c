@@ -242,8 +242,10 @@ typedef struct entry_info {
 	uint8_t kind;
 	uint8_t has_signer;
 	uint8_t signer[32];
-	uint8_t digest[32]; /* accepted: manifest digest; withdrawal: the
-	                     * contribution digest it names */
+	uint8_t digest[32];  /* accepted: manifest digest; withdrawal: the
+	                      * contribution digest it names */
+	uint8_t release[32]; /* accepted: the anchor release it names;
+	                      * anchor: its own release digest */
 } entry_info;
 
 /* Work is handed out in chunks from a shared counter, so a thread slowed by
@@ -351,6 +353,10 @@ static int work_chunk(worker *w, uint64_t c, uint64_t end)
 			           ? f.named_digest
 			           : f.doc_digest,
 			       32);
+			memcpy(w->info[i].release,
+			       (int)e->kind_case == K_ANCHOR ? f.doc_digest
+			                                     : f.release_digest,
+			       32);
 		}
 		flexo__ledger__v1__entry__free_unpacked(e, NULL);
 	}
@@ -380,6 +386,8 @@ static void *work(void *arg)
 typedef struct rules {
 	uint64_t release_version;
 	int have_release;
+	uint64_t *releases; /* entries of the anchor releases so far */
+	size_t n_releases;
 	/* per entry: 0 not a live contribution, 1 live, w + 2 withdrawn by w */
 	uint64_t *status;
 	uint64_t live;
@@ -933,10 +941,26 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 
 		rep->by_kind[kind - K_ROSTER]++;
 		switch (kind) {
-		case K_ACCEPTED:
+		case K_ACCEPTED: {
+			/* Trained on a release this log published before. */
+			size_t k = 0;
+			while (k < r.n_releases &&
+			       memcmp(info[r.releases[k]].release,
+			              info[i].release, 32) != 0)
+				k++;
+			if (k == r.n_releases) {
+				rep->failed_index = i;
+				err = fx_diag_set(
+				    diag, FX_EMISMATCH,
+				    "entry %llu (accepted contribution): names "
+				    "an anchor release not logged before it",
+				    (unsigned long long)i);
+				goto out;
+			}
 			r.status[i] = 1;
 			r.live++;
 			continue;
+		}
 		case K_ANCHOR:
 			if (r.have_release &&
 			    info[i].ref <= r.release_version) {
@@ -952,6 +976,18 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 			}
 			r.release_version = info[i].ref;
 			r.have_release = 1;
+			{
+				uint64_t *grown =
+				    realloc(r.releases, (r.n_releases + 1) *
+				                            sizeof(*grown));
+				if (grown == NULL) {
+					err = fx_diag_set(diag, FX_ENOMEM,
+					                  "out of memory");
+					goto out;
+				}
+				r.releases = grown;
+				r.releases[r.n_releases++] = i;
+			}
 			continue;
 		case K_WITHDRAWAL:
 			if ((err = apply_withdrawal(&r, i, info, diag))) {
@@ -1020,6 +1056,7 @@ out:
 	for (size_t k = 0; k < n_rosters; k++)
 		fx_roster_release(&rosters[k].roster);
 	free(rosters);
+	free(r.releases);
 	free(r.status);
 	return err;
 }

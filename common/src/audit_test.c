@@ -472,6 +472,7 @@ static buf *roster_log(const char *name, int eve_member, fxt_party *who,
 	if (l == NULL)
 		exit(1);
 	CHECK_OK(fxt_roster(l, 1, &croot, m, r, eve_member ? 3 : 2, &idx, &d));
+	CHECK_OK(fxt_anchor(l, &coord, 1, 1, &idx, &d));
 	if (who != NULL)
 		CHECK_OK(
 		    fxt_accepted(l, who, (const uint8_t *)"x", 1, &idx, &d));
@@ -490,23 +491,24 @@ static void test_roster_rules(void)
 	char dir[256];
 	fx_audit_report rep;
 	size_t n1 = 0, n2 = 0;
-	buf *with_eve, *without_eve, v[2], cp;
+	buf *with_eve, *without_eve, v[3], cp;
 	fx_diag d;
 
 	/* A log that says eve contributed under a roster without her: the
 	 * coordinator refuses to write it, so a dishonest one splices it. */
 	with_eve = roster_log("with_eve", 1, &eve, &n1);
 	without_eve = roster_log("without_eve", 0, NULL, &n2);
-	CHECK(n1 == 2 && n2 == 1);
-	if (n1 != 2 || n2 != 1)
+	CHECK(n1 == 3 && n2 == 2);
+	if (n1 != 3 || n2 != 2)
 		return;
 	v[0] = without_eve[0];
-	v[1] = with_eve[1];
-	cp = sign_over(v, 2);
+	v[1] = without_eve[1];
+	v[2] = with_eve[2];
+	cp = sign_over(v, 3);
 	path_of(dir, sizeof(dir), root, "spliced");
-	write_export(dir, v, 2, NULL, &cp, 1);
+	write_export(dir, v, 3, NULL, &cp, 1);
 	CHECK(audit(dir, NULL, 0, &rep, &d) != FX_OK);
-	CHECK_MSG(rep.failed_index == 1 && strstr(d.msg, "entry 1") != NULL,
+	CHECK_MSG(rep.failed_index == 2 && strstr(d.msg, "entry 2") != NULL,
 	          "%s", d.msg);
 	/* the honest one passes */
 	path_of(dir, sizeof(dir), root, "with_eve");
@@ -553,6 +555,55 @@ static void test_roster_rules(void)
 	free(without_eve);
 }
 
+/* A contribution for an anchor release this log never published. */
+static void test_unlogged_release(void)
+{
+	char db[256], dir[256], p[512];
+	fxt_party *m[] = {&coord, &alice, &bob, &carol};
+	const fx_role r[] = {FX_ROLE_COORDINATOR, FX_ROLE_CONTRIBUTOR,
+	                     FX_ROLE_CONTRIBUTOR, FX_ROLE_CONTRIBUTOR};
+	fx_audit_report rep;
+	fx_ledger *l = NULL;
+	uint64_t idx;
+	size_t n = 0;
+	buf all, *other, v[3], cp;
+	fx_diag d;
+
+	path_of(db, sizeof(db), root, "rel2.db");
+	path_of(dir, sizeof(dir), root, "rel2");
+	CHECK_OK(fx_ledger_open(db, origin, &l, &d));
+	if (l == NULL)
+		return;
+	CHECK_OK(fxt_roster(l, 1, &croot, m, r, 4, &idx, &d));
+	CHECK_OK(fxt_anchor(l, &coord, 2, 1, &idx, &d)); /* another release */
+	CHECK_OK(fxt_accepted(l, &alice, (const uint8_t *)"y", 1, &idx, &d));
+	CHECK_OK(fx_ledger_sign_checkpoint(l, coord.kp.sk, NULL, NULL, &d));
+	CHECK_OK(fx_ledger_export(l, NULL, dir, &d));
+	fx_ledger_close(l);
+	path_of(p, sizeof(p), dir, FX_EXPORT_ENTRIES);
+	all = read_all(p);
+	other = split(all, &n);
+	free(all.p);
+	CHECK(n == 3);
+	if (n != 3)
+		return;
+	/* the good log's roster and release 1, then a contribution for 2 */
+	v[0] = good_entries[0];
+	v[1] = good_entries[1];
+	v[2] = other[2];
+	cp = sign_over(v, 3);
+	path_of(dir, sizeof(dir), root, "unlogged");
+	write_export(dir, v, 3, NULL, &cp, 1);
+	CHECK(audit(dir, NULL, 0, &rep, &d) == FX_EMISMATCH);
+	CHECK_MSG(rep.failed_index == 2 &&
+	              strstr(d.msg, "anchor release not logged") != NULL,
+	          "%s", d.msg);
+	free(cp.p);
+	for (size_t k = 0; k < n; k++)
+		free(other[k].p);
+	free(other);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0 || mkdtemp(root) == NULL)
@@ -572,6 +623,7 @@ int main(void)
 	RUN(test_forks);
 	RUN(test_assembly_rules);
 	RUN(test_roster_rules);
+	RUN(test_unlogged_release);
 	for (size_t i = 0; i < n_good; i++)
 		free(good_entries[i].p);
 	for (size_t i = 0; i < n_good_cps; i++)

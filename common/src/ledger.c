@@ -447,6 +447,45 @@ static int query_row(fx_ledger *l, const char *sql, int64_t a,
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
+static int query_row_blob(fx_ledger *l, const char *sql,
+                          const uint8_t digest[FX_BLAKE2B_BYTES],
+                          sqlite3_stmt **out)
+{
+	int rc;
+	if (sqlite3_prepare_v2(l->db, sql, -1, out, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_blob(*out, 1, digest, FX_BLAKE2B_BYTES, SQLITE_STATIC);
+	rc = sqlite3_step(*out);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+fx_err fx_ledger_latest_release(fx_ledger *l, uint64_t *index,
+                                uint8_t digest[FX_BLAKE2B_BYTES], fx_diag *diag)
+{
+	sqlite3_stmt *st = NULL;
+	fx_err err = FX_OK;
+	int rc;
+
+	if (sqlite3_prepare_v2(l->db,
+	                       "SELECT idx, doc FROM entries WHERE kind = 11 "
+	                       "ORDER BY idx DESC LIMIT 1",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return db_err(l, diag, "reading releases");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW &&
+	    sqlite3_column_bytes(st, 1) == FX_BLAKE2B_BYTES) {
+		*index = (uint64_t)sqlite3_column_int64(st, 0);
+		memcpy(digest, sqlite3_column_blob(st, 1), FX_BLAKE2B_BYTES);
+	} else if (rc == SQLITE_DONE) {
+		err = fx_diag_set(diag, FX_ENOTFOUND,
+		                  "ledger: no anchor release logged yet");
+	} else {
+		err = db_err(l, diag, "reading releases");
+	}
+	sqlite3_finalize(st);
+	return err;
+}
+
 static fx_err check_withdrawal(fx_ledger *l, const fx_entry_facts *f,
                                fx_diag *diag)
 {
@@ -700,6 +739,22 @@ fx_err fx_ledger_append(fx_ledger *l, fx_entry *e, uint64_t *index,
 		doc = facts.doc_digest;
 		break;
 	case FLEXO__LEDGER__V1__ENTRY__KIND_ACCEPTED:
+		r = query_row_blob(l,
+		                   "SELECT 1 FROM entries WHERE kind = 11 AND "
+		                   "doc = ?",
+		                   facts.release_digest, &st);
+		sqlite3_finalize(st);
+		st = NULL;
+		if (r != 1) {
+			err = r < 0
+			          ? db_err(l, diag, "reading releases")
+			          : fx_diag_set(diag, FX_EMISMATCH,
+			                        "contribution by %s names an "
+			                        "anchor release that is not in "
+			                        "the log",
+			                        facts.signer_name);
+			goto out;
+		}
 		doc = facts.doc_digest;
 		break;
 	case FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL:

@@ -64,6 +64,8 @@ static fx_err check_contribution(const fx_entry *e, const fx_roster *roster,
 		memcpy(f->signer, c.signer_pk, FX_PK_BYTES);
 		memcpy(f->signer_name, c.signer, sizeof(f->signer_name));
 		memcpy(f->doc_digest, c.digest, FX_BLAKE2B_BYTES);
+		memcpy(f->release_digest, c.msg->anchor_release_digest.data,
+		       FX_BLAKE2B_BYTES);
 		f->has_blob = 1;
 		memcpy(f->blob, a->payload_digest.data, FX_BLAKE2B_BYTES);
 	}

@@ -148,8 +148,9 @@ out:
 /* A contribution manifest by c for an expert whose bytes are `payload`,
  * sealed into *env (malloc'd, caller frees). */
 static inline fx_err fxt_contribution(fxt_party *c, const uint8_t *payload,
-                                      size_t plen, uint8_t digest[32],
-                                      uint8_t **env, size_t *elen, fx_diag *d)
+                                      size_t plen, const uint8_t release[32],
+                                      uint8_t digest[32], uint8_t **env,
+                                      size_t *elen, fx_diag *d)
 {
 	Flexo__V1__Contribution m = FLEXO__V1__CONTRIBUTION__INIT;
 	Flexo__V1__RouterRows rr = FLEXO__V1__ROUTER_ROWS__INIT;
@@ -160,7 +161,7 @@ static inline fx_err fxt_contribution(fxt_party *c, const uint8_t *payload,
 	fx_err err;
 
 	crypto_generichash(digest, 32, payload, plen, NULL, 0);
-	crypto_generichash(anchor, 32, (const uint8_t *)"release", 7, NULL, 0);
+	memcpy(anchor, release, 32);
 	rr.layers = 2;
 	rr.dim = 2;
 	rr.n_values = 4;
@@ -186,9 +187,11 @@ static inline fx_err fxt_contribution(fxt_party *c, const uint8_t *payload,
 	return err;
 }
 
-static inline fx_err fxt_accepted(fx_ledger *l, fxt_party *c,
-                                  const uint8_t *payload, size_t plen,
-                                  uint64_t *idx, fx_diag *d)
+/* An accepted contribution naming anchor release `release`. */
+static inline fx_err fxt_accepted_for(fx_ledger *l, fxt_party *c,
+                                      const uint8_t *payload, size_t plen,
+                                      const uint8_t release[32], uint64_t *idx,
+                                      fx_diag *d)
 {
 	Flexo__Ledger__V1__ContributionAccepted a =
 	    FLEXO__LEDGER__V1__CONTRIBUTION_ACCEPTED__INIT;
@@ -197,7 +200,8 @@ static inline fx_err fxt_accepted(fx_ledger *l, fxt_party *c,
 	size_t elen = 0;
 	fx_err err;
 
-	if ((err = fxt_contribution(c, payload, plen, digest, &env, &elen, d)))
+	if ((err = fxt_contribution(c, payload, plen, release, digest, &env,
+	                            &elen, d)))
 		return err;
 	a.envelope.data = env;
 	a.envelope.len = elen;
@@ -209,6 +213,17 @@ static inline fx_err fxt_accepted(fx_ledger *l, fxt_party *c,
 	err = fx_ledger_append(l, &e, idx, d);
 	free(env);
 	return err;
+}
+
+/* An accepted contribution naming the newest logged anchor release. */
+static inline fx_err fxt_accepted(fx_ledger *l, fxt_party *c,
+                                  const uint8_t *payload, size_t plen,
+                                  uint64_t *idx, fx_diag *d)
+{
+	uint8_t release[32] = {0};
+	uint64_t at;
+	(void)fx_ledger_latest_release(l, &at, release, NULL);
+	return fxt_accepted_for(l, c, payload, plen, release, idx, d);
 }
 
 static inline fx_err fxt_rejected(fx_ledger *l, const char *reason,

@@ -121,6 +121,13 @@ static void test_append_and_rules(void)
 	CHECK(fxt_assembly(l, 2, inc + 1, 1, model, &idx, &d) == FX_ENOTFOUND);
 	CHECK_OK(fxt_assembly(l, anchor, inc + 1, 1, model, &idx, &d));
 
+	/* a contribution must name a release this log published */
+	{
+		uint8_t bogus[32] = {7};
+		CHECK(fxt_accepted_for(l, &bob, (const uint8_t *)"R", 1, bogus,
+		                       &idx, &d) == FX_EMISMATCH);
+		CHECK_MSG(strstr(d.msg, "not in the log") != NULL, "%s", d.msg);
+	}
 	/* a key outside the roster is refused before anything is stored */
 	{
 		uint64_t before = fx_ledger_size(l);

@@ -46,6 +46,8 @@ typedef struct fx_entry_facts {
 	                                         * withdrawal) */
 	uint8_t named_digest[FX_BLAKE2B_BYTES]; /* withdrawal: the contribution
 	                                         * digest it names */
+	uint8_t release_digest[FX_BLAKE2B_BYTES]; /* contribution: the anchor
+	                                           * release it names */
 	uint64_t ref; /* roster: version; anchor: release version;
 	               * withdrawal: contribution index */
 	int has_blob;
@@ -94,10 +96,11 @@ const char *fx_ledger_origin(const fx_ledger *l);
 /* Appends e: sets its version, index (the current size) and, if zero, its
  * time; checks it as an auditor will (fx_ledger_check_roster /
  * fx_ledger_check_entry against the roster in force; roster and release
- * versions only go up; a withdrawal names a live accepted contribution by
- * its manifest digest and is signed by the same key; an assembly includes
- * exactly the live contributions), then stores its encoding and its Merkle
- * nodes in one transaction. *index may be NULL. A refused entry changes
+ * versions only go up; a contribution names a logged anchor release; a
+ * withdrawal names a live accepted contribution by its manifest digest and
+ * is signed by the same key; an assembly includes exactly the live
+ * contributions), then stores its encoding and its Merkle nodes in one
+ * transaction. *index may be NULL. A refused entry changes
  * nothing. */
 fx_err fx_ledger_append(fx_ledger *l, fx_entry *e, uint64_t *index,
                         fx_diag *diag);
@@ -122,6 +125,13 @@ fx_err fx_ledger_live(fx_ledger *l, uint64_t **idx, size_t *n, fx_diag *diag);
 fx_err fx_ledger_find_contribution(fx_ledger *l,
                                    const uint8_t digest[FX_BLAKE2B_BYTES],
                                    uint64_t *index, fx_diag *diag);
+
+/* The newest logged anchor release: its entry and release digest
+ * (BLAKE2b-256 of its signed payload, what contributions name).
+ * FX_ENOTFOUND if none. */
+fx_err fx_ledger_latest_release(fx_ledger *l, uint64_t *index,
+                                uint8_t digest[FX_BLAKE2B_BYTES],
+                                fx_diag *diag);
 
 /* Root and proofs from stored nodes: O(log n) reads, no rehashing. */
 fx_err fx_ledger_root(fx_ledger *l, uint64_t size, uint8_t root[FX_HASH_LEN],
