@@ -190,9 +190,9 @@ static int cmd_verify(int argc, char **argv, const fx_logger *log)
 		       (unsigned long long)rep.newest.size, hex);
 	}
 	if (rep.previous_size > 0)
-		printf("previous:     consistent with size %llu accepted "
-		       "before\n",
-		       (unsigned long long)rep.previous_size);
+		printf("previous:     size %llu accepted before%s\n",
+		       (unsigned long long)rep.previous_size,
+		       err == FX_OK ? ", consistent" : "");
 	if (rep.unattested > 0)
 		printf("unattested:   %llu entries after the newest "
 		       "checkpoint\n",
