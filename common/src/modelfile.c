@@ -29,20 +29,14 @@ static const struct {
 };
 #define N_FIELDS (sizeof(config_fields) / sizeof(*config_fields))
 
-fx_err fx_modelfile_save(const fx_model *m, const char *path,
-                         const fx_st_meta *extra, size_t n_extra,
-                         fx_diag *diag)
+fx_err fx_config_write_meta(fx_st_writer *w, const fx_config *cfg,
+                            fx_diag *diag)
 {
-	fx_st_writer *w = NULL;
 	char value[64];
-	fx_err err;
+	fx_err err = FX_OK;
 
-	err = fx_st_writer_new(&w);
-	if (err != FX_OK)
-		return fx_diag_set(diag, err, "allocating safetensors writer");
-	err = fx_st_writer_meta(w, "format", FX_MODELFILE_FORMAT, diag);
 	for (size_t i = 0; err == FX_OK && i < N_FIELDS; i++) {
-		const char *p = (const char *)&m->cfg + config_fields[i].offset;
+		const char *p = (const char *)cfg + config_fields[i].offset;
 		switch (config_fields[i].kind) {
 		case META_INT:
 			snprintf(value, sizeof(value), "%d", *(const int *)p);
@@ -58,6 +52,22 @@ fx_err fx_modelfile_save(const fx_model *m, const char *path,
 		}
 		err = fx_st_writer_meta(w, config_fields[i].key, value, diag);
 	}
+	return err;
+}
+
+fx_err fx_modelfile_save(const fx_model *m, const char *path,
+                         const fx_st_meta *extra, size_t n_extra,
+                         fx_diag *diag)
+{
+	fx_st_writer *w = NULL;
+	fx_err err;
+
+	err = fx_st_writer_new(&w);
+	if (err != FX_OK)
+		return fx_diag_set(diag, err, "allocating safetensors writer");
+	err = fx_st_writer_meta(w, "format", FX_MODELFILE_FORMAT, diag);
+	if (err == FX_OK)
+		err = fx_config_write_meta(w, &m->cfg, diag);
 	for (size_t i = 0; err == FX_OK && i < n_extra; i++)
 		err = fx_st_writer_meta(w, extra[i].key, extra[i].value, diag);
 	for (int i = 0; err == FX_OK && i < m->n_tensors; i++) {
@@ -101,19 +111,12 @@ bad:
 	                   key, s);
 }
 
-fx_err fx_modelfile_config(const fx_st_file *f, fx_config *out, fx_diag *diag)
+fx_err fx_config_read_meta(const fx_st_file *f, fx_config *out, fx_diag *diag)
 {
 	fx_config cfg;
-	const char *format = fx_st_meta_get(f, "format");
 	fx_err err;
 
 	memset(&cfg, 0, sizeof(cfg));
-	if (format == NULL || strcmp(format, FX_MODELFILE_FORMAT) != 0)
-		return fx_diag_set(diag, FX_EFORMAT,
-		                   "not a flexo model file (metadata format is "
-		                   "\"%.40s\", want \"%s\")",
-		                   format ? format : "(missing)",
-		                   FX_MODELFILE_FORMAT);
 	for (size_t i = 0; i < N_FIELDS; i++) {
 		const char *v = fx_st_meta_get(f, config_fields[i].key);
 		if (v == NULL)
@@ -130,6 +133,19 @@ fx_err fx_modelfile_config(const fx_st_file *f, fx_config *out, fx_diag *diag)
 		return err;
 	*out = cfg;
 	return FX_OK;
+}
+
+fx_err fx_modelfile_config(const fx_st_file *f, fx_config *out, fx_diag *diag)
+{
+	const char *format = fx_st_meta_get(f, "format");
+
+	if (format == NULL || strcmp(format, FX_MODELFILE_FORMAT) != 0)
+		return fx_diag_set(diag, FX_EFORMAT,
+		                   "not a flexo model file (metadata format is "
+		                   "\"%.40s\", want \"%s\")",
+		                   format ? format : "(missing)",
+		                   FX_MODELFILE_FORMAT);
+	return fx_config_read_meta(f, out, diag);
 }
 
 fx_err fx_modelfile_read_into(fx_model *m, const fx_st_file *f, bool partial,

@@ -155,6 +155,7 @@ fx_err fx_train_run(fx_model *m, const fx_corpus *c, const fx_train_opts *o,
 	fx_loss loss = {0};
 	fx_step_info info = {0};
 	fx_rng rng;
+	int mix_rows = o->mix_rows;
 	char extra[128];
 	fx_err err;
 
@@ -164,6 +165,13 @@ fx_err fx_train_run(fx_model *m, const fx_corpus *c, const fx_train_opts *o,
 		                   "batch %d, sequence %d (max %d), steps %" PRId64
 		                   ": all must be positive and within bounds",
 		                   o->batch, o->seq, m->cfg.max_seq, o->steps);
+	if (mix_rows < 0 || mix_rows >= o->batch ||
+	    (mix_rows > 0 && (o->mix == NULL ||
+	                      o->mix->n_train < (size_t)o->seq + 2)))
+		return fx_diag_set(diag, FX_EINVAL,
+		                   "%d mixed rows of %d need a mix text longer "
+		                   "than one sequence and at least one main row",
+		                   mix_rows, o->batch);
 	if (c->n_train < (size_t)o->seq + 2)
 		return fx_diag_set(diag, FX_EINVAL,
 		                   "training text (%zu tokens) is shorter than "
@@ -192,8 +200,13 @@ fx_err fx_train_run(fx_model *m, const fx_corpus *c, const fx_train_opts *o,
 	}
 	while (adam.t < o->steps &&
 	       (o->stop_after == 0 || done_here < o->stop_after)) {
-		fx_corpus_sample(c->train, c->n_train, o->batch, o->seq, &rng,
-		                 tokens, targets);
+		fx_corpus_sample(c->train, c->n_train, o->batch - mix_rows,
+		                 o->seq, &rng, tokens, targets);
+		if (mix_rows > 0)
+			fx_corpus_sample(o->mix->train, o->mix->n_train,
+			                 mix_rows, o->seq, &rng,
+			                 tokens + (o->batch - mix_rows) * o->seq,
+			                 targets + (o->batch - mix_rows) * o->seq);
 		err = fx_train_step(m, &adam, &o->freeze, tokens, targets,
 		                    o->batch, o->seq, &o->fwd, &loss, &info,
 		                    diag);

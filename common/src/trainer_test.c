@@ -43,8 +43,8 @@ static void tiny_opts(fx_train_opts *o, const fx_config *cfg,
 	fx_train_opts_defaults(o, cfg);
 	o->batch = 4;
 	o->seq = 32;
-	o->steps = 60;
-	o->adam.lr = 3e-3f;
+	o->steps = 300;
+	o->adam.lr = 1e-2f;
 	o->adam.warmup_steps = 5;
 	o->eval_every = 0;
 	o->eval_tokens = 4096;
@@ -90,7 +90,7 @@ static void test_learns_and_deterministic(void)
 
 	train_tiny(&a, &c, s1, 0, &ra);
 	train_tiny(&b, &c, s2, 0, &rb);
-	CHECK(ra.steps_done == 60);
+	CHECK(ra.steps_done == 300);
 	CHECK(memcmp(a.params, b.params, a.n_params * sizeof(float)) == 0);
 	CHECK_MSG(ra.heldout_bpb < 0.75 * fx_corpus_unigram_bpb(&c),
 	          "held-out %.3f vs unigram %.3f", ra.heldout_bpb,
@@ -125,7 +125,7 @@ static void test_resume_is_exact(void)
 		fx_model_init_weights(&resumed, 99);
 	}
 	train_tiny(&resumed, &c, s2, 0, &r);
-	CHECK(r.steps_done == 60);
+	CHECK(r.steps_done == 300);
 	CHECK(memcmp(whole.params, resumed.params,
 	             whole.n_params * sizeof(float)) == 0);
 	fx_model_release(&whole);
@@ -164,8 +164,8 @@ static void test_modelfile_round_trip(void)
 		CHECK_OK(fx_st_open(path, &f, NULL));
 		CHECK(fx_modelfile_read_into(&other, f, false, &diag) ==
 		      FX_EMISMATCH);
-		CHECK(strstr(diag.msg, "unexpected tensor") != NULL ||
-		      strstr(diag.msg, "missing") != NULL);
+		CHECK_MSG(strstr(diag.msg, "mlp.gate.weight") != NULL, "%s",
+		          diag.msg);
 		fx_st_close(f);
 	}
 	fx_model_release(&m);

@@ -22,6 +22,14 @@ fx_err fx_modelfile_save(const fx_model *m, const char *path,
 /* Reads the config of an open model file from its metadata. */
 fx_err fx_modelfile_config(const fx_st_file *f, fx_config *out, fx_diag *diag);
 
+/* The config as HF-named metadata strings, shared by every file format that
+ * carries a config (model files, expert files): write and read (read also
+ * validates). */
+fx_err fx_config_write_meta(fx_st_writer *w, const fx_config *cfg,
+                            fx_diag *diag);
+fx_err fx_config_read_meta(const fx_st_file *f, fx_config *out,
+                           fx_diag *diag);
+
 /* Loads path into *m: initialises it from the file's config (with a
  * gradient arena when `training`), then reads every tensor. On failure *m
  * is released. */

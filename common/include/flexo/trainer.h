@@ -31,6 +31,12 @@ typedef struct fx_train_opts {
 	int64_t stop_after;     /* stop (with a checkpoint) after this many
 	                           steps of this invocation; 0 = run to the end.
 	                           For tests of resume. */
+	/* Optional second text mixed into every batch: the last `mix_rows`
+	 * of the B rows are drawn from mix->train (expert training mixes in
+	 * public text so the router pair learns to leave it to the public
+	 * expert). NULL / 0 = none. Evaluation stays on the main corpus. */
+	const fx_corpus *mix;
+	int mix_rows;
 } fx_train_opts;
 
 /* Defaults: B 8, T from the model's max_seq, 1000 steps, AdamW defaults,

@@ -1,0 +1,88 @@
+/* Private to model*.c: the activation arena shared by forward and backward,
+ * the matmul dispatch (OpenBLAS or the reference loops) and small kernels. */
+#ifndef FLEXO_MODEL_INTERNAL_H
+#define FLEXO_MODEL_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flexo/model.h"
+
+/* Activations of one forward pass, sized by fx_model_reserve for up to
+ * cap = max_b * max_t tokens (N below is B*T <= cap). Per-layer arrays are
+ * indexed [l * stride + ...]; "rows" are (token, selected expert) pairs,
+ * at most cap * k per layer, grouped by expert. */
+struct fx_acts {
+	float *arena;     /* one allocation for every float buffer */
+	int32_t *iarena;  /* one allocation for every int buffer */
+	int max_b, max_t;
+	size_t cap;       /* max_b * max_t */
+	size_t p_stride;  /* cap * H * max_t: attention probs of one layer */
+
+	/* The last forward: what backward differentiates. */
+	bool valid, have_targets;
+	int B, T;
+	uint64_t disabled;
+	float z_loss;
+	int64_t n_targets;
+
+	int32_t *tokens;  /* (cap) */
+	int32_t *targets; /* (cap) */
+	float *rope_cos;  /* (max_t, hd/2) */
+	float *rope_sin;  /* (max_t, hd/2) */
+
+	float *res;       /* (L+1, cap, d) residual stream; res[l] feeds layer l */
+	float *q, *k, *v; /* (L, cap, d) raw projections */
+	float *qr, *kr;   /* (L, cap, d) QK-normed and rotated */
+	float *rstd_q, *rstd_k; /* (L, cap) */
+	float *P;         /* (L, p_stride): (B, H, T, T) causal softmax */
+	float *att;       /* (L, cap, d) attention output before o_proj */
+	float *ao;        /* (L, cap, d) o_proj output */
+	float *rstd_a;    /* (L, cap) */
+	float *h;         /* (L, cap, d) after the attention residual */
+	float *rlogit;    /* (L, cap, E) router logits (-inf when disabled) */
+	float *prob;      /* (L, cap, E) router softmax over all experts */
+	float *lse;       /* (L, cap) router logsumexp */
+	int32_t *sel;     /* (L, cap, k) selected experts, -1 = empty slot */
+	int32_t *row_tok; /* (L, cap*k) token of each expert row */
+	int32_t *off;     /* (L, E+1) first row of each expert */
+	float *xg;        /* (L, cap*k, d) gathered expert inputs */
+	float *g, *u, *a; /* (L, cap*k, F) gate, up, silu(gate)*up */
+	float *y;         /* (L, cap*k, d) expert outputs (unweighted) */
+	float *moe;       /* (L, cap, d) weighted sum of expert outputs */
+	float *rstd_m;    /* (L, cap) */
+	float *xf;        /* (cap, d) final-normed hidden state */
+	float *rstd_f;    /* (cap) */
+	float *logits;    /* (cap, V) */
+
+	/* Backward scratch, reused by every layer. */
+	float *dlogits;   /* (cap, V) */
+	float *dx, *dh, *dt; /* (cap, d) */
+	float *dq, *dk, *dv, *datt; /* (cap, d) */
+	float *dP;        /* (max_t, max_t) */
+	float *dxg, *dy;  /* (cap*k, d) */
+	float *dg, *du;   /* (cap*k, F) */
+	float *dprob, *drl; /* (cap, E) */
+	float *dwr;       /* (E, d) router grad before the freeze mask */
+	float *dbr;       /* (E) */
+};
+
+/* C (M, N) = alpha * op(A) op(B) + beta * C with leading dimensions, row
+ * major; beta == 0 ignores C's old contents. OpenBLAS (sgemv when M == 1)
+ * unless `naive`, then fx_matmul_naive's loops. */
+void fx_mm(bool naive, bool ta, bool tb, int M, int N, int K, float alpha,
+           const float *A, int lda, const float *B, int ldb, float beta,
+           float *C, int ldc);
+
+/* y = x * rstd * w over rows of width d; stores rstd (n). */
+void fx_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w,
+                    size_t n, int d, float eps);
+
+/* Backward of fx_rmsnorm_fwd: dx = (or +=, when `acc`) input gradient;
+ * dw += weight gradient unless dw is NULL. */
+void fx_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x,
+                    const float *rstd, const float *w, size_t n, int d,
+                    bool acc);
+
+#endif
