@@ -649,8 +649,9 @@ void fx_service_stop(fx_service *s)
 {
 	if (s == NULL)
 		return;
-	if (s->sock_open)
-		nng_close(s->sock);
+	/* The admission thread replies through contexts: it must be gone
+	 * before the socket (and with it every context) is closed. Parked
+	 * workers get no reply; their clients ask again. */
 	if (s->admit_started) {
 		pthread_mutex_lock(&s->mu);
 		s->stopping = 1;
@@ -658,6 +659,8 @@ void fx_service_stop(fx_service *s)
 		pthread_mutex_unlock(&s->mu);
 		pthread_join(s->admit_thread, NULL);
 	}
+	if (s->sock_open)
+		nng_close(s->sock);
 	for (int i = 0; i < s->n_workers; i++) {
 		nng_aio_stop(s->workers[i].aio);
 		nng_ctx_close(s->workers[i].ctx);

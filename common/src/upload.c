@@ -123,9 +123,14 @@ static void remove_files(const fx_upload_store *s, const uint8_t *id)
 
 static session *session_new(void)
 {
-	session *ss = calloc(1, sizeof(*ss));
-	if (ss == NULL)
+	void *mem = NULL;
+	session *ss;
+
+	/* libsodium's hash state is declared 64-byte aligned and the compiler
+	 * copies it with aligned vector moves: malloc's 16 is not enough. */
+	if (posix_memalign(&mem, _Alignof(session), sizeof(session)) != 0)
 		return NULL;
+	ss = memset(mem, 0, sizeof(session));
 	ss->fd = -1;
 	pthread_mutex_init(&ss->mu, NULL);
 	return ss;
