@@ -5,6 +5,7 @@
 
 static const fx_command commands[] = {
     {"anchor", "train the dense anchor model", cmd_anchor},
+    {"serve", "run the contribution endpoint (uploads, downloads, admission)", cmd_serve},
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,20 @@
+/* flexo-contributor: the data owner's side — fetch and verify the anchor,
+ * train an expert, submit it, withdraw it. Only dials out; opens no port. */
+#include "commands.h"
+#include "flexo/cli.h"
+
+static const fx_command commands[] = {
+    {"fetch", "download the anchor release from the coordinator", cmd_fetch},
+    {"submit", "sign and upload an expert, wait for the verdict", cmd_submit},
+};
+
+int main(int argc, char **argv)
+{
+	fx_logger log;
+	if (fx_cli_init_logger(&argc, &argv, &log, "flexo-contributor") != 0)
+		return 2;
+	return fx_cli_dispatch("flexo-contributor",
+	                       "Contributor agent of a flexo consortium.", argc,
+	                       argv, commands,
+	                       (int)(sizeof(commands) / sizeof(*commands)), &log);
+}
