@@ -52,6 +52,8 @@ static void usage(FILE *out)
 	        "  --sequence N           per-contributor sequence number (> 0, "
 	        "fresh)\n"
 	        "  --save-envelope FILE   keep the signed envelope (to resubmit)\n"
+	        "  --sign-only            with --save-envelope: sign, write, do "
+	        "not upload\n"
 	        "  --receipt-out FILE     write the receipt carried by the verdict\n"
 	        "  --chunk BYTES          chunk size (default 4194304)\n"
 	        "  --max-rate BYTES       bandwidth limit per second (default "
@@ -129,7 +131,7 @@ int cmd_submit(int argc, char **argv, const fx_logger *log)
 	enum {
 		O_COORD = 1, O_CA, O_SNI, O_PAYLOAD, O_ENVELOPE, O_KEY, O_PFILE,
 		O_PENV, O_RELEASE, O_CONS, O_ADIGEST, O_AVERSION, O_DOMAIN,
-		O_SEQ, O_SAVE, O_RECEIPT, O_CHUNK, O_RATE, O_TIMEOUT, O_RETRIES,
+		O_SEQ, O_SAVE, O_SIGN_ONLY, O_RECEIPT, O_CHUNK, O_RATE, O_TIMEOUT, O_RETRIES,
 	};
 	static const struct option longopts[] = {
 	    {"coordinator", required_argument, 0, O_COORD},
@@ -147,6 +149,7 @@ int cmd_submit(int argc, char **argv, const fx_logger *log)
 	    {"domain", required_argument, 0, O_DOMAIN},
 	    {"sequence", required_argument, 0, O_SEQ},
 	    {"save-envelope", required_argument, 0, O_SAVE},
+	    {"sign-only", no_argument, 0, O_SIGN_ONLY},
 	    {"receipt-out", required_argument, 0, O_RECEIPT},
 	    {"chunk", required_argument, 0, O_CHUNK},
 	    {"max-rate", required_argument, 0, O_RATE},
@@ -160,7 +163,7 @@ int cmd_submit(int argc, char **argv, const fx_logger *log)
 	           *adigest = NULL, *domain = NULL, *save = NULL,
 	           *receipt_out = NULL;
 	uint64_t aversion = 0, seq = 0, v;
-	int have_aversion = 0;
+	int have_aversion = 0, sign_only = 0;
 	char consortium[FX_NAME_MAX + 1] = "";
 	uint8_t digest[FX_BLAKE2B_BYTES], *env = NULL;
 	char hex[2 * FX_BLAKE2B_BYTES + 1];
@@ -198,6 +201,7 @@ int cmd_submit(int argc, char **argv, const fx_logger *log)
 		case O_ADIGEST: adigest = optarg; break;
 		case O_DOMAIN: domain = optarg; break;
 		case O_SAVE: save = optarg; break;
+		case O_SIGN_ONLY: sign_only = 1; break;
 		case O_RECEIPT: receipt_out = optarg; break;
 		case O_AVERSION:
 			if (parse_u64("--anchor-version", optarg, 0, UINT64_MAX,
@@ -237,8 +241,14 @@ int cmd_submit(int argc, char **argv, const fx_logger *log)
 			goto usage_err;
 		}
 	}
-	if (optind != args.argc || o.url == NULL || payload == NULL) {
+	if (optind != args.argc || payload == NULL ||
+	    (o.url == NULL && !sign_only)) {
 		fprintf(stderr, "submit: --coordinator and --payload are required\n");
+		goto usage_err;
+	}
+	if (sign_only && (save == NULL || env_path != NULL)) {
+		fprintf(stderr, "submit: --sign-only needs --save-envelope and "
+		                "no --envelope\n");
 		goto usage_err;
 	}
 	if (env_path != NULL) {
@@ -289,6 +299,10 @@ int cmd_submit(int argc, char **argv, const fx_logger *log)
 		if (save != NULL &&
 		    fx_write_file_atomic(save, env, env_len, 0644, &d) != FX_OK) {
 			fprintf(stderr, "submit: --save-envelope: %s\n", d.msg);
+			goto out;
+		}
+		if (sign_only) {
+			rc = 0;
 			goto out;
 		}
 	}

@@ -106,10 +106,16 @@ static fx_err exchange(fx_client *c, const Flexo__V1__Request *req,
 	nng_socket_set_ms(c->sock, NNG_OPT_RECVTIMEO, timeout_ms);
 	if ((rv = nng_sendmsg(c->sock, msg, 0)) != 0) {
 		nng_msg_free(msg);
-		return fx_net_error(rv, diag, "send");
+		err = fx_net_error(rv, diag, "sending");
+		fx_diag_prefix(diag, "%s (no connection within %d ms?)",
+		               c->o->url, c->o->timeout_ms);
+		return err;
 	}
-	if ((rv = nng_recvmsg(c->sock, &msg, 0)) != 0)
-		return fx_net_error(rv, diag, "waiting for the coordinator");
+	if ((rv = nng_recvmsg(c->sock, &msg, 0)) != 0) {
+		err = fx_net_error(rv, diag, "waiting for the reply");
+		fx_diag_prefix(diag, "%s", c->o->url);
+		return err;
+	}
 	err = fx_net_unpack(msg, &flexo__v1__response__descriptor,
 	                    FX_WIRE_MSG_MAX, (ProtobufCMessage **)&r, diag);
 	nng_msg_free(msg);
@@ -341,6 +347,11 @@ fx_err fx_client_submit(fx_client *c, const uint8_t *envelope, size_t len,
 				if (ahead > 0)
 					nap_ms((long)(ahead * 1000.0));
 			}
+		}
+		if (err == FX_ESTATE) {
+			/* The coordinator holds the complete payload (a
+			 * finished or admitting session): ask for the verdict. */
+			err = FX_OK;
 		}
 		if (err != FX_OK) {
 			fx_progress_end(o->log);

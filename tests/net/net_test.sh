@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# Transport integration tests, one mode per ctest entry: the coordinator
+# (`serve`) and contributors (`submit`, `fetch`) as separate processes on
+# loopback. Modes:
+#   roundtrip   tcp and tls+tcp submissions accepted, a tampered payload
+#               rejected, a wrong CA refused, a release fetched over TLS
+#   drop        a relay cuts the connection mid-upload; the upload resumes
+#   sigkill     the coordinator is SIGKILLed mid-upload and restarted; the
+#               upload resumes from its checkpoint, nothing lost or doubled
+#               (the admission re-hashes nothing: the streamed digest must
+#               match the signed manifest)
+#   concurrent  20 contributors submit at once; all get verdicts
+# Usage: net_test.sh MODE FLEXO_KEYS FLEXO_COORDINATOR FLEXO_CONTRIBUTOR FX_RELAY
+set -euo pipefail
+mode=$1 keys=$2 coord=$3 contrib=$4 relay=$5
+
+work=$(mktemp -d /tmp/fx-net-XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; for f in "$work"/*.log; do echo "== $f" >&2; tail -20 "$f" >&2; done; exit 1; }
+
+# Ports from the PID so parallel ctest runs do not collide.
+base=$((20000 + ($$ % 10000) * 4))
+port_tcp=$base port_tls=$((base + 1)) port_relay=$((base + 2))
+
+cd "$work"
+"$keys" -q keygen --out root.key >/dev/null
+"$keys" -q roster init --out roster.bin --expires +1d --consortium testnet \
+  --root root=root.key.pub >/dev/null
+n_contrib=1
+[ "$mode" = concurrent ] && n_contrib=20
+for i in $(seq 1 "$n_contrib"); do
+  "$keys" -q keygen --out "c$i.key" >/dev/null
+  "$keys" -q roster add --roster roster.bin --name "c$i" --role contributor \
+    --pub "c$i.key.pub" >/dev/null
+done
+"$keys" -q keygen --out stranger.key >/dev/null
+"$keys" -q roster sign --roster roster.bin --key root.key >/dev/null
+
+mkdir -p release
+head -c 1000 /dev/urandom >release/release.bin
+head -c 2500000 /dev/urandom >release/anchor.safetensors
+head -c 3000 /dev/urandom >release/tokenizer.json
+digest=$(printf '%064d' 7)
+
+# Throwaway CA and a server certificate for localhost.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+  -keyout ca.key -out ca.pem -days 1 -subj /CN=flexo-test-ca 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+  -keyout srv.key -out srv.csr -subj /CN=localhost 2>/dev/null
+printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n' >srv.ext
+openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+  -out srv.pem -days 1 -extfile srv.ext 2>/dev/null
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+  -keyout other.key -out other-ca.pem -days 1 -subj /CN=other-ca 2>/dev/null
+
+cat >serve.conf <<CONF
+# coordinator config for the tests; flags on the command line win
+listen = tcp://127.0.0.1:$port_tcp
+listen = tls+tcp://localhost:$port_tls
+tls-cert = srv.pem
+tls-key = srv.key
+staging = staging
+release = release
+roster = roster.bin
+checkpoint = 256K
+CONF
+
+coord_pid=
+start_coord() { # $1: log file
+  "$coord" serve --config serve.conf >"$1" 2>&1 &
+  coord_pid=$!
+  pids+=("$coord_pid")
+  for _ in $(seq 1 100); do
+    grep -q "listening on tls" "$1" 2>/dev/null && return 0
+    kill -0 "$coord_pid" 2>/dev/null || fail "coordinator did not start"
+    sleep 0.05
+  done
+  fail "coordinator not listening"
+}
+
+submit() { # KEY PAYLOAD SEQ URL [extra...]
+  local key=$1 payload=$2 seq=$3 url=$4
+  shift 4
+  "$contrib" submit --coordinator "$url" --key "$key" --payload "$payload" \
+    --consortium testnet --anchor-digest "$digest" --anchor-version 1 \
+    --domain code --sequence "$seq" --timeout-ms 3000 "$@"
+}
+
+case "$mode" in
+roundtrip)
+  start_coord coord.log
+  head -c 3000000 /dev/urandom >p1.bin
+  out=$(submit c1.key p1.bin 1 "tcp://127.0.0.1:$port_tcp" --chunk 1048576 2>sub1.log) ||
+    fail "tcp submit exited $?"
+  grep -q '^accepted: payload' <<<"$out" || fail "tcp: $out"
+  grep -q '^contribution [0-9a-f]\{64\}$' <<<"$out" || fail "no digest: $out"
+
+  head -c 2000000 /dev/urandom >p2.bin
+  out=$(submit c1.key p2.bin 2 "tls+tcp://localhost:$port_tls" --ca ca.pem \
+    2>sub2.log) || fail "tls submit exited $?"
+  grep -q '^accepted' <<<"$out" || fail "tls: $out"
+
+  # A manifest signed for one file, another file's bytes (same size).
+  head -c 3000000 /dev/urandom >p3.bin
+  submit c1.key p3.bin 3 "" --save-envelope e3.bin --sign-only ||
+    fail "sign-only exited $?"
+  set +e
+  out=$("$contrib" submit --coordinator "tcp://127.0.0.1:$port_tcp" \
+    --envelope e3.bin --payload p1.bin 2>sub3.log)
+  rc=$?
+  set -e
+  [ $rc -eq 3 ] || fail "tampered payload: exit $rc ($out)"
+  grep -q '^rejected: payload: payload BLAKE2b-256' <<<"$out" || fail "tampered: $out"
+
+  # A key outside the roster is refused before any payload moves.
+  set +e
+  out=$(submit stranger.key p1.bin 1 "tcp://127.0.0.1:$port_tcp" 2>sub4.log)
+  rc=$?
+  set -e
+  [ $rc -eq 3 ] && grep -q '^rejected: signature' <<<"$out" ||
+    fail "stranger: exit $rc ($out)"
+
+  # The wrong CA: the TLS handshake fails, nothing is sent.
+  set +e
+  submit c1.key p1.bin 5 "tls+tcp://localhost:$port_tls" --ca other-ca.pem \
+    --retries 1 --timeout-ms 1500 >/dev/null 2>sub5.log
+  rc=$?
+  set -e
+  [ $rc -eq 1 ] || fail "wrong CA: exit $rc"
+
+  "$contrib" fetch --coordinator "tls+tcp://localhost:$port_tls" --ca ca.pem \
+    --out fetched 2>fetch.log || fail "fetch"
+  for f in release.bin anchor.safetensors tokenizer.json; do
+    cmp -s "release/$f" "fetched/$f" || fail "fetched $f differs"
+  done
+  ;;
+drop)
+  start_coord coord.log
+  "$relay" "$port_relay" "$port_tcp" 1500000 2>relay.log &
+  pids+=($!)
+  sleep 0.2
+  head -c 4000000 /dev/urandom >p.bin
+  out=$(submit c1.key p.bin 1 "tcp://127.0.0.1:$port_relay" --chunk 262144 \
+    2>sub.log) || fail "submit through the relay exited $?"
+  grep -q '^accepted' <<<"$out" || fail "drop: $out"
+  grep -q dropped relay.log || fail "the relay never cut the connection"
+  grep -Eq 'resum|continuing' sub.log || fail "no resume in the client log"
+  ;;
+sigkill)
+  start_coord coord1.log
+  head -c 8000000 /dev/urandom >p.bin
+  submit c1.key p.bin 1 "tcp://127.0.0.1:$port_tcp" --chunk 131072 \
+    --max-rate 4000000 >sub.out 2>sub.log &
+  sub_pid=$!
+  pids+=("$sub_pid")
+  sleep 1
+  kill -KILL "$coord_pid"
+  wait "$coord_pid" 2>/dev/null || true
+  grep -q 'upload .* begun' coord1.log || fail "upload had not begun"
+  start_coord coord2.log
+  wait "$sub_pid" || fail "submit after restart exited $?"
+  grep -q '^accepted' sub.out || fail "sigkill: $(cat sub.out)"
+  # The restarted coordinator finished the very session the first one
+  # began (reloaded from its checkpoint), and began none from zero.
+  sid=$(sed -n 's/.*upload \([0-9a-f]*\): begun.*/\1/p' coord1.log)
+  grep -q "upload $sid: accepted" coord2.log ||
+    fail "the restarted coordinator did not finish session $sid"
+  ! grep -q 'begun at 0' coord2.log || fail "the upload started over"
+  ;;
+concurrent)
+  start_coord coord.log
+  subs=()
+  for i in $(seq 1 20); do
+    head -c $((100000 + i * 1000)) /dev/urandom >"p$i.bin"
+    submit "c$i.key" "p$i.bin" 1 "tcp://127.0.0.1:$port_tcp" --chunk 65536 \
+      >"sub$i.out" 2>"sub$i.log" &
+    subs+=($!)
+    pids+=($!)
+  done
+  for i in $(seq 1 20); do
+    wait "${subs[$((i - 1))]}" || fail "contributor $i exited $?"
+    grep -q '^accepted' "sub$i.out" || fail "contributor $i: $(cat "sub$i.out")"
+  done
+  [ "$(grep -c 'accepted' coord.log)" -eq 20 ] || fail "coordinator logged $(grep -c accepted coord.log) verdicts"
+  ;;
+*)
+  echo "unknown mode $mode" >&2
+  exit 2
+  ;;
+esac
+echo "net $mode: ok"
