@@ -11,8 +11,10 @@
 #include "commands.h"
 #include "flexo/cli.h"
 #include "flexo/corpus.h"
+#include "flexo/embed.h"
 #include "flexo/fsutil.h"
 #include "flexo/modelfile.h"
+#include "flexo/routerpub.h"
 #include "flexo/trainer.h"
 
 static void train_usage(FILE *out)
@@ -33,7 +35,7 @@ static void train_usage(FILE *out)
 	        "  --warmup N         warm-up steps (default 100)\n"
 	        "  --seed N           initialisation and sampling seed (default 1)\n"
 	        "  --threads N        OpenBLAS threads (default 2)\n"
-	        "  --heldout F        held-out document fraction (default 0.05)\n"
+	        "  --heldout F        held-out document fraction (default 0.1)\n"
 	        "  --eval-every N     steps between held-out evaluations "
 	        "(default 200)\n"
 	        "  --eval-tokens N    held-out bytes per evaluation, 0 = all "
@@ -45,33 +47,8 @@ static void train_usage(FILE *out)
 	        "resume state)\n");
 }
 
-static int parse_i64(const char *flag, const char *s, int64_t min,
-                     int64_t *out)
-{
-	char *end = NULL;
-	long long v = strtoll(s, &end, 10);
-	if (end == s || *end != '\0' || v < min) {
-		fprintf(stderr, "anchor train: %s wants an integer >= %lld, "
-		                "not '%s'\n",
-		        flag, (long long)min, s);
-		return -1;
-	}
-	*out = v;
-	return 0;
-}
-
-static int parse_f(const char *flag, const char *s, double *out)
-{
-	char *end = NULL;
-	double v = strtod(s, &end);
-	if (end == s || *end != '\0' || !(v >= 0)) {
-		fprintf(stderr, "anchor train: %s wants a number >= 0, not '%s'\n",
-		        flag, s);
-		return -1;
-	}
-	*out = v;
-	return 0;
-}
+#define CMD "anchor train"
+#define BIG INT64_MAX
 
 static int cmd_anchor_train(int argc, char **argv, const fx_logger *log)
 {
@@ -98,7 +75,7 @@ static int cmd_anchor_train(int argc, char **argv, const fx_logger *log)
 	int64_t steps = 1000, batch = 8, seq = 0, warmup = 100, seed = 1,
 	        threads = 2, eval_every = 200, eval_tokens = 65536,
 	        ckpt_every = 200, stop_after = 0;
-	double lr = 1e-3, heldout = 0.05;
+	double lr = 1e-3, heldout = 0.1;
 	bool resume = false;
 	char model_path[4096], state_path[4096];
 	fx_config cfg;
@@ -118,19 +95,19 @@ static int cmd_anchor_train(int argc, char **argv, const fx_logger *log)
 		case 'd': data = optarg; break;
 		case 'o': out_dir = optarg; break;
 		case 'p': preset = optarg; break;
-		case 's': bad = parse_i64("--steps", optarg, 1, &steps); break;
-		case 'b': bad = parse_i64("--batch", optarg, 1, &batch); break;
-		case 'T': bad = parse_i64("--seq", optarg, 2, &seq); break;
-		case 'l': bad = parse_f("--lr", optarg, &lr); break;
-		case 'w': bad = parse_i64("--warmup", optarg, 0, &warmup); break;
-		case 'S': bad = parse_i64("--seed", optarg, 0, &seed); break;
-		case 't': bad = parse_i64("--threads", optarg, 1, &threads); break;
-		case 'H': bad = parse_f("--heldout", optarg, &heldout); break;
-		case 'e': bad = parse_i64("--eval-every", optarg, 0, &eval_every); break;
-		case 'E': bad = parse_i64("--eval-tokens", optarg, 0, &eval_tokens); break;
-		case 'c': bad = parse_i64("--ckpt-every", optarg, 0, &ckpt_every); break;
+		case 's': bad = fx_cli_int(CMD, "--steps", optarg, 1, BIG, &steps); break;
+		case 'b': bad = fx_cli_int(CMD, "--batch", optarg, 1, BIG, &batch); break;
+		case 'T': bad = fx_cli_int(CMD, "--seq", optarg, 2, BIG, &seq); break;
+		case 'l': bad = fx_cli_num(CMD, "--lr", optarg, 0, 1e9, &lr); break;
+		case 'w': bad = fx_cli_int(CMD, "--warmup", optarg, 0, BIG, &warmup); break;
+		case 'S': bad = fx_cli_int(CMD, "--seed", optarg, 0, BIG, &seed); break;
+		case 't': bad = fx_cli_int(CMD, "--threads", optarg, 1, 64, &threads); break;
+		case 'H': bad = fx_cli_num(CMD, "--heldout", optarg, 0, 1, &heldout); break;
+		case 'e': bad = fx_cli_int(CMD, "--eval-every", optarg, 0, BIG, &eval_every); break;
+		case 'E': bad = fx_cli_int(CMD, "--eval-tokens", optarg, 0, BIG, &eval_tokens); break;
+		case 'c': bad = fx_cli_int(CMD, "--ckpt-every", optarg, 0, BIG, &ckpt_every); break;
 		case 'r': resume = true; break;
-		case 'x': bad = parse_i64("--stop-after", optarg, 1, &stop_after); break;
+		case 'x': bad = fx_cli_int(CMD, "--stop-after", optarg, 1, BIG, &stop_after); break;
 		case 'h': train_usage(stdout); return 0;
 		default: train_usage(stderr); return 2;
 		}
@@ -222,8 +199,136 @@ out:
 	return status;
 }
 
+
+static void embed_usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: flexo-coordinator anchor embed --anchor FILE --data DIR "
+	        "--out FILE [options]\n\n"
+	        "Makes the public router rows r_pub that ship with the anchor: "
+	        "the anchor's\nmean-pooled hidden states over windows sampled "
+	        "from the training split of\nthe public text, scaled to a fixed "
+	        "norm. The file also records the embedder\nsettings, which every "
+	        "contributor reuses for its own row.\n\n"
+	        "  --anchor FILE      dense anchor model file\n"
+	        "  --data DIR         folder of public text documents\n"
+	        "  --out FILE         router rows file to write\n"
+	        "  --mode MODE        shared | per-layer (default shared)\n"
+	        "  --norm X           L2 norm of every row (default 1)\n"
+	        "  --windows N        windows averaged (default 64)\n"
+	        "  --heldout F        held-out fraction, as in training "
+	        "(default 0.1)\n"
+	        "  --seed N           window sampling seed (default 1)\n"
+	        "  --threads N        OpenBLAS threads (default 2)\n");
+}
+
+static int cmd_anchor_embed(int argc, char **argv, const fx_logger *log)
+{
+	static const struct option longopts[] = {
+	    {"anchor", required_argument, 0, 'a'},
+	    {"data", required_argument, 0, 'd'},
+	    {"out", required_argument, 0, 'o'},
+	    {"mode", required_argument, 0, 'm'},
+	    {"norm", required_argument, 0, 'n'},
+	    {"windows", required_argument, 0, 'w'},
+	    {"heldout", required_argument, 0, 'H'},
+	    {"seed", required_argument, 0, 'S'},
+	    {"threads", required_argument, 0, 't'},
+	    {"help", no_argument, 0, 'h'},
+	    {0, 0, 0, 0}};
+	const char *anchor_path = NULL, *data = NULL, *out_path = NULL;
+	int64_t windows = 64, seed = 1, threads = 2;
+	double norm = 1.0, heldout = 0.1;
+	fx_embed_mode mode = FX_EMBED_SHARED;
+	fx_model anchor = {0};
+	fx_corpus corpus = {0};
+	fx_routerpub rp = {0};
+	float *mean = NULL;
+	fx_diag diag = {{0}};
+	int opt, status = 1;
+	fx_err err;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		int bad = 0;
+		switch (opt) {
+		case 'a': anchor_path = optarg; break;
+		case 'd': data = optarg; break;
+		case 'o': out_path = optarg; break;
+		case 'm':
+			if (fx_embed_mode_parse(optarg, &mode) != 0) {
+				fprintf(stderr, "anchor embed: --mode is shared or "
+				                "per-layer, not '%s'\n", optarg);
+				bad = 1;
+			}
+			break;
+		case 'n': bad = fx_cli_num("anchor embed", "--norm", optarg, 1e-6, 1e6, &norm); break;
+		case 'w': bad = fx_cli_int("anchor embed", "--windows", optarg, 1, 1000000, &windows); break;
+		case 'H': bad = fx_cli_num("anchor embed", "--heldout", optarg, 0, 1, &heldout); break;
+		case 'S': bad = fx_cli_int("anchor embed", "--seed", optarg, 0, BIG, &seed); break;
+		case 't': bad = fx_cli_int("anchor embed", "--threads", optarg, 1, 64, &threads); break;
+		case 'h': embed_usage(stdout); return 0;
+		default: embed_usage(stderr); return 2;
+		}
+		if (bad)
+			return 2;
+	}
+	if (anchor_path == NULL || data == NULL || out_path == NULL ||
+	    optind != argc) {
+		fprintf(stderr, "anchor embed: --anchor, --data and --out are "
+		                "required\n");
+		embed_usage(stderr);
+		return 2;
+	}
+	fx_model_set_threads((int)threads);
+	err = fx_modelfile_load(&anchor, anchor_path, false, &diag);
+	if (err == FX_OK && anchor.cfg.n_experts != 1)
+		err = fx_diag_set(&diag, FX_EINVAL, "%s is not a dense anchor",
+		                  anchor_path);
+	if (err == FX_OK)
+		err = fx_corpus_load(&corpus, data, heldout, &diag);
+	if (err != FX_OK)
+		goto fail;
+	rp.n_layers = anchor.cfg.n_layers;
+	rp.d_model = anchor.cfg.d_model;
+	rp.mode = mode;
+	rp.norm = (float)norm;
+	rp.windows = (int)windows;
+	mean = malloc((size_t)rp.n_layers * rp.d_model * sizeof(float));
+	rp.rows = malloc((size_t)rp.n_layers * rp.d_model * sizeof(float));
+	if (mean == NULL || rp.rows == NULL) {
+		err = fx_diag_set(&diag, FX_ENOMEM, "router rows");
+		goto fail;
+	}
+	err = fx_embed_mean(&anchor, corpus.train, corpus.n_train,
+	                    (int)windows, anchor.cfg.max_seq, (uint64_t)seed,
+	                    mode, mean, &diag);
+	if (err == FX_OK)
+		err = fx_embed_rows(mean, NULL, rp.n_layers, rp.d_model,
+		                    (float)norm, rp.rows, &diag);
+	if (err == FX_OK)
+		err = fx_routerpub_save(&rp, out_path, &diag);
+	if (err != FX_OK)
+		goto fail;
+	fx_log(log, FX_INFO, "public router rows (%s, norm %g, %d windows): %s",
+	       mode == FX_EMBED_SHARED ? "shared" : "per-layer", norm,
+	       (int)windows, out_path);
+	status = 0;
+	goto out;
+fail:
+	fprintf(stderr, "anchor embed: %s: %s\n", fx_strerror(err), diag.msg);
+out:
+	free(mean);
+	fx_routerpub_release(&rp);
+	fx_model_release(&anchor);
+	fx_corpus_release(&corpus);
+	return status;
+}
+
 static const fx_command anchor_commands[] = {
     {"train", "train the dense anchor on public text", cmd_anchor_train},
+    {"embed", "make the public router rows r_pub from public text",
+     cmd_anchor_embed},
 };
 
 int cmd_anchor(int argc, char **argv, const fx_logger *log)

@@ -6,6 +6,7 @@
 #include "flexo/log.h"
 
 int cmd_anchor(int argc, char **argv, const fx_logger *log);
+int cmd_assemble(int argc, char **argv, const fx_logger *log);
 int cmd_serve(int argc, char **argv, const fx_logger *log);
 
 #endif

@@ -4,7 +4,8 @@
 #include "flexo/cli.h"
 
 static const fx_command commands[] = {
-    {"anchor", "train the dense anchor model", cmd_anchor},
+    {"anchor", "train the anchor and make its public router rows", cmd_anchor},
+    {"assemble", "merge expert files into one mixture-of-experts model", cmd_assemble},
     {"serve", "run the contribution endpoint (uploads, downloads, admission)", cmd_serve},
 };
 

@@ -1,7 +1,10 @@
 /* Subcommand dispatch and the global logging flags of every flexo binary. */
 #include "flexo/cli.h"
 
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void usage(FILE *out, const char *prog, const char *about,
@@ -79,5 +82,41 @@ int fx_cli_wants_help(int argc, char **argv)
 	for (int i = 1; i < argc; i++)
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
 			return 1;
+	return 0;
+}
+
+int fx_cli_int(const char *cmd, const char *flag, const char *s, int64_t min,
+               int64_t max, int64_t *out)
+{
+	char *end = NULL;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max) {
+		fprintf(stderr, "%s: %s wants an integer in [%lld, %lld], not "
+		                "'%s'\n",
+		        cmd, flag, (long long)min, (long long)max, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int fx_cli_num(const char *cmd, const char *flag, const char *s, double min,
+               double max, double *out)
+{
+	char *end = NULL;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v < min ||
+	    v > max) {
+		fprintf(stderr, "%s: %s wants a number in [%g, %g], not '%s'\n",
+		        cmd, flag, min, max, s);
+		return -1;
+	}
+	*out = v;
 	return 0;
 }

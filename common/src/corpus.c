@@ -169,6 +169,26 @@ void fx_corpus_sample(const uint16_t *stream, size_t n, int B, int T,
 	}
 }
 
+int fx_corpus_windows(const uint16_t *stream, size_t n, size_t *pos, int B,
+                      int T, bool skip_eos, int32_t *tokens,
+                      int32_t *targets)
+{
+	int rows = 0;
+
+	for (; rows < B && *pos + 1 < n; rows++) {
+		for (int t = 0; t < T; t++) {
+			size_t i = *pos + (size_t)t;
+			bool ok = i + 1 < n;
+			int32_t next = ok ? stream[i + 1] : -1;
+			tokens[rows * T + t] = ok ? stream[i] : FX_TOK_PAD;
+			targets[rows * T + t] =
+			    skip_eos && next == FX_TOK_EOS ? -1 : next;
+		}
+		*pos += (size_t)T;
+	}
+	return rows;
+}
+
 fx_err fx_corpus_bpb(fx_model *model, const uint16_t *stream, size_t n,
                      int B, int T, size_t max_tokens,
                      uint64_t disabled_experts, double *bpb, fx_diag *diag)
@@ -186,19 +206,8 @@ fx_err fx_corpus_bpb(fx_model *model, const uint16_t *stream, size_t n,
 		goto out;
 	}
 	while (pos + 1 < n && (max_tokens == 0 || (size_t)counted < max_tokens)) {
-		int rows = 0;
-		for (; rows < B && pos + 1 < n; rows++) {
-			for (int t = 0; t < T; t++) {
-				size_t i = pos + (size_t)t;
-				bool ok = i + 1 < n;
-				tokens[rows * T + t] = ok ? stream[i] : FX_TOK_PAD;
-				targets[rows * T + t] =
-				    ok && stream[i + 1] != FX_TOK_EOS
-				        ? stream[i + 1]
-				        : -1;
-			}
-			pos += (size_t)T;
-		}
+		int rows = fx_corpus_windows(stream, n, &pos, B, T, true, tokens,
+		                             targets);
 		err = fx_model_eval(model, tokens, targets, rows, T,
 		                    disabled_experts, &nll, &counted, diag);
 		if (err != FX_OK)

@@ -12,7 +12,7 @@
 #include <sodium.h>
 
 #include "flexo/hash.h"
-#include "sign_io.h"
+#include "flexo/fsutil.h"
 
 /* Secret key file layout (docs/protocol.md "Secret key file"). */
 #define SK_MAGIC       "FXSK"
@@ -147,7 +147,7 @@ fx_err fx_seckey_save(const fx_keypair *kp, const char *path,
 		crypto_secretbox_easy(nonce + SK_NONCE, kp->sk, FX_SEED_BYTES,
 		                      nonce, key);
 	}
-	err = sio_write_atomic(path, buf, len, 0600, diag);
+	err = fx_write_file_atomic(path, buf, len, 0600, diag);
 out:
 	if (buf)
 		sodium_free(buf);
@@ -342,7 +342,7 @@ fx_err fx_pubkey_save(const uint8_t pk[FX_PK_BYTES], const char *path,
 
 	fx_hex(line, pk, FX_PK_BYTES);
 	line[2 * FX_PK_BYTES] = '\n';
-	return sio_write_atomic(path, line, sizeof(line) - 1, 0644, diag);
+	return fx_write_file_atomic(path, line, sizeof(line) - 1, 0644, diag);
 }
 
 fx_err fx_pubkey_load(const char *path, uint8_t pk[FX_PK_BYTES],
@@ -352,7 +352,7 @@ fx_err fx_pubkey_load(const char *path, uint8_t pk[FX_PK_BYTES],
 	size_t len = 0;
 	fx_err err;
 
-	if ((err = sio_read_file(path, FX_PUBKEY_FILE_MAX, &buf, &len, diag)) !=
+	if ((err = fx_read_file(path, FX_PUBKEY_FILE_MAX, &buf, &len, diag)) !=
 	    FX_OK)
 		return err;
 	if (len > 0 && buf[len - 1] == '\n')
@@ -374,7 +374,7 @@ fx_err fx_passphrase_load(const char *file, const char *env, uint8_t **pass,
 	if (sodium_init() < 0)
 		return fx_diag_set(diag, FX_ECRYPTO, "libsodium failed to start");
 	if (file != NULL) {
-		if ((err = sio_read_file(file, FX_PASSPHRASE_MAX, &raw, &n, diag)) !=
+		if ((err = fx_read_file(file, FX_PASSPHRASE_MAX, &raw, &n, diag)) !=
 		    FX_OK) {
 			fx_diag_prefix(diag, "passphrase file");
 			return err;

@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "flexo/keys.h"
-#include "sign_io.h"
+#include "flexo/fsutil.h"
 
 static const char *const role_names[] = {
     [FX_ROLE_ROOT] = "root",
@@ -325,7 +325,7 @@ fx_err fx_roster_load(fx_roster *r, const char *path, fx_diag *diag)
 	size_t len = 0;
 	fx_err err;
 
-	if ((err = sio_read_file(path, FX_ROSTER_FILE_MAX, &buf, &len, diag)) !=
+	if ((err = fx_read_file(path, FX_ROSTER_FILE_MAX, &buf, &len, diag)) !=
 	    FX_OK)
 		return err;
 	if ((err = fx_roster_parse(r, buf, len, diag)) != FX_OK)
@@ -338,7 +338,7 @@ fx_err fx_roster_save(const fx_roster *r, const char *path, fx_diag *diag)
 {
 	if (r->envelope == NULL)
 		return fx_diag_set(diag, FX_ESTATE, "roster not sealed yet");
-	return sio_write_atomic(path, r->envelope, r->envelope_len, 0644, diag);
+	return fx_write_file_atomic(path, r->envelope, r->envelope_len, 0644, diag);
 }
 
 static int member_valid_at(const fx_roster *r, const fx_member *m, int64_t now)

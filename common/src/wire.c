@@ -48,7 +48,7 @@ static const limit limits[] = {
     {V1 "AnchorRelease", "anchor_blake2b", 32, 32, 0},
     {V1 "AnchorRelease", "tensors", 0, 0, FX_ST_MAX_TENSORS},
     {V1 "AnchorRelease", "tokenizer_blake2b", 32, 32, 0},
-    {V1 "AnchorRelease", "tokenizer", 1, 1u << 20, 0},
+    {V1 "AnchorRelease", "tokenizer_file", 1, 255, 0},
     {V1 "TrainingMeta", "hyperparameters", 0, 0, 64},
     {V1 "Contribution", "consortium", 1, 64, 0},
     {V1 "Contribution", "contributor_key_id", FX_KEY_ID_BYTES, FX_KEY_ID_BYTES, 0},

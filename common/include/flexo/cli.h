@@ -5,6 +5,8 @@
 #ifndef FLEXO_CLI_H
 #define FLEXO_CLI_H
 
+#include <stdint.h>
+
 #include "flexo/log.h"
 
 /* A command's entry point: argv[0] is the command name; returns the process
@@ -27,6 +29,14 @@ int fx_cli_dispatch(const char *prog, const char *about, int argc, char **argv,
  * and initialises *log accordingly. Returns 0, or 2 on a bad level. */
 int fx_cli_init_logger(int *argc, char ***argv, fx_logger *log,
                        const char *tag);
+
+/* Option values: parse s as an integer in [min, max] / a finite number in
+ * [min, max]; on failure print "<cmd>: <flag> wants ..." to stderr and
+ * return -1 (the caller exits with status 2). */
+int fx_cli_int(const char *cmd, const char *flag, const char *s, int64_t min,
+               int64_t max, int64_t *out);
+int fx_cli_num(const char *cmd, const char *flag, const char *s, double min,
+               double max, double *out);
 
 /* True if argv[1..] contains --help or -h (for commands' own help). */
 int fx_cli_wants_help(int argc, char **argv);

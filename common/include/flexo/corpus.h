@@ -6,6 +6,7 @@
 #ifndef FLEXO_CORPUS_H
 #define FLEXO_CORPUS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,14 @@ void fx_corpus_release(fx_corpus *c);
  * stream (n > T + 1): targets are tokens shifted by one. */
 void fx_corpus_sample(const uint16_t *stream, size_t n, int B, int T,
                       fx_rng *rng, int32_t *tokens, int32_t *targets);
+
+/* Fills up to B evaluation windows starting at *pos: row r holds tokens
+ * stream[p .. p+T) and targets shifted by one (-1 past the end, and for EOS
+ * targets when `skip_eos`), with p advancing by T per row. Returns the rows
+ * filled (0 when *pos + 1 >= n) and advances *pos. */
+int fx_corpus_windows(const uint16_t *stream, size_t n, size_t *pos, int B,
+                      int T, bool skip_eos, int32_t *tokens,
+                      int32_t *targets);
 
 /* Held-out bits per byte of `model` over stream: consecutive windows of
  * T+1 tokens (stride T, the last partial window included) evaluated B at a
