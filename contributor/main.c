@@ -4,8 +4,11 @@
 #include "flexo/cli.h"
 
 static const fx_command commands[] = {
+    {"fetch", "fetch and verify a signed anchor release", cmd_fetch},
     {"train", "train an expert on local text from the anchor", cmd_train},
-    {"fetch", "download the anchor release from the coordinator", cmd_fetch},
+    {"manifest", "sign the contribution manifest of an expert file",
+     cmd_manifest},
+    {"download", "download the anchor release from the coordinator", cmd_download},
     {"submit", "sign and upload an expert, wait for the verdict", cmd_submit},
 };
 

@@ -19,14 +19,17 @@ static int fail(const char *cmd, const fx_diag *d)
 
 static void keygen_usage(FILE *out)
 {
-	fprintf(out,
-	        "usage: flexo-keys keygen --out KEY [--pub FILE] [--force]\n"
-	        "                         [--passphrase-file F | --passphrase-env VAR]\n"
-	        "                         [--kdf interactive|moderate]\n\n"
-	        "Creates an Ed25519 key pair. The secret key file KEY is written\n"
-	        "with mode 0600; with a passphrase its seed is sealed (Argon2id +\n"
-	        "XSalsa20-Poly1305). The public key goes to FILE (default KEY.pub)\n"
-	        "as 64 hex digits. Prints the key ID.\n");
+	fprintf(
+	    out,
+	    "usage: flexo-keys keygen --out KEY [--pub FILE] [--force]\n"
+	    "                         [--passphrase-file F | --passphrase-env "
+	    "VAR]\n"
+	    "                         [--kdf interactive|moderate]\n\n"
+	    "Creates an Ed25519 key pair. The secret key file KEY is written\n"
+	    "with mode 0600; with a passphrase its seed is sealed (Argon2id +\n"
+	    "XSalsa20-Poly1305). The public key goes to FILE (default "
+	    "KEY.pub)\n"
+	    "as 64 hex digits. Prints the key ID.\n");
 }
 
 int cmd_keygen(int argc, char **argv, const fx_logger *log)
@@ -53,24 +56,39 @@ int cmd_keygen(int argc, char **argv, const fx_logger *log)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'o': out = optarg; break;
-		case OPT_PUB: pub = optarg; break;
-		case OPT_PASS_FILE: pfile = optarg; break;
-		case OPT_PASS_ENV: penv = optarg; break;
-		case OPT_FORCE: force = 1; break;
+		case 'o':
+			out = optarg;
+			break;
+		case OPT_PUB:
+			pub = optarg;
+			break;
+		case OPT_PASS_FILE:
+			pfile = optarg;
+			break;
+		case OPT_PASS_ENV:
+			penv = optarg;
+			break;
+		case OPT_FORCE:
+			force = 1;
+			break;
 		case OPT_KDF:
 			if (strcmp(optarg, "interactive") == 0)
 				cost = FX_KDF_INTERACTIVE;
 			else if (strcmp(optarg, "moderate") == 0)
 				cost = FX_KDF_MODERATE;
 			else {
-				fprintf(stderr, "flexo-keys keygen: --kdf must be "
+				fprintf(stderr,
+				        "flexo-keys keygen: --kdf must be "
 				        "interactive or moderate\n");
 				return 2;
 			}
 			break;
-		case 'h': keygen_usage(stdout); return 0;
-		default: keygen_usage(stderr); return 2;
+		case 'h':
+			keygen_usage(stdout);
+			return 0;
+		default:
+			keygen_usage(stderr);
+			return 2;
 		}
 	}
 	if (out == NULL || optind != argc) {
@@ -82,8 +100,10 @@ int cmd_keygen(int argc, char **argv, const fx_logger *log)
 		pub = pubpath;
 	}
 	if (!force && (access(out, F_OK) == 0 || access(pub, F_OK) == 0)) {
-		fprintf(stderr, "flexo-keys keygen: %s or %s exists; refusing to "
-		        "overwrite a key without --force\n", out, pub);
+		fprintf(stderr,
+		        "flexo-keys keygen: %s or %s exists; refusing to "
+		        "overwrite a key without --force\n",
+		        out, pub);
 		return 1;
 	}
 	if ((pfile || penv) &&
@@ -109,11 +129,12 @@ out:
 
 static void pubkey_usage(FILE *out)
 {
-	fprintf(out,
-	        "usage: flexo-keys pubkey --key KEY [--out FILE]\n\n"
-	        "Prints the public key (64 hex digits) of secret key file KEY, or\n"
-	        "writes it to FILE. No passphrase is needed: the public half is\n"
-	        "stored in clear (the file's mode is still checked).\n");
+	fprintf(
+	    out,
+	    "usage: flexo-keys pubkey --key KEY [--out FILE]\n\n"
+	    "Prints the public key (64 hex digits) of secret key file KEY, or\n"
+	    "writes it to FILE. No passphrase is needed: the public half is\n"
+	    "stored in clear (the file's mode is still checked).\n");
 }
 
 int cmd_pubkey(int argc, char **argv, const fx_logger *log)
@@ -133,10 +154,18 @@ int cmd_pubkey(int argc, char **argv, const fx_logger *log)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "k:o:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'k': key = optarg; break;
-		case 'o': out = optarg; break;
-		case 'h': pubkey_usage(stdout); return 0;
-		default: pubkey_usage(stderr); return 2;
+		case 'k':
+			key = optarg;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'h':
+			pubkey_usage(stdout);
+			return 0;
+		default:
+			pubkey_usage(stderr);
+			return 2;
 		}
 	}
 	if (key == NULL || optind != argc) {
@@ -157,7 +186,8 @@ int cmd_pubkey(int argc, char **argv, const fx_logger *log)
 static void fingerprint_usage(FILE *out)
 {
 	fprintf(out,
-	        "usage: flexo-keys fingerprint (--key KEY | --pub FILE | --hex HEX)\n\n"
+	        "usage: flexo-keys fingerprint (--key KEY | --pub FILE | --hex "
+	        "HEX)\n\n"
 	        "Prints the key ID: the first 8 bytes of BLAKE2b-256 of the\n"
 	        "32-byte public key, as 16 hex digits.\n");
 }
@@ -181,14 +211,25 @@ int cmd_fingerprint(int argc, char **argv, const fx_logger *log)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "k:p:x:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'k': key = optarg; break;
-		case 'p': pub = optarg; break;
-		case 'x': hex = optarg; break;
-		case 'h': fingerprint_usage(stdout); return 0;
-		default: fingerprint_usage(stderr); return 2;
+		case 'k':
+			key = optarg;
+			break;
+		case 'p':
+			pub = optarg;
+			break;
+		case 'x':
+			hex = optarg;
+			break;
+		case 'h':
+			fingerprint_usage(stdout);
+			return 0;
+		default:
+			fingerprint_usage(stderr);
+			return 2;
 		}
 	}
-	if ((key != NULL) + (pub != NULL) + (hex != NULL) != 1 || optind != argc) {
+	if ((key != NULL) + (pub != NULL) + (hex != NULL) != 1 ||
+	    optind != argc) {
 		fingerprint_usage(stderr);
 		return 2;
 	}

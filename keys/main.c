@@ -16,8 +16,7 @@ int main(int argc, char **argv)
 	fx_logger log;
 	if (fx_cli_init_logger(&argc, &argv, &log, "flexo-keys") != 0)
 		return 2;
-	return fx_cli_dispatch("flexo-keys",
-	                       "Keys and roster of a flexo consortium.", argc, argv,
-	                       commands, (int)(sizeof(commands) / sizeof(*commands)),
-	                       &log);
+	return fx_cli_dispatch(
+	    "flexo-keys", "Keys and roster of a flexo consortium.", argc, argv,
+	    commands, (int)(sizeof(commands) / sizeof(*commands)), &log);
 }

@@ -44,11 +44,13 @@ fx_err fx_blake2b_file(const char *path, uint8_t out[FX_BLAKE2B_BYTES],
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return fx_diag_set(diag, errno == ENOENT ? FX_ENOTFOUND : FX_EIO,
+		return fx_diag_set(diag,
+		                   errno == ENOENT ? FX_ENOTFOUND : FX_EIO,
 		                   "cannot open %s: %s", path, strerror(errno));
 	buf = malloc(FILE_BLOCK);
 	if (buf == NULL) {
-		err = fx_diag_set(diag, FX_ENOMEM, "no memory to hash %s", path);
+		err =
+		    fx_diag_set(diag, FX_ENOMEM, "no memory to hash %s", path);
 		goto out;
 	}
 	fx_blake2b_init(&ctx);
@@ -125,15 +127,16 @@ fx_err fx_hex_decode(uint8_t *out, size_t n, const char *hex, fx_diag *diag)
 	if (len != 2 * n)
 		return fx_diag_set(diag, FX_EFORMAT,
 		                   "hex string has %s%zu digits, expected %zu",
-		                   len > 2 * n ? "more than " : "", len > 2 * n ? 2 * n : len,
-		                   2 * n);
+		                   len > 2 * n ? "more than " : "",
+		                   len > 2 * n ? 2 * n : len, 2 * n);
 	for (size_t i = 0; i < n; i++) {
 		if (nibble(hex[2 * i]) < 0 || nibble(hex[2 * i + 1]) < 0)
-			return fx_diag_set(diag, FX_EFORMAT,
-			                   "not a hex digit at position %zu",
-			                   nibble(hex[2 * i]) < 0 ? 2 * i : 2 * i + 1);
+			return fx_diag_set(
+			    diag, FX_EFORMAT, "not a hex digit at position %zu",
+			    nibble(hex[2 * i]) < 0 ? 2 * i : 2 * i + 1);
 	}
 	for (size_t i = 0; i < n; i++)
-		out[i] = (uint8_t)(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));
+		out[i] =
+		    (uint8_t)(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));
 	return FX_OK;
 }

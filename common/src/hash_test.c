@@ -17,11 +17,17 @@ static void test_vectors(void)
 {
 	uint8_t h[32];
 	fx_blake2b(h, "", 0);
-	CHECK(hex_is(h, 32, "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8"));
+	CHECK(hex_is(h, 32,
+	             "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf"
+	             "12fe3a8"));
 	fx_blake2b(h, "abc", 3);
-	CHECK(hex_is(h, 32, "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319"));
+	CHECK(hex_is(h, 32,
+	             "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c06"
+	             "8d52319"));
 	fx_sha256(h, "abc", 3);
-	CHECK(hex_is(h, 32, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+	CHECK(hex_is(h, 32,
+	             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f"
+	             "20015ad"));
 }
 
 static void test_streaming_and_file(void)

@@ -11,17 +11,17 @@
 
 #include <sodium.h>
 
-#include "flexo/hash.h"
 #include "flexo/fsutil.h"
+#include "flexo/hash.h"
 
 /* Secret key file layout (docs/protocol.md "Secret key file"). */
 #define SK_MAGIC       "FXSK"
 #define SK_VERSION     1
 #define SK_KIND_CLEAR  0
 #define SK_KIND_SEALED 1
-#define SK_HDR         8                      /* magic, version, kind, 2 zero */
-#define SK_CLEAR_LEN   (SK_HDR + 32 + 32)     /* + pk + seed */
-#define SK_SALT        crypto_pwhash_SALTBYTES  /* 16 */
+#define SK_HDR         8                  /* magic, version, kind, 2 zero */
+#define SK_CLEAR_LEN   (SK_HDR + 32 + 32) /* + pk + seed */
+#define SK_SALT        crypto_pwhash_SALTBYTES     /* 16 */
 #define SK_NONCE       crypto_secretbox_NONCEBYTES /* 24 */
 #define SK_BOX         (crypto_secretbox_MACBYTES + FX_SEED_BYTES)
 #define SK_SEALED_LEN  (SK_HDR + 32 + 8 + 8 + SK_SALT + SK_NONCE + SK_BOX)
@@ -59,13 +59,16 @@ fx_err fx_keypair_from_seed(fx_keypair *kp, const uint8_t seed[FX_SEED_BYTES],
 	uint8_t pk[FX_PK_BYTES];
 
 	if (sodium_init() < 0)
-		return fx_diag_set(diag, FX_ECRYPTO, "libsodium failed to start");
+		return fx_diag_set(diag, FX_ECRYPTO,
+		                   "libsodium failed to start");
 	sk = sodium_malloc(FX_SK_BYTES);
 	if (sk == NULL)
-		return fx_diag_set(diag, FX_ENOMEM, "no secure memory for a key");
+		return fx_diag_set(diag, FX_ENOMEM,
+		                   "no secure memory for a key");
 	if (crypto_sign_seed_keypair(pk, sk, seed) != 0) {
 		sodium_free(sk);
-		return fx_diag_set(diag, FX_ECRYPTO, "Ed25519 key derivation failed");
+		return fx_diag_set(diag, FX_ECRYPTO,
+		                   "Ed25519 key derivation failed");
 	}
 	fx_keypair_release(kp);
 	kp->sk = sk;
@@ -80,7 +83,8 @@ fx_err fx_keypair_generate(fx_keypair *kp, fx_diag *diag)
 	fx_err err;
 
 	if (sodium_init() < 0)
-		return fx_diag_set(diag, FX_ECRYPTO, "libsodium failed to start");
+		return fx_diag_set(diag, FX_ECRYPTO,
+		                   "libsodium failed to start");
 	randombytes_buf(seed, sizeof(seed));
 	err = fx_keypair_from_seed(kp, seed, diag);
 	sodium_memzero(seed, sizeof(seed));
@@ -108,16 +112,19 @@ fx_err fx_seckey_save(const fx_keypair *kp, const char *path,
 	fx_err err = FX_OK;
 
 	if (kp->sk == NULL)
-		return fx_diag_set(diag, FX_EINVAL, "key pair has no secret half");
+		return fx_diag_set(diag, FX_EINVAL,
+		                   "key pair has no secret half");
 	if (pass != NULL && pass_len == 0)
 		return fx_diag_set(diag, FX_EINVAL, "empty passphrase");
 	if (sodium_init() < 0)
-		return fx_diag_set(diag, FX_ECRYPTO, "libsodium failed to start");
+		return fx_diag_set(diag, FX_ECRYPTO,
+		                   "libsodium failed to start");
 	len = pass ? SK_SEALED_LEN : SK_CLEAR_LEN;
 	buf = sodium_malloc(len);
 	key = sodium_malloc(crypto_secretbox_KEYBYTES);
 	if (buf == NULL || key == NULL) {
-		err = fx_diag_set(diag, FX_ENOMEM, "no secure memory for a key");
+		err =
+		    fx_diag_set(diag, FX_ENOMEM, "no secure memory for a key");
 		goto out;
 	}
 	memcpy(buf, SK_MAGIC, 4);
@@ -138,10 +145,12 @@ fx_err fx_seckey_save(const fx_keypair *kp, const char *path,
 		randombytes_buf(nonce, SK_NONCE);
 		if (crypto_pwhash(key, crypto_secretbox_KEYBYTES,
 		                  (const char *)pass, pass_len, salt, ops,
-		                  (size_t)mem, crypto_pwhash_ALG_ARGON2ID13) != 0) {
-			err = fx_diag_set(diag, FX_ENOMEM,
-			                  "Argon2id needs %llu MiB and could not get it",
-			                  (unsigned long long)(mem >> 20));
+		                  (size_t)mem,
+		                  crypto_pwhash_ALG_ARGON2ID13) != 0) {
+			err = fx_diag_set(
+			    diag, FX_ENOMEM,
+			    "Argon2id needs %llu MiB and could not get it",
+			    (unsigned long long)(mem >> 20));
 			goto out;
 		}
 		crypto_secretbox_easy(nonce + SK_NONCE, kp->sk, FX_SEED_BYTES,
@@ -168,24 +177,25 @@ static fx_err read_seckey_file(const char *path, uint8_t *buf, size_t *len,
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
-		return fx_diag_set(diag, errno == ENOENT ? FX_ENOTFOUND : FX_EIO,
-		                   "cannot open secret key %s: %s", path,
-		                   strerror(errno));
+		return fx_diag_set(
+		    diag, errno == ENOENT ? FX_ENOTFOUND : FX_EIO,
+		    "cannot open secret key %s: %s", path, strerror(errno));
 	if (fstat(fd, &st) != 0) {
 		err = fx_diag_set(diag, FX_EIO, "stat %s: %s", path,
 		                  strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		err = fx_diag_set(diag, FX_EINVAL, "secret key %s is not a regular file",
-		                  path);
+		err = fx_diag_set(diag, FX_EINVAL,
+		                  "secret key %s is not a regular file", path);
 		goto out;
 	}
 	if (st.st_mode & 077) {
-		err = fx_diag_set(diag, FX_EPERM,
-		                  "secret key %s has mode %04o: group or others may "
-		                  "access it; run chmod 600 %s",
-		                  path, (unsigned)(st.st_mode & 07777), path);
+		err = fx_diag_set(
+		    diag, FX_EPERM,
+		    "secret key %s has mode %04o: group or others may "
+		    "access it; run chmod 600 %s",
+		    path, (unsigned)(st.st_mode & 07777), path);
 		goto out;
 	}
 	for (;;) {
@@ -201,28 +211,32 @@ static fx_err read_seckey_file(const char *path, uint8_t *buf, size_t *len,
 			break;
 		have += (size_t)n;
 		if (have > SK_SEALED_LEN) {
-			err = fx_diag_set(diag, FX_EFORMAT,
-			                  "%s is too long for a flexo secret key", path);
+			err = fx_diag_set(
+			    diag, FX_EFORMAT,
+			    "%s is too long for a flexo secret key", path);
 			goto out;
 		}
 	}
 	if (have < SK_HDR || memcmp(buf, SK_MAGIC, 4) != 0) {
 		err = fx_diag_set(diag, FX_EFORMAT,
-		                  "%s is not a flexo secret key (bad magic)", path);
+		                  "%s is not a flexo secret key (bad magic)",
+		                  path);
 		goto out;
 	}
 	if (buf[4] != SK_VERSION) {
-		err = fx_diag_set(diag, FX_EFORMAT,
-		                  "%s: secret key format version %u, expected %u",
-		                  path, buf[4], SK_VERSION);
+		err =
+		    fx_diag_set(diag, FX_EFORMAT,
+		                "%s: secret key format version %u, expected %u",
+		                path, buf[4], SK_VERSION);
 		goto out;
 	}
 	if ((buf[5] == SK_KIND_CLEAR && have != SK_CLEAR_LEN) ||
 	    (buf[5] == SK_KIND_SEALED && have != SK_SEALED_LEN) ||
 	    buf[5] > SK_KIND_SEALED || buf[6] != 0 || buf[7] != 0) {
-		err = fx_diag_set(diag, FX_EFORMAT,
-		                  "%s: secret key kind %u with %zu bytes is malformed",
-		                  path, buf[5], have);
+		err = fx_diag_set(
+		    diag, FX_EFORMAT,
+		    "%s: secret key kind %u with %zu bytes is malformed", path,
+		    buf[5], have);
 		goto out;
 	}
 	*len = have;
@@ -239,10 +253,12 @@ fx_err fx_seckey_public(const char *path, uint8_t pk[FX_PK_BYTES],
 	fx_err err;
 
 	if (sodium_init() < 0)
-		return fx_diag_set(diag, FX_ECRYPTO, "libsodium failed to start");
+		return fx_diag_set(diag, FX_ECRYPTO,
+		                   "libsodium failed to start");
 	buf = sodium_malloc(SK_SEALED_LEN + 1);
 	if (buf == NULL)
-		return fx_diag_set(diag, FX_ENOMEM, "no secure memory for a key");
+		return fx_diag_set(diag, FX_ENOMEM,
+		                   "no secure memory for a key");
 	err = read_seckey_file(path, buf, &len, diag);
 	if (err == FX_OK)
 		memcpy(pk, buf + SK_HDR, FX_PK_BYTES);
@@ -260,12 +276,14 @@ fx_err fx_seckey_load(fx_keypair *kp, const char *path, const uint8_t *pass,
 
 	fx_keypair_init(&tmp);
 	if (sodium_init() < 0)
-		return fx_diag_set(diag, FX_ECRYPTO, "libsodium failed to start");
+		return fx_diag_set(diag, FX_ECRYPTO,
+		                   "libsodium failed to start");
 	buf = sodium_malloc(SK_SEALED_LEN + 1);
 	key = sodium_malloc(crypto_secretbox_KEYBYTES);
 	seed = sodium_malloc(FX_SEED_BYTES);
 	if (buf == NULL || key == NULL || seed == NULL) {
-		err = fx_diag_set(diag, FX_ENOMEM, "no secure memory for a key");
+		err =
+		    fx_diag_set(diag, FX_ENOMEM, "no secure memory for a key");
 		goto out;
 	}
 	if ((err = read_seckey_file(path, buf, &len, diag)) != FX_OK)
@@ -277,10 +295,11 @@ fx_err fx_seckey_load(fx_keypair *kp, const char *path, const uint8_t *pass,
 		const uint8_t *salt = p + 16, *nonce = salt + SK_SALT;
 		uint64_t ops = get_u64le(p), mem = get_u64le(p + 8);
 		if (pass == NULL) {
-			err = fx_diag_set(diag, FX_EINVAL,
-			                  "secret key %s is sealed with a passphrase; "
-			                  "give --passphrase-file or --passphrase-env",
-			                  path);
+			err = fx_diag_set(
+			    diag, FX_EINVAL,
+			    "secret key %s is sealed with a passphrase; "
+			    "give --passphrase-file or --passphrase-env",
+			    path);
 			goto out;
 		}
 		/* Bounds keep a crafted file from demanding absurd work. */
@@ -288,37 +307,42 @@ fx_err fx_seckey_load(fx_keypair *kp, const char *path, const uint8_t *pass,
 		    ops > crypto_pwhash_OPSLIMIT_SENSITIVE ||
 		    mem < crypto_pwhash_MEMLIMIT_MIN ||
 		    mem > crypto_pwhash_MEMLIMIT_SENSITIVE) {
-			err = fx_diag_set(diag, FX_EFORMAT,
-			                  "%s: Argon2id cost (ops %llu, mem %llu) out "
-			                  "of bounds",
-			                  path, (unsigned long long)ops,
-			                  (unsigned long long)mem);
+			err = fx_diag_set(
+			    diag, FX_EFORMAT,
+			    "%s: Argon2id cost (ops %llu, mem %llu) out "
+			    "of bounds",
+			    path, (unsigned long long)ops,
+			    (unsigned long long)mem);
 			goto out;
 		}
 		if (crypto_pwhash(key, crypto_secretbox_KEYBYTES,
 		                  (const char *)pass, pass_len, salt, ops,
-		                  (size_t)mem, crypto_pwhash_ALG_ARGON2ID13) != 0) {
-			err = fx_diag_set(diag, FX_ENOMEM,
-			                  "Argon2id needs %llu MiB and could not get it",
-			                  (unsigned long long)(mem >> 20));
+		                  (size_t)mem,
+		                  crypto_pwhash_ALG_ARGON2ID13) != 0) {
+			err = fx_diag_set(
+			    diag, FX_ENOMEM,
+			    "Argon2id needs %llu MiB and could not get it",
+			    (unsigned long long)(mem >> 20));
 			goto out;
 		}
 		if (crypto_secretbox_open_easy(seed, nonce + SK_NONCE, SK_BOX,
 		                               nonce, key) != 0) {
-			err = fx_diag_set(diag, FX_ECRYPTO,
-			                  "wrong passphrase for secret key %s (or the "
-			                  "file is corrupted)",
-			                  path);
+			err = fx_diag_set(
+			    diag, FX_ECRYPTO,
+			    "wrong passphrase for secret key %s (or the "
+			    "file is corrupted)",
+			    path);
 			goto out;
 		}
 	}
 	if ((err = fx_keypair_from_seed(&tmp, seed, diag)) != FX_OK)
 		goto out;
 	if (sodium_memcmp(tmp.pk, buf + SK_HDR, FX_PK_BYTES) != 0) {
-		err = fx_diag_set(diag, FX_EFORMAT,
-		                  "secret key %s: stored public key does not match "
-		                  "the secret (file corrupted)",
-		                  path);
+		err = fx_diag_set(
+		    diag, FX_EFORMAT,
+		    "secret key %s: stored public key does not match "
+		    "the secret (file corrupted)",
+		    path);
 		goto out;
 	}
 	fx_keypair_release(kp);
@@ -345,8 +369,7 @@ fx_err fx_pubkey_save(const uint8_t pk[FX_PK_BYTES], const char *path,
 	return fx_write_file_atomic(path, line, sizeof(line) - 1, 0644, diag);
 }
 
-fx_err fx_pubkey_load(const char *path, uint8_t pk[FX_PK_BYTES],
-                      fx_diag *diag)
+fx_err fx_pubkey_load(const char *path, uint8_t pk[FX_PK_BYTES], fx_diag *diag)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0;
@@ -372,10 +395,11 @@ fx_err fx_passphrase_load(const char *file, const char *env, uint8_t **pass,
 	fx_err err = FX_OK;
 
 	if (sodium_init() < 0)
-		return fx_diag_set(diag, FX_ECRYPTO, "libsodium failed to start");
+		return fx_diag_set(diag, FX_ECRYPTO,
+		                   "libsodium failed to start");
 	if (file != NULL) {
-		if ((err = fx_read_file(file, FX_PASSPHRASE_MAX, &raw, &n, diag)) !=
-		    FX_OK) {
+		if ((err = fx_read_file(file, FX_PASSPHRASE_MAX, &raw, &n,
+		                        diag)) != FX_OK) {
 			fx_diag_prefix(diag, "passphrase file");
 			return err;
 		}
@@ -390,9 +414,10 @@ fx_err fx_passphrase_load(const char *file, const char *env, uint8_t **pass,
 			                   env ? env : "(none)");
 		n = strnlen(v, FX_PASSPHRASE_MAX + 1);
 		if (n > FX_PASSPHRASE_MAX)
-			return fx_diag_set(diag, FX_ETOOBIG,
-			                   "passphrase in %s longer than %d bytes", env,
-			                   FX_PASSPHRASE_MAX);
+			return fx_diag_set(
+			    diag, FX_ETOOBIG,
+			    "passphrase in %s longer than %d bytes", env,
+			    FX_PASSPHRASE_MAX);
 		raw = (uint8_t *)v;
 	}
 	if (n == 0) {
@@ -402,7 +427,8 @@ fx_err fx_passphrase_load(const char *file, const char *env, uint8_t **pass,
 	}
 	out = sodium_malloc(n);
 	if (out == NULL) {
-		err = fx_diag_set(diag, FX_ENOMEM, "no secure memory for passphrase");
+		err = fx_diag_set(diag, FX_ENOMEM,
+		                  "no secure memory for passphrase");
 		goto out;
 	}
 	memcpy(out, raw, n);
@@ -432,7 +458,8 @@ fx_err fx_seckey_load_with(fx_keypair *kp, const char *path,
 	fx_err err;
 
 	if (pass_file != NULL || pass_env != NULL) {
-		err = fx_passphrase_load(pass_file, pass_env, &pass, &len, diag);
+		err =
+		    fx_passphrase_load(pass_file, pass_env, &pass, &len, diag);
 		if (err != FX_OK)
 			return err;
 	}

@@ -14,9 +14,9 @@
 #include <unistd.h>
 
 #include "flexo/config.h"
+#include "flexo/fsutil.h"
 #include "flexo/safetensors.h"
 #include "flexo/wire.h"
-#include "flexo/fsutil.h"
 
 #define PATH_BUF 4352
 
@@ -45,9 +45,12 @@ static int plain_name(const char *s)
 static const char *dtype_str(fx_dtype t)
 {
 	switch (t) {
-	case FX_F32: return "F32";
-	case FX_F16: return "F16";
-	case FX_BF16: return "BF16";
+	case FX_F32:
+		return "F32";
+	case FX_F16:
+		return "F16";
+	case FX_BF16:
+		return "BF16";
 	}
 	return "?";
 }
@@ -60,14 +63,15 @@ static fx_err meta_int(const fx_st_file *f, const char *key, long max,
 	long n;
 
 	if (v == NULL)
-		return fx_diag_set(diag, FX_EFORMAT,
-		                   "anchor metadata lacks %s (not a flexo model file?)",
-		                   key);
+		return fx_diag_set(
+		    diag, FX_EFORMAT,
+		    "anchor metadata lacks %s (not a flexo model file?)", key);
 	n = strtol(v, &end, 10);
 	if (end == v || *end != '\0' || n < 1 || n > max)
-		return fx_diag_set(diag, FX_EFORMAT,
-		                   "anchor metadata %s = \"%.32s\" is not 1..%ld", key,
-		                   v, max);
+		return fx_diag_set(
+		    diag, FX_EFORMAT,
+		    "anchor metadata %s = \"%.32s\" is not 1..%ld", key, v,
+		    max);
 	*out = n;
 	return FX_OK;
 }
@@ -93,8 +97,8 @@ static fx_err read_router_pub(const char *path, long L, long d, float **out,
 		return err;
 	t = fx_st_find(f, FX_ROUTER_PUB_TENSOR);
 	if (t == NULL) {
-		err = fx_diag_set(diag, FX_ENOTFOUND, "%s has no tensor %s", path,
-		                  FX_ROUTER_PUB_TENSOR);
+		err = fx_diag_set(diag, FX_ENOTFOUND, "%s has no tensor %s",
+		                  path, FX_ROUTER_PUB_TENSOR);
 		goto out;
 	}
 	rows = malloc((size_t)L * (size_t)d * sizeof(float));
@@ -116,7 +120,8 @@ static fx_err read_router_pub(const char *path, long L, long d, float **out,
 	for (long i = 0; i < L * d; i++)
 		if (!isfinite(rows[i])) {
 			err = fx_diag_set(diag, FX_ENUMERIC,
-			                  "%s[%ld] is not finite", FX_ROUTER_PUB_TENSOR, i);
+			                  "%s[%ld] is not finite",
+			                  FX_ROUTER_PUB_TENSOR, i);
 			goto out;
 		}
 	*out = rows;
@@ -158,7 +163,8 @@ static fx_err describe_anchor(const fx_st_file *f, Flexo__V1__AnchorRelease *m,
 	b->kv = calloc(f->n_meta ? f->n_meta : 1, sizeof(*b->kv));
 	b->kvp = calloc(f->n_meta ? f->n_meta : 1, sizeof(*b->kvp));
 	if (!b->td || !b->tdp || !b->hash || !b->kv || !b->kvp)
-		return fx_diag_set(diag, FX_ENOMEM, "no memory for the manifest");
+		return fx_diag_set(diag, FX_ENOMEM,
+		                   "no memory for the manifest");
 	for (size_t i = 0; i < n; i++) {
 		const fx_st_tensor *t = &f->tensors[i];
 		Flexo__V1__TensorDigest *d = &b->td[i];
@@ -202,7 +208,8 @@ static fx_err copy_file(const char *src, const char *dst, mode_t mode,
 
 	in = open(src, O_RDONLY | O_CLOEXEC);
 	if (in < 0)
-		return fx_diag_set(diag, errno == ENOENT ? FX_ENOTFOUND : FX_EIO,
+		return fx_diag_set(diag,
+		                   errno == ENOENT ? FX_ENOTFOUND : FX_EIO,
 		                   "cannot open %s: %s", src, strerror(errno));
 	if ((err = fx_atomic_open(&af, dst, mode, diag)) != FX_OK) {
 		close(in);
@@ -247,8 +254,9 @@ fx_err fx_release_create(const fx_release_params *p, const fx_keypair *coord,
 	Flexo__V1__AnchorRelease m = FLEXO__V1__ANCHOR_RELEASE__INIT;
 	Flexo__V1__RouterRows rr = FLEXO__V1__ROUTER_ROWS__INIT;
 	const fx_keypair *signers[FX_WIRE_MAX_SIGS];
-	char anchor[PATH_BUF], tok[PATH_BUF], relf[PATH_BUF];
+	char anchor[PATH_BUF], tok[PATH_BUF], relf[PATH_BUF], rpub[PATH_BUF];
 	uint8_t file_hash[FX_BLAKE2B_BYTES], tok_hash[FX_BLAKE2B_BYTES];
+	uint8_t rpub_hash[FX_BLAKE2B_BYTES];
 	uint8_t *body = NULL, *env = NULL;
 	size_t body_len = 0, env_len = 0;
 	const fx_member *me;
@@ -263,25 +271,30 @@ fx_err fx_release_create(const fx_release_params *p, const fx_keypair *coord,
 	fx_release_init(&check);
 	me = fx_roster_find_key(p->roster, coord->pk);
 	if (me == NULL || me->role != FX_ROLE_COORDINATOR)
-		return fx_diag_set(diag, FX_EPERM,
-		                   "the signing key is not a coordinator of roster "
-		                   "v%llu",
-		                   (unsigned long long)p->roster->version);
+		return fx_diag_set(
+		    diag, FX_EPERM,
+		    "the signing key is not a coordinator of roster "
+		    "v%llu",
+		    (unsigned long long)p->roster->version);
 	if (n_cosign + 1 > FX_WIRE_MAX_SIGS)
 		return fx_diag_set(diag, FX_ETOOBIG, "too many co-signers");
 	if (p->expires <= p->created)
-		return fx_diag_set(diag, FX_EINVAL, "release expires before it is "
+		return fx_diag_set(diag, FX_EINVAL,
+		                   "release expires before it is "
 		                   "created");
 	if ((err = fx_mkdir_p(out_dir, 0755, diag)) != FX_OK)
 		return err;
 	join(anchor, sizeof(anchor), out_dir, FX_RELEASE_ANCHOR);
 	join(tok, sizeof(tok), out_dir, FX_RELEASE_TOKENIZER);
 	join(relf, sizeof(relf), out_dir, FX_RELEASE_FILE);
+	join(rpub, sizeof(rpub), out_dir, FX_RELEASE_ROUTER);
 	if ((err = copy_file(p->anchor_path, anchor, 0644, diag)) != FX_OK ||
-	    (err = copy_file(p->tokenizer_path, tok, 0644, diag)) != FX_OK)
+	    (err = copy_file(p->tokenizer_path, tok, 0644, diag)) != FX_OK ||
+	    (err = copy_file(p->router_pub_path, rpub, 0644, diag)) != FX_OK)
 		goto out;
 	if ((err = fx_blake2b_file(anchor, file_hash, &size, diag)) != FX_OK ||
-	    (err = fx_blake2b_file(tok, tok_hash, NULL, diag)) != FX_OK)
+	    (err = fx_blake2b_file(tok, tok_hash, NULL, diag)) != FX_OK ||
+	    (err = fx_blake2b_file(rpub, rpub_hash, NULL, diag)) != FX_OK)
 		goto out;
 	if ((err = fx_st_open(anchor, &f, diag)) != FX_OK) {
 		fx_diag_prefix(diag, "anchor %s", p->anchor_path);
@@ -291,8 +304,7 @@ fx_err fx_release_create(const fx_release_params *p, const fx_keypair *coord,
 	        FX_OK ||
 	    (err = meta_int(f, "hidden_size", FX_MAX_DIM, &d, diag)) != FX_OK)
 		goto out;
-	if ((err = read_router_pub(p->router_pub_path, L, d, &rows, diag)) !=
-	    FX_OK)
+	if ((err = read_router_pub(rpub, L, d, &rows, diag)) != FX_OK)
 		goto out;
 	if ((err = describe_anchor(f, &m, &b, diag)) != FX_OK)
 		goto out;
@@ -314,6 +326,9 @@ fx_err fx_release_create(const fx_release_params *p, const fx_keypair *coord,
 	m.tokenizer_blake2b.len = FX_BLAKE2B_BYTES;
 	m.tokenizer_file = FX_RELEASE_TOKENIZER;
 	m.router_pub = &rr;
+	m.router_pub_file = FX_RELEASE_ROUTER;
+	m.router_pub_blake2b.data = rpub_hash;
+	m.router_pub_blake2b.len = FX_BLAKE2B_BYTES;
 	if ((err = fx_wire_encode(&m.base, &body, &body_len, diag)) != FX_OK)
 		goto out;
 	signers[0] = coord;
@@ -352,25 +367,28 @@ static fx_err check_manifest(const Flexo__V1__AnchorRelease *m, fx_diag *diag)
 
 	if (m->schema != FX_WIRE_SCHEMA)
 		return fx_diag_set(diag, FX_EFORMAT,
-		                   "anchor release schema %u, expected %d", m->schema,
-		                   FX_WIRE_SCHEMA);
-	if (!plain_name(m->anchor_file) || !plain_name(m->tokenizer_file))
+		                   "anchor release schema %u, expected %d",
+		                   m->schema, FX_WIRE_SCHEMA);
+	if (!plain_name(m->anchor_file) || !plain_name(m->tokenizer_file) ||
+	    !plain_name(m->router_pub_file))
 		return fx_diag_set(diag, FX_EFORMAT,
 		                   "anchor release names a file outside its "
 		                   "directory");
 	if (m->n_tensors == 0)
-		return fx_diag_set(diag, FX_EFORMAT, "anchor release lists no tensors");
+		return fx_diag_set(diag, FX_EFORMAT,
+		                   "anchor release lists no tensors");
 	if (rr == NULL || rr->layers < 1 || rr->layers > FX_MAX_LAYERS ||
 	    rr->dim < 1 || rr->dim > FX_MAX_DIM ||
 	    rr->n_values != (size_t)rr->layers * rr->dim)
-		return fx_diag_set(diag, FX_EFORMAT,
-		                   "anchor release router_pub is not layers x dim "
-		                   "values");
+		return fx_diag_set(
+		    diag, FX_EFORMAT,
+		    "anchor release router_pub is not layers x dim "
+		    "values");
 	for (size_t i = 0; i < rr->n_values; i++)
 		if (!isfinite(rr->values[i]))
-			return fx_diag_set(diag, FX_ENUMERIC,
-			                   "anchor release router_pub[%zu] is not finite",
-			                   i);
+			return fx_diag_set(
+			    diag, FX_ENUMERIC,
+			    "anchor release router_pub[%zu] is not finite", i);
 	return FX_OK;
 }
 
@@ -388,57 +406,62 @@ fx_err fx_release_verify(fx_release *out, const uint8_t *env, size_t len,
 	size_t roots;
 	fx_err err;
 
-	if ((err = fx_envelope_open(env, len, FX_TYPE_RELEASE, &e, diag)) != FX_OK)
+	if ((err = fx_envelope_open(env, len, FX_TYPE_RELEASE, &e, diag)) !=
+	    FX_OK)
 		return err;
 	if (e->n_signatures == 0) {
-		err = fx_diag_set(diag, FX_EBADSIG, "anchor release is unsigned");
+		err =
+		    fx_diag_set(diag, FX_EBADSIG, "anchor release is unsigned");
 		goto out;
 	}
 	/* Signatures first: nothing in an unauthenticated payload is trusted,
 	 * not even for an error message. */
-	err = fx_roster_find_signer(roster, e, FX_ROLE_COORDINATOR, now, &signer,
-	                            diag);
+	err = fx_roster_find_signer(roster, e, FX_ROLE_COORDINATOR, now,
+	                            &signer, diag);
 	if (err != FX_OK) {
 		fx_diag_prefix(diag, "anchor release");
 		goto out;
 	}
 	roots = fx_roster_count_root_sigs(roster, e, now);
 	if (roots < roster->release_cosigners) {
-		err = fx_diag_set(diag, FX_EBADSIG,
-		                  "anchor release has %zu root co-signature(s), "
-		                  "roster v%llu requires %u",
-		                  roots, (unsigned long long)roster->version,
-		                  roster->release_cosigners);
+		err =
+		    fx_diag_set(diag, FX_EBADSIG,
+		                "anchor release has %zu root co-signature(s), "
+		                "roster v%llu requires %u",
+		                roots, (unsigned long long)roster->version,
+		                roster->release_cosigners);
 		goto out;
 	}
 	err = fx_wire_decode(&flexo__v1__anchor_release__descriptor,
-	                     e->payload.data, e->payload.len, FX_WIRE_DOC_MAX, &pm,
-	                     diag);
+	                     e->payload.data, e->payload.len, FX_WIRE_DOC_MAX,
+	                     &pm, diag);
 	if (err != FX_OK)
 		goto out;
 	m = (Flexo__V1__AnchorRelease *)pm;
 	if ((err = check_manifest(m, diag)) != FX_OK)
 		goto out;
 	if (strcmp(m->consortium, roster->consortium) != 0) {
-		err = fx_diag_set(diag, FX_EMISMATCH,
-		                  "anchor release is for consortium '%s', the roster "
-		                  "is '%s'",
-		                  m->consortium, roster->consortium);
+		err = fx_diag_set(
+		    diag, FX_EMISMATCH,
+		    "anchor release is for consortium '%s', the roster "
+		    "is '%s'",
+		    m->consortium, roster->consortium);
 		goto out;
 	}
 	if (m->roster_version > roster->version) {
-		err = fx_diag_set(diag, FX_ESTATE,
-		                  "anchor release was made under roster v%llu, newer "
-		                  "than the trusted v%llu: update the roster first",
-		                  (unsigned long long)m->roster_version,
-		                  (unsigned long long)roster->version);
+		err = fx_diag_set(
+		    diag, FX_ESTATE,
+		    "anchor release was made under roster v%llu, newer "
+		    "than the trusted v%llu: update the roster first",
+		    (unsigned long long)m->roster_version,
+		    (unsigned long long)roster->version);
 		goto out;
 	}
 	if (now > m->expires) {
-		err = fx_diag_set(diag, FX_EEXPIRED,
-		                  "anchor release v%llu expired at %s",
-		                  (unsigned long long)m->release_version,
-		                  fx_time_format(when, sizeof(when), m->expires));
+		err = fx_diag_set(
+		    diag, FX_EEXPIRED, "anchor release v%llu expired at %s",
+		    (unsigned long long)m->release_version,
+		    fx_time_format(when, sizeof(when), m->expires));
 		goto out;
 	}
 	fx_blake2b(digest, e->payload.data, e->payload.len);
@@ -486,28 +509,36 @@ fx_err fx_release_check_files(const fx_release *r, const char *dir,
 	if ((err = fx_blake2b_file(path, h, NULL, diag)) != FX_OK)
 		return err;
 	if (memcmp(h, m->tokenizer_blake2b.data, FX_BLAKE2B_BYTES) != 0)
-		return fx_diag_set(diag, FX_EMISMATCH,
-		                   "%s does not match the release's tokenizer digest",
-		                   path);
+		return fx_diag_set(
+		    diag, FX_EMISMATCH,
+		    "%s does not match the release's tokenizer digest", path);
+	join(path, sizeof(path), dir, m->router_pub_file);
+	if ((err = fx_blake2b_file(path, h, NULL, diag)) != FX_OK)
+		return err;
+	if (memcmp(h, m->router_pub_blake2b.data, FX_BLAKE2B_BYTES) != 0)
+		return fx_diag_set(
+		    diag, FX_EMISMATCH,
+		    "%s does not match the release's r_pub digest", path);
 	join(path, sizeof(path), dir, m->anchor_file);
 	if ((err = fx_blake2b_file(path, h, &size, diag)) != FX_OK)
 		return err;
 	if (size != m->anchor_size)
 		return fx_diag_set(diag, FX_EMISMATCH,
-		                   "%s is %llu bytes, the release says %llu", path,
-		                   (unsigned long long)size,
+		                   "%s is %llu bytes, the release says %llu",
+		                   path, (unsigned long long)size,
 		                   (unsigned long long)m->anchor_size);
 	if (memcmp(h, m->anchor_blake2b.data, FX_BLAKE2B_BYTES) != 0)
-		return fx_diag_set(diag, FX_EMISMATCH,
-		                   "%s does not match the release's BLAKE2b-256 "
-		                   "digest",
-		                   path);
+		return fx_diag_set(
+		    diag, FX_EMISMATCH,
+		    "%s does not match the release's BLAKE2b-256 "
+		    "digest",
+		    path);
 	if ((err = fx_st_open(path, &f, diag)) != FX_OK)
 		return err;
 	if (f->n_tensors != m->n_tensors) {
 		err = fx_diag_set(diag, FX_EMISMATCH,
-		                  "%s has %zu tensors, the release lists %zu", path,
-		                  f->n_tensors, m->n_tensors);
+		                  "%s has %zu tensors, the release lists %zu",
+		                  path, f->n_tensors, m->n_tensors);
 		goto out;
 	}
 	for (size_t i = 0; i < f->n_tensors; i++) {
@@ -515,19 +546,22 @@ fx_err fx_release_check_files(const fx_release *r, const char *dir,
 		const Flexo__V1__TensorDigest *d = m->tensors[i];
 		int same = strcmp(t->name, d->name) == 0 &&
 		           strcmp(dtype_str(t->dtype), d->dtype) == 0 &&
-		           d->n_shape == (size_t)t->ndim && d->offset == t->begin &&
+		           d->n_shape == (size_t)t->ndim &&
+		           d->offset == t->begin &&
 		           d->size == t->end - t->begin;
 		for (int k = 0; same && k < t->ndim; k++)
 			same = d->shape[k] == t->shape[k];
 		if (same) {
 			fx_blake2b(h, t->raw, (size_t)(t->end - t->begin));
-			same = memcmp(h, d->blake2b.data, FX_BLAKE2B_BYTES) == 0;
+			same =
+			    memcmp(h, d->blake2b.data, FX_BLAKE2B_BYTES) == 0;
 		}
 		if (!same) {
-			err = fx_diag_set(diag, FX_EMISMATCH,
-			                  "tensor %zu (%s) of %s does not match the "
-			                  "release's entry for %s",
-			                  i, t->name, path, d->name);
+			err = fx_diag_set(
+			    diag, FX_EMISMATCH,
+			    "tensor %zu (%s) of %s does not match the "
+			    "release's entry for %s",
+			    i, t->name, path, d->name);
 			goto out;
 		}
 	}
@@ -542,4 +576,79 @@ fx_err fx_release_read(const char *dir, uint8_t **env, size_t *len,
 	char path[PATH_BUF];
 	join(path, sizeof(path), dir, FX_RELEASE_FILE);
 	return fx_read_file(path, FX_WIRE_ENVELOPE_MAX, env, len, diag);
+}
+
+fx_err fx_release_install(const fx_release *r, const char *from_dir,
+                          const char *to_dir, fx_diag *diag)
+{
+	const char *names[3] = {r->msg->anchor_file, r->msg->tokenizer_file,
+	                        r->msg->router_pub_file};
+	char src[PATH_BUF], dst[PATH_BUF];
+	fx_err err;
+
+	if ((err = fx_mkdir_p(to_dir, 0755, diag)) != FX_OK)
+		return err;
+	for (int i = 0; i < 3; i++) {
+		join(src, sizeof(src), from_dir, names[i]);
+		join(dst, sizeof(dst), to_dir, names[i]);
+		if ((err = copy_file(src, dst, 0644, diag)) != FX_OK)
+			return err;
+	}
+	join(dst, sizeof(dst), to_dir, FX_RELEASE_FILE);
+	err =
+	    fx_write_file_atomic(dst, r->envelope, r->envelope_len, 0644, diag);
+	if (err != FX_OK)
+		return err;
+	return fx_release_check_files(r, to_dir, diag);
+}
+
+fx_err fx_release_state_load(const char *state_dir, int *have,
+                             uint64_t *version,
+                             uint8_t digest[FX_BLAKE2B_BYTES], fx_diag *diag)
+{
+	char path[PATH_BUF], hex[2 * FX_BLAKE2B_BYTES + 2];
+	unsigned long long v = 0;
+	uint8_t *buf = NULL, d[FX_BLAKE2B_BYTES];
+	size_t len = 0;
+	fx_err err;
+
+	join(path, sizeof(path), state_dir, FX_RELEASE_STATE);
+	err = fx_read_file(path, 4096, &buf, &len, diag);
+	if (err == FX_ENOTFOUND) {
+		*have = 0;
+		return FX_OK;
+	}
+	if (err != FX_OK)
+		return err;
+	if (sscanf((const char *)buf,
+	           "flexo-release-state 1\nversion %llu\ndigest %65s\n", &v,
+	           hex) != 2 ||
+	    fx_hex_decode(d, FX_BLAKE2B_BYTES, hex, NULL) != FX_OK) {
+		free(buf);
+		/* Refuse rather than start over: a damaged state file must not
+		 * silently re-open the door to a rollback. */
+		return fx_diag_set(
+		    diag, FX_EFORMAT,
+		    "%s is damaged; restore it or remove it knowingly", path);
+	}
+	free(buf);
+	*have = 1;
+	*version = v;
+	memcpy(digest, d, FX_BLAKE2B_BYTES);
+	return FX_OK;
+}
+
+fx_err fx_release_state_save(const char *state_dir, uint64_t version,
+                             const uint8_t digest[FX_BLAKE2B_BYTES],
+                             fx_diag *diag)
+{
+	char path[PATH_BUF], hex[2 * FX_BLAKE2B_BYTES + 1], text[160];
+	int n;
+
+	join(path, sizeof(path), state_dir, FX_RELEASE_STATE);
+	n = snprintf(text, sizeof(text),
+	             "flexo-release-state 1\nversion %llu\ndigest %s\n",
+	             (unsigned long long)version,
+	             fx_hex(hex, digest, FX_BLAKE2B_BYTES));
+	return fx_write_file_atomic(path, text, (size_t)n, 0644, diag);
 }

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "flexo/keys.h"
 #include "flexo/fsutil.h"
+#include "flexo/keys.h"
 
 static const char *const role_names[] = {
     [FX_ROLE_ROOT] = "root",
@@ -64,13 +64,13 @@ static fx_err check_name(const char *what, const char *name, fx_diag *diag)
 {
 	size_t n = strnlen(name, FX_NAME_MAX + 1);
 	if (n == 0 || n > FX_NAME_MAX)
-		return fx_diag_set(diag, FX_EINVAL, "%s must be 1..%d bytes", what,
-		                   FX_NAME_MAX);
+		return fx_diag_set(diag, FX_EINVAL, "%s must be 1..%d bytes",
+		                   what, FX_NAME_MAX);
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
 			return fx_diag_set(diag, FX_EINVAL,
-			                   "%s '%s' has a control character", what,
-			                   name);
+			                   "%s '%s' has a control character",
+			                   what, name);
 	return FX_OK;
 }
 
@@ -94,26 +94,29 @@ fx_err fx_roster_validate(const fx_roster *r, fx_diag *diag)
 			                   "member '%s' has no valid role (%d)",
 			                   m->name, (int)m->role);
 		if (m->not_after < 0)
-			return fx_diag_set(diag, FX_EINVAL,
-			                   "member '%s' has a negative not-after",
-			                   m->name);
+			return fx_diag_set(
+			    diag, FX_EINVAL,
+			    "member '%s' has a negative not-after", m->name);
 		for (size_t j = 0; j < i; j++) {
 			if (strcmp(m->name, r->members[j].name) == 0)
-				return fx_diag_set(diag, FX_EINVAL,
-				                   "member name '%s' appears twice",
-				                   m->name);
+				return fx_diag_set(
+				    diag, FX_EINVAL,
+				    "member name '%s' appears twice", m->name);
 			if (memcmp(m->pk, r->members[j].pk, FX_PK_BYTES) == 0)
-				return fx_diag_set(diag, FX_EINVAL,
-				                   "members '%s' and '%s' share a key",
-				                   r->members[j].name, m->name);
+				return fx_diag_set(
+				    diag, FX_EINVAL,
+				    "members '%s' and '%s' share a key",
+				    r->members[j].name, m->name);
 		}
 	}
 	if (roots == 0)
-		return fx_diag_set(diag, FX_EINVAL, "roster has no root member");
-	if (r->threshold < 1 || r->threshold > roots)
 		return fx_diag_set(diag, FX_EINVAL,
-		                   "threshold %u must be 1..%zu (the number of roots)",
-		                   r->threshold, roots);
+		                   "roster has no root member");
+	if (r->threshold < 1 || r->threshold > roots)
+		return fx_diag_set(
+		    diag, FX_EINVAL,
+		    "threshold %u must be 1..%zu (the number of roots)",
+		    r->threshold, roots);
 	if (r->release_cosigners > roots)
 		return fx_diag_set(diag, FX_EINVAL,
 		                   "release co-signers %u exceed the %zu roots",
@@ -133,14 +136,17 @@ fx_err fx_roster_add(fx_roster *r, const char *name,
 	if ((err = check_name("member name", name, diag)) != FX_OK)
 		return err;
 	if (fx_role_name(role) == NULL)
-		return fx_diag_set(diag, FX_EINVAL, "invalid role %d", (int)role);
+		return fx_diag_set(diag, FX_EINVAL, "invalid role %d",
+		                   (int)role);
 	if (r->n_members >= FX_ROSTER_MAX_MEMBERS)
-		return fx_diag_set(diag, FX_ETOOBIG, "roster already has %d members",
+		return fx_diag_set(diag, FX_ETOOBIG,
+		                   "roster already has %d members",
 		                   FX_ROSTER_MAX_MEMBERS);
 	for (size_t i = 0; i < r->n_members; i++) {
 		if (strcmp(r->members[i].name, name) == 0)
 			return fx_diag_set(diag, FX_EEXIST,
-			                   "member '%s' already in the roster", name);
+			                   "member '%s' already in the roster",
+			                   name);
 		if (memcmp(r->members[i].pk, pk, FX_PK_BYTES) == 0)
 			return fx_diag_set(diag, FX_EEXIST,
 			                   "that key already belongs to '%s'",
@@ -188,7 +194,8 @@ fx_err fx_roster_seal(fx_roster *r, fx_diag *diag)
 	mem = calloc(r->n_members, sizeof(*mem));
 	ptr = calloc(r->n_members, sizeof(*ptr));
 	if (mem == NULL || ptr == NULL) {
-		err = fx_diag_set(diag, FX_ENOMEM, "no memory to encode roster");
+		err =
+		    fx_diag_set(diag, FX_ENOMEM, "no memory to encode roster");
 		goto out;
 	}
 	for (size_t i = 0; i < r->n_members; i++) {
@@ -258,8 +265,9 @@ static fx_err parse_payload(fx_roster *r, const Flexo__V1__Envelope *env,
 		return err;
 	msg = (Flexo__V1__Roster *)m;
 	if (msg->schema != FX_WIRE_SCHEMA) {
-		err = fx_diag_set(diag, FX_EFORMAT, "roster schema %u, expected %d",
-		                  msg->schema, FX_WIRE_SCHEMA);
+		err = fx_diag_set(diag, FX_EFORMAT,
+		                  "roster schema %u, expected %d", msg->schema,
+		                  FX_WIRE_SCHEMA);
 		goto out;
 	}
 	snprintf(r->consortium, sizeof(r->consortium), "%s", msg->consortium);
@@ -267,16 +275,19 @@ static fx_err parse_payload(fx_roster *r, const Flexo__V1__Envelope *env,
 	r->expires = msg->expires;
 	r->threshold = msg->threshold;
 	r->release_cosigners = msg->release_cosigners;
-	r->members = calloc(msg->n_members ? msg->n_members : 1,
-	                    sizeof(*r->members));
+	r->members =
+	    calloc(msg->n_members ? msg->n_members : 1, sizeof(*r->members));
 	if (r->members == NULL) {
-		err = fx_diag_set(diag, FX_ENOMEM, "no memory for roster members");
+		err = fx_diag_set(diag, FX_ENOMEM,
+		                  "no memory for roster members");
 		goto out;
 	}
 	for (size_t i = 0; i < msg->n_members; i++) {
 		fx_member *mb = &r->members[i];
-		/* Lengths were bounded by the wire limits (name <= 64, key = 32). */
-		snprintf(mb->name, sizeof(mb->name), "%s", msg->members[i]->name);
+		/* Lengths were bounded by the wire limits (name <= 64, key =
+		 * 32). */
+		snprintf(mb->name, sizeof(mb->name), "%s",
+		         msg->members[i]->name);
 		memcpy(mb->pk, msg->members[i]->public_key.data, FX_PK_BYTES);
 		fx_key_id(mb->id, mb->pk);
 		mb->role = (fx_role)msg->members[i]->role;
@@ -297,7 +308,8 @@ fx_err fx_roster_parse(fx_roster *r, const uint8_t *env, size_t len,
 	fx_err err;
 
 	fx_roster_init(&tmp);
-	if ((err = fx_envelope_open(env, len, FX_TYPE_ROSTER, &e, diag)) != FX_OK)
+	if ((err = fx_envelope_open(env, len, FX_TYPE_ROSTER, &e, diag)) !=
+	    FX_OK)
 		return err;
 	if ((err = parse_payload(&tmp, e, diag)) != FX_OK)
 		goto out;
@@ -338,7 +350,8 @@ fx_err fx_roster_save(const fx_roster *r, const char *path, fx_diag *diag)
 {
 	if (r->envelope == NULL)
 		return fx_diag_set(diag, FX_ESTATE, "roster not sealed yet");
-	return fx_write_file_atomic(path, r->envelope, r->envelope_len, 0644, diag);
+	return fx_write_file_atomic(path, r->envelope, r->envelope_len, 0644,
+	                            diag);
 }
 
 static int member_valid_at(const fx_roster *r, const fx_member *m, int64_t now)
@@ -348,8 +361,14 @@ static int member_valid_at(const fx_roster *r, const fx_member *m, int64_t now)
 	return m->not_after == 0 || now <= m->not_after;
 }
 
-size_t fx_roster_count_root_sigs(const fx_roster *signers,
-                                 const Flexo__V1__Envelope *env, int64_t now)
+/* Counts roots of `signers` that signed env. With `any_roster_age` the
+ * signers' roster may itself have expired (members' own not-after still
+ * holds): that is how a consortium recovers from an expired roster, as in
+ * TUF, where the old root's keys vouch for the new root whatever the old
+ * root's expiry. */
+static size_t count_signed_roots(const fx_roster *signers,
+                                 const Flexo__V1__Envelope *env, int64_t now,
+                                 int any_roster_age)
 {
 	size_t n = 0;
 
@@ -357,7 +376,10 @@ size_t fx_roster_count_root_sigs(const fx_roster *signers,
 	 * many signature entries an attacker repeats. */
 	for (size_t i = 0; i < signers->n_members; i++) {
 		const fx_member *m = &signers->members[i];
-		if (m->role != FX_ROLE_ROOT || !member_valid_at(signers, m, now))
+		int valid = any_roster_age
+		                ? (m->not_after == 0 || now <= m->not_after)
+		                : member_valid_at(signers, m, now);
+		if (m->role != FX_ROLE_ROOT || !valid)
 			continue;
 		if (fx_envelope_verify_key(env, m->pk) == 0)
 			n++;
@@ -365,10 +387,15 @@ size_t fx_roster_count_root_sigs(const fx_roster *signers,
 	return n;
 }
 
+size_t fx_roster_count_root_sigs(const fx_roster *signers,
+                                 const Flexo__V1__Envelope *env, int64_t now)
+{
+	return count_signed_roots(signers, env, now, 0);
+}
+
 /* Shared body of the two verify functions; trusted may be NULL (initial). */
 static fx_err verify(const fx_roster *trusted, fx_roster *out,
-                     const uint8_t *env, size_t len, int64_t now,
-                     fx_diag *diag)
+                     const uint8_t *env, size_t len, int64_t now, fx_diag *diag)
 {
 	Flexo__V1__Envelope *e = NULL;
 	fx_roster cand;
@@ -379,48 +406,53 @@ static fx_err verify(const fx_roster *trusted, fx_roster *out,
 	fx_roster_init(&cand);
 	if ((err = fx_roster_parse(&cand, env, len, diag)) != FX_OK)
 		return err;
-	if ((err = fx_envelope_open(env, len, FX_TYPE_ROSTER, &e, diag)) != FX_OK)
+	if ((err = fx_envelope_open(env, len, FX_TYPE_ROSTER, &e, diag)) !=
+	    FX_OK)
 		goto out;
 	if (trusted != NULL) {
 		if (strcmp(trusted->consortium, cand.consortium) != 0) {
-			err = fx_diag_set(diag, FX_EMISMATCH,
-			                  "roster is for consortium '%s', trusted "
-			                  "roster is for '%s'",
-			                  cand.consortium, trusted->consortium);
+			err = fx_diag_set(
+			    diag, FX_EMISMATCH,
+			    "roster is for consortium '%s', trusted "
+			    "roster is for '%s'",
+			    cand.consortium, trusted->consortium);
 			goto out;
 		}
 		if (cand.version <= trusted->version) {
-			err = fx_diag_set(diag, FX_EROLLBACK,
-			                  "roster version %llu is not higher than the "
-			                  "trusted version %llu",
-			                  (unsigned long long)cand.version,
-			                  (unsigned long long)trusted->version);
+			err = fx_diag_set(
+			    diag, FX_EROLLBACK,
+			    "roster version %llu is not higher than the "
+			    "trusted version %llu",
+			    (unsigned long long)cand.version,
+			    (unsigned long long)trusted->version);
 			goto out;
 		}
-		got = fx_roster_count_root_sigs(trusted, e, now);
+		got = count_signed_roots(trusted, e, now, 1);
 		if (got < trusted->threshold) {
-			err = fx_diag_set(diag, FX_EBADSIG,
-			                  "roster v%llu has %zu valid signature(s) of "
-			                  "the trusted v%llu roots, needs %u",
-			                  (unsigned long long)cand.version, got,
-			                  (unsigned long long)trusted->version,
-			                  trusted->threshold);
+			err = fx_diag_set(
+			    diag, FX_EBADSIG,
+			    "roster v%llu has %zu valid signature(s) of "
+			    "the trusted v%llu roots, needs %u",
+			    (unsigned long long)cand.version, got,
+			    (unsigned long long)trusted->version,
+			    trusted->threshold);
 			goto out;
 		}
 	}
 	got = fx_roster_count_root_sigs(&cand, e, now);
 	if (now > cand.expires) {
-		err = fx_diag_set(diag, FX_EEXPIRED, "roster v%llu expired at %s",
-		                  (unsigned long long)cand.version,
-		                  fx_time_format(when, sizeof(when), cand.expires));
+		err = fx_diag_set(
+		    diag, FX_EEXPIRED, "roster v%llu expired at %s",
+		    (unsigned long long)cand.version,
+		    fx_time_format(when, sizeof(when), cand.expires));
 		goto out;
 	}
 	if (got < cand.threshold) {
-		err = fx_diag_set(diag, FX_EBADSIG,
-		                  "roster v%llu has %zu valid signature(s) of its "
-		                  "own roots, needs %u",
-		                  (unsigned long long)cand.version, got,
-		                  cand.threshold);
+		err = fx_diag_set(
+		    diag, FX_EBADSIG,
+		    "roster v%llu has %zu valid signature(s) of its "
+		    "own roots, needs %u",
+		    (unsigned long long)cand.version, got, cand.threshold);
 		goto out;
 	}
 	fx_roster_release(out);
@@ -433,8 +465,8 @@ out:
 	return err;
 }
 
-fx_err fx_roster_verify_initial(fx_roster *out, const uint8_t *env,
-                                size_t len, int64_t now, fx_diag *diag)
+fx_err fx_roster_verify_initial(fx_roster *out, const uint8_t *env, size_t len,
+                                int64_t now, fx_diag *diag)
 {
 	return verify(NULL, out, env, len, now, diag);
 }
@@ -455,18 +487,18 @@ const fx_member *fx_roster_find_key(const fx_roster *r,
 	return NULL;
 }
 
-fx_err fx_roster_find_signer(const fx_roster *r,
-                             const Flexo__V1__Envelope *env, fx_role role,
-                             int64_t now, const fx_member **signer,
-                             fx_diag *diag)
+fx_err fx_roster_find_signer(const fx_roster *r, const Flexo__V1__Envelope *env,
+                             fx_role role, int64_t now,
+                             const fx_member **signer, fx_diag *diag)
 {
 	char when[32];
 	const fx_member *expired = NULL;
 
 	if (now > r->expires)
-		return fx_diag_set(diag, FX_EEXPIRED, "roster v%llu expired at %s",
-		                   (unsigned long long)r->version,
-		                   fx_time_format(when, sizeof(when), r->expires));
+		return fx_diag_set(
+		    diag, FX_EEXPIRED, "roster v%llu expired at %s",
+		    (unsigned long long)r->version,
+		    fx_time_format(when, sizeof(when), r->expires));
 	for (size_t i = 0; i < r->n_members; i++) {
 		const fx_member *m = &r->members[i];
 		if (m->role != role || fx_envelope_verify_key(env, m->pk) != 0)
@@ -479,11 +511,11 @@ fx_err fx_roster_find_signer(const fx_roster *r,
 		return FX_OK;
 	}
 	if (expired != NULL)
-		return fx_diag_set(diag, FX_EEXPIRED,
-		                   "signed by %s '%s' whose key expired at %s",
-		                   fx_role_name(role), expired->name,
-		                   fx_time_format(when, sizeof(when),
-		                                  expired->not_after));
+		return fx_diag_set(
+		    diag, FX_EEXPIRED,
+		    "signed by %s '%s' whose key expired at %s",
+		    fx_role_name(role), expired->name,
+		    fx_time_format(when, sizeof(when), expired->not_after));
 	return fx_diag_set(diag, FX_EBADSIG,
 	                   "%s is not signed by any %s of roster v%llu (%zu "
 	                   "signature(s) present)",
@@ -504,18 +536,30 @@ fx_err fx_time_parse(const char *s, int64_t now, int64_t *out, fx_diag *diag)
 		long long mul;
 		v = strtoll(s + 1, &end, 10);
 		if (end == s + 1 || v < 0 || v > 100LL * 366 * 86400)
-			return fx_diag_set(diag, FX_EINVAL, "bad relative time '%s'", s);
-		switch (*end) {
-		case 'd': mul = 86400; break;
-		case 'h': mul = 3600; break;
-		case 'm': mul = 60; break;
-		case 's': case '\0': mul = 1; break;
-		default:
 			return fx_diag_set(diag, FX_EINVAL,
-			                   "bad unit in '%s' (use d, h, m or s)", s);
+			                   "bad relative time '%s'", s);
+		switch (*end) {
+		case 'd':
+			mul = 86400;
+			break;
+		case 'h':
+			mul = 3600;
+			break;
+		case 'm':
+			mul = 60;
+			break;
+		case 's':
+		case '\0':
+			mul = 1;
+			break;
+		default:
+			return fx_diag_set(
+			    diag, FX_EINVAL,
+			    "bad unit in '%s' (use d, h, m or s)", s);
 		}
 		if (*end != '\0' && end[1] != '\0')
-			return fx_diag_set(diag, FX_EINVAL, "trailing text in '%s'", s);
+			return fx_diag_set(diag, FX_EINVAL,
+			                   "trailing text in '%s'", s);
 		*out = now + v * mul;
 		return FX_OK;
 	}
@@ -536,7 +580,8 @@ fx_err fx_time_parse(const char *s, int64_t now, int64_t *out, fx_diag *diag)
 		                   s);
 	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
 	    mi > 59 || se > 60)
-		return fx_diag_set(diag, FX_EINVAL, "time '%s' out of range", s);
+		return fx_diag_set(diag, FX_EINVAL, "time '%s' out of range",
+		                   s);
 	memset(&tm, 0, sizeof(tm));
 	tm.tm_year = y - 1900;
 	tm.tm_mon = mo - 1;

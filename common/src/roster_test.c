@@ -45,7 +45,8 @@ static void build_v1(fx_roster *r)
 	CHECK_OK(fx_roster_add(r, "root0", root[0].pk, FX_ROLE_ROOT, 0, &d));
 	CHECK_OK(fx_roster_add(r, "root1", root[1].pk, FX_ROLE_ROOT, 0, &d));
 	CHECK_OK(fx_roster_add(r, "root2", root[2].pk, FX_ROLE_ROOT, 0, &d));
-	CHECK_OK(fx_roster_add(r, "coord", coord.pk, FX_ROLE_COORDINATOR, 0, &d));
+	CHECK_OK(
+	    fx_roster_add(r, "coord", coord.pk, FX_ROLE_COORDINATOR, 0, &d));
 	CHECK_OK(fx_roster_add(r, "alice", contrib.pk, FX_ROLE_CONTRIBUTOR,
 	                       NOW + 3600, &d));
 	CHECK_OK(fx_roster_seal(r, &d));
@@ -63,7 +64,8 @@ static void build_next(const fx_roster *from, fx_roster *r, uint64_t version,
 	if (fx_roster_find_key(r, root[2].pk) != NULL)
 		CHECK_OK(fx_roster_remove(r, "root2", &d));
 	if (fx_roster_find_key(r, root[3].pk) == NULL)
-		CHECK_OK(fx_roster_add(r, "root3", root[3].pk, FX_ROLE_ROOT, 0, &d));
+		CHECK_OK(
+		    fx_roster_add(r, "root3", root[3].pk, FX_ROLE_ROOT, 0, &d));
 	CHECK_OK(fx_roster_seal(r, &d));
 	for (int i = 0; i < n; i++)
 		CHECK_OK(fx_roster_sign(r, &root[signers[i]], &d));
@@ -88,8 +90,8 @@ static void test_initial(void)
 	CHECK(fx_roster_verify_initial(&out, v1.envelope, v1.envelope_len, NOW,
 	                               &d) == FX_EBADSIG);
 	CHECK_OK(fx_roster_sign(&v1, &root[1], &d));
-	CHECK_OK(fx_roster_verify_initial(&out, v1.envelope, v1.envelope_len, NOW,
-	                                  &d));
+	CHECK_OK(fx_roster_verify_initial(&out, v1.envelope, v1.envelope_len,
+	                                  NOW, &d));
 	CHECK(out.version == 1 && out.n_members == 5 && out.threshold == 2);
 	CHECK(strcmp(out.members[4].name, "alice") == 0);
 	CHECK(out.members[4].not_after == NOW + 3600);
@@ -114,8 +116,8 @@ static void test_rotation(void)
 
 	/* k signatures of the trusted roots: accepted. */
 	build_next(&v1, &v2, 2, NOW + 86400, k_ok, 2);
-	CHECK_OK(fx_roster_verify_update(&v1, &out, v2.envelope, v2.envelope_len,
-	                                 NOW, &d));
+	CHECK_OK(fx_roster_verify_update(&v1, &out, v2.envelope,
+	                                 v2.envelope_len, NOW, &d));
 	CHECK(out.version == 2);
 	fx_roster_release(&v2);
 
@@ -138,6 +140,13 @@ static void test_rotation(void)
 	                              NOW, &d) == FX_EROLLBACK);
 	fx_roster_release(&v2);
 
+	/* The trusted v1 has lapsed (it expires at NOW + 1 day): its roots can
+	 * still vouch for a fresh v2, as in TUF. */
+	build_next(&v1, &v2, 2, NOW + 5 * 86400, k_ok, 2);
+	CHECK_OK(fx_roster_verify_update(&v1, &out, v2.envelope,
+	                                 v2.envelope_len, NOW + 2 * 86400, &d));
+	fx_roster_release(&v2);
+
 	/* Expired candidate. */
 	build_next(&v1, &v2, 2, NOW - 1, k_ok, 2);
 	CHECK(fx_roster_verify_update(&v1, &out, v2.envelope, v2.envelope_len,
@@ -153,8 +162,8 @@ static void test_rotation(void)
 	fx_roster_release(&v3);
 	/* ... and with root0 + root3 (both v2 roots) it is accepted. */
 	build_next(&v2, &v3, 3, NOW + 86400, with_new, 2);
-	CHECK_OK(fx_roster_verify_update(&v2, &out, v3.envelope, v3.envelope_len,
-	                                 NOW, &d));
+	CHECK_OK(fx_roster_verify_update(&v2, &out, v3.envelope,
+	                                 v3.envelope_len, NOW, &d));
 	fx_roster_release(&v3);
 	fx_roster_release(&v2);
 	fx_roster_release(&out);
@@ -215,7 +224,8 @@ static void test_structure(void)
 	CHECK_OK(fx_roster_remove(&r, "root2", &d));
 	CHECK(fx_roster_seal(&r, &d) == FX_EINVAL);
 	CHECK_MSG(strstr(d.msg, "no root") != NULL, "%s", d.msg);
-	CHECK(fx_roster_add(&r, "", root[0].pk, FX_ROLE_ROOT, 0, &d) == FX_EINVAL);
+	CHECK(fx_roster_add(&r, "", root[0].pk, FX_ROLE_ROOT, 0, &d) ==
+	      FX_EINVAL);
 	fx_roster_release(&r);
 }
 
@@ -233,8 +243,8 @@ static void test_signer(void)
 	CHECK_OK(fx_envelope_seal("flexo.v1.Test", (const uint8_t *)"x", 1,
 	                          signers, 1, &buf, &len, &d));
 	CHECK_OK(fx_envelope_open(buf, len, "flexo.v1.Test", &env, &d));
-	CHECK_OK(fx_roster_find_signer(&r, env, FX_ROLE_CONTRIBUTOR, NOW, &who,
-	                               &d));
+	CHECK_OK(
+	    fx_roster_find_signer(&r, env, FX_ROLE_CONTRIBUTOR, NOW, &who, &d));
 	CHECK(who != NULL && strcmp(who->name, "alice") == 0);
 	CHECK(fx_roster_find_signer(&r, env, FX_ROLE_COORDINATOR, NOW, &who,
 	                            &d) == FX_EBADSIG);
@@ -256,7 +266,8 @@ static void test_time(void)
 	CHECK(t == 1796342400LL);
 	CHECK_OK(fx_time_parse("2026-12-04T01:02:03Z", 0, &t, &d));
 	CHECK(t == 1796342400LL + 3723);
-	CHECK(strcmp(fx_time_format(buf, sizeof(buf), t), "2026-12-04T01:02:03Z") == 0);
+	CHECK(strcmp(fx_time_format(buf, sizeof(buf), t),
+	             "2026-12-04T01:02:03Z") == 0);
 	CHECK_OK(fx_time_parse("+2d", 100, &t, &d));
 	CHECK(t == 100 + 2 * 86400);
 	CHECK_OK(fx_time_parse("12345", 0, &t, &d));

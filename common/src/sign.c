@@ -31,11 +31,13 @@ fx_err fx_sig_type_check(const char *type, fx_diag *diag)
 		                   "payload type length must be 1..%d bytes",
 		                   FX_SIG_TYPE_MAX);
 	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)type[i] < 0x21 || (unsigned char)type[i] > 0x7e)
-			return fx_diag_set(diag, FX_EINVAL,
-			                   "payload type has a non-printable byte "
-			                   "at offset %zu",
-			                   i);
+		if ((unsigned char)type[i] < 0x21 ||
+		    (unsigned char)type[i] > 0x7e)
+			return fx_diag_set(
+			    diag, FX_EINVAL,
+			    "payload type has a non-printable byte "
+			    "at offset %zu",
+			    i);
 	return FX_OK;
 }
 
@@ -63,8 +65,8 @@ fx_err fx_pae(const char *type, const uint8_t *body, size_t body_len,
 	total = DOMAIN_LEN + 8 + tlen + 8 + body_len;
 	buf = malloc(total ? total : 1);
 	if (buf == NULL)
-		return fx_diag_set(diag, FX_ENOMEM, "no memory for %zu-byte PAE",
-		                   total);
+		return fx_diag_set(diag, FX_ENOMEM,
+		                   "no memory for %zu-byte PAE", total);
 	p = buf;
 	memcpy(p, FX_SIG_DOMAIN, DOMAIN_LEN);
 	p += DOMAIN_LEN;
@@ -81,9 +83,8 @@ fx_err fx_pae(const char *type, const uint8_t *body, size_t body_len,
 	return FX_OK;
 }
 
-fx_err fx_sign(uint8_t sig[FX_SIG_BYTES], const char *type,
-               const uint8_t *body, size_t body_len,
-               const uint8_t sk[FX_SK_BYTES], fx_diag *diag)
+fx_err fx_sign(uint8_t sig[FX_SIG_BYTES], const char *type, const uint8_t *body,
+               size_t body_len, const uint8_t sk[FX_SK_BYTES], fx_diag *diag)
 {
 	uint8_t *msg = NULL;
 	size_t len = 0;
@@ -91,7 +92,8 @@ fx_err fx_sign(uint8_t sig[FX_SIG_BYTES], const char *type,
 	fx_err err;
 
 	if (sodium_init() < 0)
-		return fx_diag_set(diag, FX_ECRYPTO, "libsodium failed to start");
+		return fx_diag_set(diag, FX_ECRYPTO,
+		                   "libsodium failed to start");
 	if ((err = fx_pae(type, body, body_len, &msg, &len, diag)) != FX_OK)
 		return err;
 	if ((err = fx_ed25519_sign(tmp, msg, len, sk, diag)) == FX_OK)
@@ -121,11 +123,11 @@ int fx_verify(const uint8_t sig[FX_SIG_BYTES], const char *type,
 }
 
 fx_err fx_ed25519_sign(uint8_t sig[FX_SIG_BYTES], const uint8_t *msg,
-                       size_t len, const uint8_t sk[FX_SK_BYTES],
-                       fx_diag *diag)
+                       size_t len, const uint8_t sk[FX_SK_BYTES], fx_diag *diag)
 {
 	if (sodium_init() < 0)
-		return fx_diag_set(diag, FX_ECRYPTO, "libsodium failed to start");
+		return fx_diag_set(diag, FX_ECRYPTO,
+		                   "libsodium failed to start");
 	if (crypto_sign_detached(sig, NULL, msg, len, sk) != 0)
 		return fx_diag_set(diag, FX_ECRYPTO, "Ed25519 signing failed");
 	return FX_OK;

@@ -42,9 +42,11 @@ static void test_rfc8032(void)
 		CHECK_OK(fx_hex_decode(sig, 64, v->sig, &d));
 		CHECK_OK(fx_hex_decode(msg, mlen, v->msg, &d));
 		CHECK_OK(fx_keypair_from_seed(&kp, seed, &d));
-		CHECK_MSG(memcmp(kp.pk, pk, 32) == 0, "TEST %zu public key", i + 1);
+		CHECK_MSG(memcmp(kp.pk, pk, 32) == 0, "TEST %zu public key",
+		          i + 1);
 		CHECK_OK(fx_ed25519_sign(got, msg, mlen, kp.sk, &d));
-		CHECK_MSG(memcmp(got, sig, 64) == 0, "TEST %zu signature", i + 1);
+		CHECK_MSG(memcmp(got, sig, 64) == 0, "TEST %zu signature",
+		          i + 1);
 		CHECK(fx_ed25519_verify(sig, msg, mlen, pk) == 0);
 		sig[63] ^= 0x01;
 		CHECK(fx_ed25519_verify(sig, msg, mlen, pk) == -1);
@@ -57,9 +59,9 @@ static void test_rfc8032(void)
 static void test_pae_layout(void)
 {
 	static const uint8_t want[] = {
-	    'f', 'l', 'e', 'x', 'o', '-', 's', 'i', 'g', '-', 'v', '1',
-	    3, 0, 0, 0, 0, 0, 0, 0, 'a', '/', 'b',
-	    2, 0, 0, 0, 0, 0, 0, 0, 0x00, 0xff};
+	    'f', 'l', 'e', 'x', 'o', '-', 's', 'i', 'g', '-',  'v',
+	    '1', 3,   0,   0,   0,   0,   0,   0,   0,   'a',  '/',
+	    'b', 2,   0,   0,   0,   0,   0,   0,   0,   0x00, 0xff};
 	uint8_t body[2] = {0x00, 0xff}, *pae = NULL, sig[64], manual[64];
 	uint8_t seed[32] = {7};
 	size_t len = 0;

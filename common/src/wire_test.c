@@ -50,13 +50,15 @@ static void test_roundtrip_and_truncation(void)
 	/* Every strict prefix: either refused, or a shorter valid message (a
 	 * cut exactly between fields) that still passes the limits. */
 	for (size_t n = 0; n < len; n++) {
-		uint8_t *copy = malloc(n ? n : 1); /* exact size: ASan sees overreads */
+		uint8_t *copy =
+		    malloc(n ? n : 1); /* exact size: ASan sees overreads */
 		memcpy(copy, buf, n);
 		if (decode_env(copy, n, &d) != FX_OK)
 			refused++;
 		free(copy);
 	}
-	CHECK_MSG(refused > len / 2, "%zu of %zu prefixes refused", refused, len);
+	CHECK_MSG(refused > len / 2, "%zu of %zu prefixes refused", refused,
+	          len);
 	/* The last byte belongs to the final signature: cutting it is fatal. */
 	CHECK(decode_env(buf, len - 1, &d) == FX_EFORMAT);
 	free(buf);
@@ -70,8 +72,8 @@ static void test_oversized(void)
 	fx_diag d;
 
 	sealed(&buf, &len, 1);
-	CHECK(fx_wire_decode(&flexo__v1__envelope__descriptor, buf, len, len - 1,
-	                     &m, &d) == FX_ETOOBIG);
+	CHECK(fx_wire_decode(&flexo__v1__envelope__descriptor, buf, len,
+	                     len - 1, &m, &d) == FX_ETOOBIG);
 	CHECK(m == NULL);
 	CHECK_MSG(strstr(d.msg, "exceeds") != NULL, "%s", d.msg);
 	free(buf);
@@ -85,7 +87,8 @@ static void test_wire_types(void)
 	/* Field 3 (signatures, a message) sent as fixed64. */
 	static const uint8_t fixed_for_msg[] = {0x19, 1, 2, 3, 4, 5, 6, 7, 8};
 	/* Length prefix far beyond the buffer. */
-	static const uint8_t overlong[] = {0x12, 0xff, 0xff, 0xff, 0xff, 0x0f, 'x'};
+	static const uint8_t overlong[] = {0x12, 0xff, 0xff, 0xff,
+	                                   0xff, 0x0f, 'x'};
 	/* Varint length that never ends. */
 	static const uint8_t endless[] = {0x12, 0xff, 0xff, 0xff, 0xff, 0xff,
 	                                  0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
@@ -96,7 +99,8 @@ static void test_wire_types(void)
 
 	CHECK(decode_env(varint_for_string, sizeof(varint_for_string), &d) ==
 	      FX_EFORMAT);
-	CHECK(decode_env(fixed_for_msg, sizeof(fixed_for_msg), &d) == FX_EFORMAT);
+	CHECK(decode_env(fixed_for_msg, sizeof(fixed_for_msg), &d) ==
+	      FX_EFORMAT);
 	CHECK(decode_env(overlong, sizeof(overlong), &d) == FX_EFORMAT);
 	CHECK(decode_env(endless, sizeof(endless), &d) == FX_EFORMAT);
 	CHECK(decode_env(bad_type, sizeof(bad_type), &d) == FX_EFORMAT);
@@ -129,7 +133,8 @@ static void test_counts_and_sizes(void)
 	buf = malloc(len);
 	protobuf_c_message_pack(&env.base, buf);
 	CHECK(decode_env(buf, len, &d) == FX_ETOOBIG);
-	CHECK_MSG(strstr(d.msg, "signatures has 17 entries") != NULL, "%s", d.msg);
+	CHECK_MSG(strstr(d.msg, "signatures has 17 entries") != NULL, "%s",
+	          d.msg);
 	free(buf);
 
 	/* A 7-byte key ID. */
@@ -161,25 +166,26 @@ static void test_counts_and_sizes(void)
 		len = protobuf_c_message_get_packed_size(&le.base);
 		buf = malloc(len);
 		protobuf_c_message_pack(&le.base, buf);
-		CHECK(fx_wire_decode(&flexo__v1__ledger_entries__descriptor, buf,
-		                     len, FX_WIRE_MSG_MAX, &m, &d) == FX_ETOOBIG);
+		CHECK(fx_wire_decode(&flexo__v1__ledger_entries__descriptor,
+		                     buf, len, FX_WIRE_MSG_MAX, &m,
+		                     &d) == FX_ETOOBIG);
 		le.n_entries = 1000;
 		len = protobuf_c_message_get_packed_size(&le.base);
 		protobuf_c_message_pack(&le.base, buf);
-		CHECK_OK(fx_wire_decode(&flexo__v1__ledger_entries__descriptor, buf,
-		                        len, FX_WIRE_MSG_MAX, &m, &d));
+		CHECK_OK(fx_wire_decode(&flexo__v1__ledger_entries__descriptor,
+		                        buf, len, FX_WIRE_MSG_MAX, &m, &d));
 		fx_wire_free(m);
 		free(buf);
 		free(e);
 	}
 	/* A packed float field claiming 2^40 bytes. */
 	{
-		static const uint8_t absurd[] = {0x1a, 0x80, 0x80, 0x80, 0x80,
-		                                 0x80, 0x20, 0, 0, 0, 0};
+		static const uint8_t absurd[] = {
+		    0x1a, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 0, 0, 0, 0};
 		ProtobufCMessage *m = NULL;
-		CHECK(fx_wire_decode(&flexo__v1__router_rows__descriptor, absurd,
-		                     sizeof(absurd), FX_WIRE_DOC_MAX, &m,
-		                     &d) == FX_EFORMAT);
+		CHECK(fx_wire_decode(&flexo__v1__router_rows__descriptor,
+		                     absurd, sizeof(absurd), FX_WIRE_DOC_MAX,
+		                     &m, &d) == FX_EFORMAT);
 	}
 }
 
@@ -200,9 +206,10 @@ static size_t member_with(uint8_t *out, const uint8_t *tail, size_t n)
 
 static void test_unknown(void)
 {
-	static const uint8_t unknown_field[] = {0x48, 0x01}; /* field 9 varint */
-	static const uint8_t unknown_enum[] = {0x18, 0x09};  /* role = 9 */
-	static const uint8_t fine[] = {0x18, 0x02};          /* role = 2 */
+	static const uint8_t unknown_field[] = {0x48,
+	                                        0x01};      /* field 9 varint */
+	static const uint8_t unknown_enum[] = {0x18, 0x09}; /* role = 9 */
+	static const uint8_t fine[] = {0x18, 0x02};         /* role = 2 */
 	static const uint8_t no_key[] = {0x0a, 0x01, 'a', 0x18, 0x02};
 	ProtobufCMessage *m = NULL;
 	uint8_t buf[64];
@@ -212,14 +219,15 @@ static void test_unknown(void)
 	len = member_with(buf, unknown_field, sizeof(unknown_field));
 	CHECK(fx_wire_decode(&flexo__v1__member__descriptor, buf, len, 100, &m,
 	                     &d) == FX_EFORMAT);
-	CHECK_MSG(strstr(d.msg, "unknown field (number 9)") != NULL, "%s", d.msg);
+	CHECK_MSG(strstr(d.msg, "unknown field (number 9)") != NULL, "%s",
+	          d.msg);
 	len = member_with(buf, unknown_enum, sizeof(unknown_enum));
 	CHECK(fx_wire_decode(&flexo__v1__member__descriptor, buf, len, 100, &m,
 	                     &d) == FX_EFORMAT);
 	CHECK_MSG(strstr(d.msg, "unknown enum value 9") != NULL, "%s", d.msg);
 	len = member_with(buf, fine, sizeof(fine));
-	CHECK_OK(fx_wire_decode(&flexo__v1__member__descriptor, buf, len, 100, &m,
-	                        &d));
+	CHECK_OK(fx_wire_decode(&flexo__v1__member__descriptor, buf, len, 100,
+	                        &m, &d));
 	CHECK(m != NULL && ((Flexo__V1__Member *)m)->role == 2);
 	fx_wire_free(m);
 	/* Member.public_key must be 32 bytes: absent is refused. */
@@ -234,13 +242,19 @@ static void test_canonical(void)
 	static const uint8_t nul_in_name[] = {0x0a, 0x03, 'a', 0x00, 'b'};
 	static const uint8_t twice[] = {0x0a, 0x01, 'a', 0x0a, 0x01, 'b'};
 	static const uint8_t explicit_zero[] = {0x0a, 0x01, 'a', 0x20, 0x00};
-	static const uint8_t long_varint[] = {0x0a, 0x01, 'a', 0x20, 0x81, 0x00};
+	static const uint8_t long_varint[] = {0x0a, 0x01, 'a',
+	                                      0x20, 0x81, 0x00};
 	static const uint8_t reordered[] = {0x20, 0x01, 0x0a, 0x01, 'a'};
+	/* Not UTF-8: a lone continuation byte, an overlong '/', a surrogate. */
+	static const uint8_t lone[] = {0x0a, 0x02, 'a', 0x80};
+	static const uint8_t overlong[] = {0x0a, 0x02, 0xc0, 0xaf};
+	static const uint8_t surrogate[] = {0x0a, 0x03, 0xed, 0xa0, 0x80};
+	static const uint8_t fine_utf8[] = {0x0a, 0x04, 0xf0, 0x9f, 0x98, 0x80};
 	static const uint8_t *const bad[] = {nul_in_name, twice, explicit_zero,
 	                                     long_varint, reordered};
-	static const size_t bad_len[] = {sizeof(nul_in_name), sizeof(twice),
-	                                 sizeof(explicit_zero), sizeof(long_varint),
-	                                 sizeof(reordered)};
+	static const size_t bad_len[] = {
+	    sizeof(nul_in_name), sizeof(twice), sizeof(explicit_zero),
+	    sizeof(long_varint), sizeof(reordered)};
 	uint8_t buf[80];
 	fx_diag d;
 
@@ -253,10 +267,31 @@ static void test_canonical(void)
 		buf[len++] = 0x20;
 		memset(buf + len, 0x11, 32);
 		len += 32;
-		CHECK_MSG(fx_wire_decode(&flexo__v1__member__descriptor, buf, len,
-		                         100, &m, &d) == FX_EFORMAT, "case %zu", i);
+		CHECK_MSG(fx_wire_decode(&flexo__v1__member__descriptor, buf,
+		                         len, 100, &m, &d) == FX_EFORMAT,
+		          "case %zu", i);
 		CHECK_MSG(strstr(d.msg, "canonical") != NULL, "case %zu: %s", i,
 		          d.msg);
+	}
+	{
+		const uint8_t *const u[] = {lone, overlong, surrogate,
+		                            fine_utf8};
+		const size_t ul[] = {sizeof(lone), sizeof(overlong),
+		                     sizeof(surrogate), sizeof(fine_utf8)};
+		for (size_t i = 0; i < 4; i++) {
+			ProtobufCMessage *m = NULL;
+			size_t len = ul[i];
+			fx_err want = i < 3 ? FX_EFORMAT : FX_OK;
+			memcpy(buf, u[i], len);
+			buf[len++] = 0x12;
+			buf[len++] = 0x20;
+			memset(buf + len, 0x11, 32);
+			len += 32;
+			CHECK_MSG(fx_wire_decode(&flexo__v1__member__descriptor,
+			                         buf, len, 100, &m, &d) == want,
+			          "utf8 case %zu: %s", i, d.msg);
+			fx_wire_free(m);
+		}
 	}
 }
 
@@ -283,6 +318,77 @@ static void test_mutations(void)
 	free(buf);
 }
 
+/* Random mutations straight into the document decoders (below the
+ * signature, which would otherwise stop them first). */
+static void test_document_mutations(void)
+{
+	static const ProtobufCMessageDescriptor *const descs[] = {
+	    &flexo__v1__roster__descriptor,
+	    &flexo__v1__anchor_release__descriptor,
+	    &flexo__v1__contribution__descriptor,
+	    &flexo__v1__withdrawal__descriptor,
+	    &flexo__v1__request__descriptor,
+	    &flexo__v1__response__descriptor};
+	Flexo__V1__Contribution c = FLEXO__V1__CONTRIBUTION__INIT;
+	Flexo__V1__RouterRows rr = FLEXO__V1__ROUTER_ROWS__INIT;
+	Flexo__V1__TrainingMeta t = FLEXO__V1__TRAINING_META__INIT;
+	Flexo__V1__KeyValue kv = FLEXO__V1__KEY_VALUE__INIT, *kvp = &kv;
+	float vals[8] = {1, 2, 3, 4, 5, 6, 7, 8}, bias[2] = {0, -1};
+	uint8_t id[8] = {1}, h[32] = {2}, *buf = NULL;
+	unsigned seed = 99;
+	size_t len = 0;
+	fx_diag d;
+
+	rr.layers = 2;
+	rr.dim = 4;
+	rr.values = vals;
+	rr.n_values = 8;
+	kv.key = "lr";
+	kv.value = "1e-3";
+	t.steps = 5;
+	t.hyperparameters = &kvp;
+	t.n_hyperparameters = 1;
+	t.heldout_bpb = 2.5;
+	c.schema = 1;
+	c.consortium = "x";
+	c.contributor_key_id.data = id;
+	c.contributor_key_id.len = 8;
+	c.anchor_release_digest.data = h;
+	c.anchor_release_digest.len = 32;
+	c.domain = "code";
+	c.sequence = 3;
+	c.payload_size = 10;
+	c.payload_blake2b.data = h;
+	c.payload_blake2b.len = 32;
+	c.router = &rr;
+	c.bias = bias;
+	c.n_bias = 2;
+	c.training = &t;
+	CHECK_OK(fx_wire_encode(&c.base, &buf, &len, &d));
+	for (int round = 0; round < 6000; round++) {
+		ProtobufCMessage *m = NULL;
+		uint8_t *copy = malloc(len);
+		memcpy(copy, buf, len);
+		for (int k = 0; k < 1 + round % 3; k++) {
+			seed = seed * 1103515245u + 12345u;
+			copy[(seed >> 8) % len] ^=
+			    (uint8_t)(1 + (seed >> 20) % 255);
+		}
+		(void)fx_wire_decode(descs[round % 6], copy,
+		                     len - (round % 5 == 0), FX_WIRE_DOC_MAX,
+		                     &m, &d);
+		fx_wire_free(m);
+		free(copy);
+	}
+	{
+		ProtobufCMessage *m = NULL;
+		CHECK_OK(fx_wire_decode(&flexo__v1__contribution__descriptor,
+		                        buf, len, FX_WIRE_DOC_MAX, &m, &d));
+		fx_wire_free(m);
+	}
+	free(buf);
+}
+
 int main(void)
 {
 	RUN(test_roundtrip_and_truncation);
@@ -292,5 +398,6 @@ int main(void)
 	RUN(test_unknown);
 	RUN(test_canonical);
 	RUN(test_mutations);
+	RUN(test_document_mutations);
 	return FX_TEST_REPORT();
 }

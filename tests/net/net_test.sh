@@ -134,7 +134,7 @@ roundtrip)
   set -e
   [ $rc -eq 1 ] || fail "wrong CA: exit $rc"
 
-  "$contrib" fetch --coordinator "tls+tcp://localhost:$port_tls" --ca ca.pem \
+  "$contrib" download --coordinator "tls+tcp://localhost:$port_tls" --ca ca.pem \
     --out fetched 2>fetch.log || fail "fetch"
   for f in release.bin anchor.safetensors tokenizer.json; do
     cmp -s "release/$f" "fetched/$f" || fail "fetched $f differs"

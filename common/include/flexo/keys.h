@@ -67,8 +67,7 @@ fx_err fx_seckey_public(const char *path, uint8_t pk[FX_PK_BYTES],
  * upper case and no newline. */
 fx_err fx_pubkey_save(const uint8_t pk[FX_PK_BYTES], const char *path,
                       fx_diag *diag);
-fx_err fx_pubkey_load(const char *path, uint8_t pk[FX_PK_BYTES],
-                      fx_diag *diag);
+fx_err fx_pubkey_load(const char *path, uint8_t pk[FX_PK_BYTES], fx_diag *diag);
 
 /* Loads a passphrase from a file (one trailing newline stripped) or, if
  * file is NULL, from the environment variable named env. On success *pass is

@@ -17,7 +17,7 @@
 #include "flexo/wire.h"
 
 #define FX_ROSTER_MAX_MEMBERS 1024
-#define FX_NAME_MAX           64   /* member, consortium and domain names */
+#define FX_NAME_MAX           64 /* member, consortium and domain names */
 #define FX_ROSTER_FILE_MAX    (1u << 20)
 
 typedef enum fx_role {
@@ -46,14 +46,15 @@ typedef struct fx_roster {
 	char consortium[FX_NAME_MAX + 1];
 	uint64_t version;
 	int64_t expires;
-	uint32_t threshold;         /* k */
-	uint32_t release_cosigners; /* root co-signatures an anchor release needs */
-	fx_member *members;         /* owned, n_members entries */
+	uint32_t threshold; /* k */
+	uint32_t
+	    release_cosigners; /* root co-signatures an anchor release needs */
+	fx_member *members;    /* owned, n_members entries */
 	size_t n_members;
-	uint8_t *envelope;          /* owned; NULL when built in memory */
+	uint8_t *envelope; /* owned; NULL when built in memory */
 	size_t envelope_len;
 	uint8_t digest[FX_BLAKE2B_BYTES]; /* BLAKE2b-256 of the payload bytes */
-	size_t n_signatures;        /* signatures on the envelope (not verified) */
+	size_t n_signatures; /* signatures on the envelope (not verified) */
 } fx_roster;
 
 void fx_roster_init(fx_roster *r);
@@ -95,13 +96,15 @@ size_t fx_roster_count_root_sigs(const fx_roster *signers,
 
 /* A first (pinned) roster: parses env into *out and requires >= threshold
  * valid signatures of its own roots and expires > now. */
-fx_err fx_roster_verify_initial(fx_roster *out, const uint8_t *env,
-                                size_t len, int64_t now, fx_diag *diag);
+fx_err fx_roster_verify_initial(fx_roster *out, const uint8_t *env, size_t len,
+                                int64_t now, fx_diag *diag);
 
 /* Rotation: parses env into *out and requires, against the trusted roster:
  * same consortium, version > trusted->version (FX_EROLLBACK), >= trusted
  * threshold valid signatures of trusted roots and >= its own threshold of
- * its own roots (FX_EBADSIG), not expired (FX_EEXPIRED). */
+ * its own roots (FX_EBADSIG), not expired (FX_EEXPIRED). The trusted
+ * roster may itself have expired (its roots' own not-after still applies):
+ * otherwise a lapsed roster could never be replaced. */
 fx_err fx_roster_verify_update(const fx_roster *trusted, fx_roster *out,
                                const uint8_t *env, size_t len, int64_t now,
                                fx_diag *diag);
@@ -114,10 +117,9 @@ const fx_member *fx_roster_find_key(const fx_roster *r,
  * roster valid at now). FX_EBADSIG if no member of that role signed,
  * FX_EEXPIRED if the roster or the signer's key expired. *signer written on
  * success. */
-fx_err fx_roster_find_signer(const fx_roster *r,
-                             const Flexo__V1__Envelope *env, fx_role role,
-                             int64_t now, const fx_member **signer,
-                             fx_diag *diag);
+fx_err fx_roster_find_signer(const fx_roster *r, const Flexo__V1__Envelope *env,
+                             fx_role role, int64_t now,
+                             const fx_member **signer, fx_diag *diag);
 
 /* Times on the command line: Unix seconds, "+N" with a unit d/h/m/s
  * relative to now, or "YYYY-MM-DD" / "YYYY-MM-DDTHH:MM:SSZ" (UTC). */

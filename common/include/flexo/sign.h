@@ -20,11 +20,11 @@
 #define FX_SK_BYTES     64 /* libsodium secret key: seed || public key */
 #define FX_SEED_BYTES   32
 #define FX_SIG_BYTES    64
-#define FX_KEY_ID_BYTES 8  /* first 8 bytes of BLAKE2b-256(public key) */
+#define FX_KEY_ID_BYTES 8 /* first 8 bytes of BLAKE2b-256(public key) */
 
-#define FX_SIG_DOMAIN     "flexo-sig-v1" /* 12 bytes, no NUL, no length */
-#define FX_SIG_TYPE_MAX   128            /* payload type length bound */
-#define FX_SIG_BODY_MAX   (64u << 20)    /* largest body signed or verified */
+#define FX_SIG_DOMAIN   "flexo-sig-v1" /* 12 bytes, no NUL, no length */
+#define FX_SIG_TYPE_MAX 128            /* payload type length bound */
+#define FX_SIG_BODY_MAX (64u << 20)    /* largest body signed or verified */
 
 /* Key ID of a public key: BLAKE2b-256(pk)[0..8). A lookup hint, never a
  * substitute for verifying against the full key. */
@@ -41,15 +41,15 @@ fx_err fx_pae(const char *type, const uint8_t *body, size_t body_len,
 
 /* Signs PAE(type, body) with sk (libsodium 64-byte form). sig is written
  * only on success. body may be NULL when body_len is 0. */
-fx_err fx_sign(uint8_t sig[FX_SIG_BYTES], const char *type,
-               const uint8_t *body, size_t body_len,
-               const uint8_t sk[FX_SK_BYTES], fx_diag *diag);
+fx_err fx_sign(uint8_t sig[FX_SIG_BYTES], const char *type, const uint8_t *body,
+               size_t body_len, const uint8_t sk[FX_SK_BYTES], fx_diag *diag);
 
 /* Verifies sig over PAE(type, body) under pk. Returns 0 if valid, -1
  * otherwise (bad type, oversized body, no memory or a wrong signature). */
 int fx_verify(const uint8_t sig[FX_SIG_BYTES], const char *type,
               const uint8_t *body, size_t body_len,
-              const uint8_t pk[FX_PK_BYTES]) __attribute__((warn_unused_result));
+              const uint8_t pk[FX_PK_BYTES])
+    __attribute__((warn_unused_result));
 
 /* Raw Ed25519 over msg with no framing. Only for formats that define their
  * own framing (C2SP signed-note checkpoints) and for the RFC 8032 vectors;

@@ -17,14 +17,15 @@
 #include "flexo/keys.h"
 #include "flexo/sign.h"
 
-#define FX_WIRE_CHUNK_MAX    (4u << 20)  /* payload bytes in one UploadChunk */
-#define FX_WIRE_MSG_MAX      (FX_WIRE_CHUNK_MAX + (64u << 10)) /* one Request/Response */
-#define FX_WIRE_DOC_MAX      (8u << 20)  /* payload of one signed document */
+#define FX_WIRE_CHUNK_MAX (4u << 20) /* payload bytes in one UploadChunk */
+#define FX_WIRE_MSG_MAX                                                        \
+	(FX_WIRE_CHUNK_MAX + (64u << 10)) /* one Request/Response */
+#define FX_WIRE_DOC_MAX      (8u << 20)   /* payload of one signed document */
 #define FX_WIRE_ENVELOPE_MAX (FX_WIRE_DOC_MAX + (16u << 10))
-#define FX_WIRE_MAX_SIGS     16          /* signatures on one envelope */
-#define FX_WIRE_MAX_DEPTH    8           /* message nesting */
-#define FX_WIRE_PROTOCOL     1           /* Request/Response.protocol */
-#define FX_WIRE_SCHEMA       1           /* schema of every signed document */
+#define FX_WIRE_MAX_SIGS     16 /* signatures on one envelope */
+#define FX_WIRE_MAX_DEPTH    8  /* message nesting */
+#define FX_WIRE_PROTOCOL     1  /* Request/Response.protocol */
+#define FX_WIRE_SCHEMA       1  /* schema of every signed document */
 
 /* Payload types bound into the PAE of each signed document. */
 #define FX_TYPE_ROSTER       "flexo.v1.Roster"
@@ -37,7 +38,8 @@
  * (FX_EFORMAT), then any limit violation (FX_ETOOBIG / FX_EFORMAT naming the
  * field), then bytes that are not the canonical encoding of the decoded
  * message (FX_EFORMAT: embedded NUL in a string, duplicate or out-of-order
- * fields, explicit defaults, non-minimal varints). On success *out is owned by the caller: free with fx_wire_free. */
+ * fields, explicit defaults, non-minimal varints). On success *out is owned by
+ * the caller: free with fx_wire_free. */
 fx_err fx_wire_decode(const ProtobufCMessageDescriptor *desc,
                       const uint8_t *buf, size_t len, size_t max_len,
                       ProtobufCMessage **out, fx_diag *diag);
@@ -61,9 +63,8 @@ fx_err fx_envelope_seal(const char *type, const uint8_t *body, size_t len,
 
 /* Adds key's signature to an encoded envelope (co-signing). The payload
  * bytes are carried over untouched; FX_EEXIST if key already signed. */
-fx_err fx_envelope_cosign(const uint8_t *env, size_t len,
-                          const fx_keypair *key, uint8_t **out,
-                          size_t *out_len, fx_diag *diag);
+fx_err fx_envelope_cosign(const uint8_t *env, size_t len, const fx_keypair *key,
+                          uint8_t **out, size_t *out_len, fx_diag *diag);
 
 /* Decodes an envelope (bounded) and checks its payload_type is `type`.
  * Nothing is verified yet. Free with fx_wire_free(&(*out)->base). */

@@ -1,4 +1,4 @@
-/* `flexo-contributor fetch`: downloads the coordinator's current anchor
+/* `flexo-contributor download`: downloads the coordinator's current anchor
  * release directory (release.bin, the anchor, the tokenizer) in chunks
  * into a local folder, each file written atomically. Verification of the
  * downloaded release is the release module's (fetch --verify). */
@@ -19,7 +19,7 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-	        "usage: flexo-contributor fetch --coordinator URL --out DIR "
+	        "usage: flexo-contributor download --coordinator URL --out DIR "
 	        "[options]\n\n"
 	        "Downloads the anchor release from the coordinator into DIR, in "
 	        "chunks, each\nfile written atomically.\n\n"
@@ -37,7 +37,7 @@ static void usage(FILE *out)
 	        FX_NET_TIMEOUT_MS);
 }
 
-int cmd_fetch(int argc, char **argv, const fx_logger *log)
+int cmd_download(int argc, char **argv, const fx_logger *log)
 {
 	static const struct option longopts[] = {
 	    {"coordinator", required_argument, 0, 'c'},
@@ -65,7 +65,7 @@ int cmd_fetch(int argc, char **argv, const fx_logger *log)
 	fx_client_opts_init(&o);
 	o.log = log;
 	if (fx_optfile_merge(argc, argv, &args, &d) != FX_OK) {
-		fprintf(stderr, "fetch: %s\n", d.msg);
+		fprintf(stderr, "download: %s\n", d.msg);
 		return 2;
 	}
 	optind = 1;
@@ -78,7 +78,7 @@ int cmd_fetch(int argc, char **argv, const fx_logger *log)
 		case 'o': out_dir = optarg; break;
 		case 'f':
 			if (n_given == FETCH_MAX_FILES) {
-				fprintf(stderr, "fetch: at most %d --file\n",
+				fprintf(stderr, "download: at most %d --file\n",
 				        FETCH_MAX_FILES);
 				goto usage_err;
 			}
@@ -88,7 +88,7 @@ int cmd_fetch(int argc, char **argv, const fx_logger *log)
 		case 't':
 			t = strtol(optarg, &end, 10);
 			if (*end != '\0' || t < 1 || t > INT32_MAX) {
-				fprintf(stderr, "fetch: --timeout-ms wants a "
+				fprintf(stderr, "download: --timeout-ms wants a "
 				                "positive integer\n");
 				goto usage_err;
 			}
@@ -103,24 +103,24 @@ int cmd_fetch(int argc, char **argv, const fx_logger *log)
 		}
 	}
 	if (optind != args.argc || o.url == NULL || out_dir == NULL) {
-		fprintf(stderr, "fetch: --coordinator and --out are required\n");
+		fprintf(stderr, "download: --coordinator and --out are required\n");
 		goto usage_err;
 	}
 	if (fx_mkdir_p(out_dir, 0755, &d) != FX_OK ||
 	    fx_client_open(&c, &o, &d) != FX_OK) {
-		fprintf(stderr, "fetch: %s\n", d.msg);
+		fprintf(stderr, "download: %s\n", d.msg);
 		goto out;
 	}
 	for (size_t i = 0; i < n_files; i++) {
 		if (strchr(files[i], '/') != NULL ||
 		    snprintf(path, sizeof(path), "%s/%s", out_dir, files[i]) >=
 		        (int)sizeof(path)) {
-			fprintf(stderr, "fetch: bad file name '%s'\n", files[i]);
+			fprintf(stderr, "download: bad file name '%s'\n", files[i]);
 			goto out;
 		}
 		if (fx_client_fetch(c, files[i], path, FETCH_FILE_MAX, &d) !=
 		    FX_OK) {
-			fprintf(stderr, "fetch: %s: %s\n", files[i], d.msg);
+			fprintf(stderr, "download: %s: %s\n", files[i], d.msg);
 			goto out;
 		}
 		fx_log(log, FX_INFO, "fetched %s", path);
