@@ -16,7 +16,7 @@
 
 #include "flexo/admit.h"
 #include "flexo/fsutil.h"
-#include "flexo/submit_manifest.h"
+#include "flexo/contrib.h"
 #include "flexo/wire.h"
 #include "fx_test.h"
 
@@ -72,8 +72,21 @@ static void client_opts(fx_client_opts *o)
 static fx_err seal(const fx_keypair *k, const char *payload, uint64_t seq,
                    uint8_t **env, size_t *len)
 {
-	fx_manifest_params p = {"testnet", anchor_digest, 1, "code", seq, payload};
-	return fx_manifest_seal(&p, k, env, len, NULL);
+	static const float router[4] = {0.5f, -0.25f, 0.125f, 1.0f};
+	fx_contrib_params p;
+
+	memset(&p, 0, sizeof(p));
+	p.consortium = "testnet";
+	p.release_digest = anchor_digest;
+	p.release_version = 1;
+	p.domain = "code";
+	p.sequence = seq;
+	p.payload_path = payload;
+	p.layers = 1;
+	p.dim = 4;
+	p.router = router;
+	p.created = (int64_t)time(NULL);
+	return fx_contrib_create(&p, k, env, len, NULL);
 }
 
 static void test_round_trip(void)

@@ -10,9 +10,11 @@
 #               (the admission re-hashes nothing: the streamed digest must
 #               match the signed manifest)
 #   concurrent  20 contributors submit at once; all get verdicts
-# Usage: net_test.sh MODE FLEXO_KEYS FLEXO_COORDINATOR FLEXO_CONTRIBUTOR FX_RELAY
+# Manifests are signed by fx_mkcontrib (contrib.h over random payloads).
+# Usage: net_test.sh MODE FLEXO_KEYS FLEXO_COORDINATOR FLEXO_CONTRIBUTOR
+#                    FX_RELAY FX_MKCONTRIB
 set -euo pipefail
-mode=$1 keys=$2 coord=$3 contrib=$4 relay=$5
+mode=$1 keys=$2 coord=$3 contrib=$4 relay=$5 mkcontrib=$6
 
 work=$(mktemp -d /tmp/fx-net-XXXXXX)
 pids=()
@@ -46,7 +48,6 @@ mkdir -p release
 head -c 1000 /dev/urandom >release/release.bin
 head -c 2500000 /dev/urandom >release/anchor.safetensors
 head -c 3000 /dev/urandom >release/tokenizer.json
-digest=$(printf '%064d' 7)
 
 # Throwaway CA and a server certificate for localhost.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
@@ -84,12 +85,12 @@ start_coord() { # $1: log file
   fail "coordinator not listening"
 }
 
-submit() { # KEY PAYLOAD SEQ URL [extra...]
+submit() { # KEY PAYLOAD SEQ URL [extra...]: signs, then uploads
   local key=$1 payload=$2 seq=$3 url=$4
   shift 4
-  "$contrib" submit --coordinator "$url" --key "$key" --payload "$payload" \
-    --consortium testnet --anchor-digest "$digest" --anchor-version 1 \
-    --domain code --sequence "$seq" --timeout-ms 3000 "$@"
+  "$mkcontrib" "$key" "$payload" "$seq" "$payload.$seq.env"
+  "$contrib" submit --coordinator "$url" --envelope "$payload.$seq.env" \
+    --payload "$payload" --timeout-ms 3000 "$@"
 }
 
 case "$mode" in
@@ -108,8 +109,7 @@ roundtrip)
 
   # A manifest signed for one file, another file's bytes (same size).
   head -c 3000000 /dev/urandom >p3.bin
-  submit c1.key p3.bin 3 "" --save-envelope e3.bin --sign-only ||
-    fail "sign-only exited $?"
+  "$mkcontrib" c1.key p3.bin 3 e3.bin
   set +e
   out=$("$contrib" submit --coordinator "tcp://127.0.0.1:$port_tcp" \
     --envelope e3.bin --payload p1.bin 2>sub3.log)

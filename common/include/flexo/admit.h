@@ -10,12 +10,12 @@
 #include "flexo/roster.h"
 #include "flexo/service.h"
 
-/* ctx is a const fx_roster * (verified by the caller). The envelope must be
- * a Contribution signed by a contributor of the roster whose key is valid
- * now, naming the roster's consortium, with contributor_key_id = the
- * signer's; the staged payload's size and BLAKE2b-256 must equal the
- * manifest's. Decides REJECTED with gate "signature", "roster", "manifest"
- * or "payload" and a reason naming what was wrong; ACCEPTED otherwise. */
+/* ctx is a const fx_roster * (verified by the caller). fx_contrib_verify
+ * decides: the envelope must be a well-formed Contribution signed by a
+ * contributor of the roster whose key is valid now, and the staged
+ * payload's size and BLAKE2b-256 (streamed by the service) must equal the
+ * manifest's. REJECTED names gate "signature", "roster", "manifest" or
+ * "payload" with the verifier's sentence; ACCEPTED otherwise. */
 fx_err fx_admit_signed(void *ctx, const fx_admit_input *in, fx_verdict *out,
                        fx_diag *diag);
 
