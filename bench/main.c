@@ -7,6 +7,7 @@ static const fx_command commands[] = {
     /* {"name", "one-line summary", cmd_name}, — one line per command */
     {"train", "training-step throughput vs. this machine's sgemm", cmd_train},
     {"flexmix", "the FlexOLMo table: experts, merge, opt-out, baselines", cmd_flexmix},
+    {"upload", "a contribution end to end vs loopback TCP; coordinator RSS", cmd_upload},
 };
 
 int main(int argc, char **argv)

@@ -4,6 +4,7 @@
  * FILE and flags (flags win). */
 #include <getopt.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +161,9 @@ int cmd_submit(int argc, char **argv, const fx_logger *log)
 		fprintf(stderr, "submit: envelope: %s\n", d.msg);
 		goto out;
 	}
+	/* Chunk buffers: reuse heap blocks rather than mmap each (see serve). */
+	mallopt(M_MMAP_THRESHOLD, 64 << 20);
+	mallopt(M_TRIM_THRESHOLD, 256 << 20);
 	if (fx_client_open(&c, &o, &d) != FX_OK ||
 	    fx_client_submit(c, env, env_len, payload, &r, &d) != FX_OK) {
 		fprintf(stderr, "submit: %s\n", d.msg);

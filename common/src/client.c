@@ -142,6 +142,20 @@ static fx_err exchange(fx_client *c, const Flexo__V1__Request *req,
 	return FX_OK;
 }
 
+fx_err fx_client_ping(fx_client *c, fx_diag *diag)
+{
+	Flexo__V1__Request req = FLEXO__V1__REQUEST__INIT;
+	Flexo__V1__Response *resp = NULL;
+	fx_err err = exchange(c, &req, c->o->timeout_ms, &resp, diag);
+
+	if (err == FX_OK) {
+		fx_wire_free(&resp->base);
+		return FX_OK;
+	}
+	/* The expected answer: "empty request". */
+	return err == FX_EPROTO ? FX_OK : err;
+}
+
 /* Failures worth another try: the network, timeouts, a coordinator that is
  * busy or restarting, a session it no longer knows. */
 static int transient(fx_err err)

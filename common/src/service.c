@@ -1,9 +1,12 @@
 /* The coordinator's contribution endpoint (service.h). Each worker is one
  * nng context with one aio, cycling RECV -> (handle) -> SEND -> RECV, as in
- * nng's asynchronous reqrep server demo; UploadEnd parks the worker on the
- * admission thread's queue (WAIT) until the verdict is ready. After a reply
- * is handed to nng a handler touches only its locals: the send may complete
- * and the worker run its next request on another thread at once. */
+ * nng's asynchronous reqrep server demo. Slow work never runs on nng's own
+ * threads: a chunk is parked (WAIT) on a chunk lane — a thread that writes
+ * it, replies, then hashes it, so the contributor's next chunk is already
+ * on its way while the hash runs — and UploadEnd on the admission lane.
+ * One session always maps to the same chunk lane, so its chunks stay in
+ * order. After a reply is handed to nng a handler touches only its locals:
+ * the send may complete and the worker serve its next request at once. */
 #include "flexo/service.h"
 
 #include <errno.h>
@@ -22,14 +25,29 @@
 
 enum { W_RECV, W_SEND, W_WAIT };
 
+#define CHUNK_LANES 2 /* threads writing and hashing chunks */
+
 typedef struct worker {
 	fx_service *svc;
 	nng_aio *aio;
 	nng_ctx ctx;
 	int state;
 	uint8_t session[FX_UPLOAD_ID_BYTES]; /* W_WAIT: upload to admit */
-	struct worker *next;                 /* admission queue link */
+	Flexo__V1__Request *req;             /* W_WAIT: chunk to store (owned) */
+	struct worker *next;                 /* lane queue link */
 } worker;
+
+/* A thread with a FIFO of parked workers. */
+typedef struct lane {
+	fx_service *svc;
+	void (*run)(fx_service *, worker *);
+	pthread_t thread;
+	int started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	worker *head, *tail;
+	int stopping;
+} lane;
 
 struct fx_service {
 	const fx_service_config *cfg;
@@ -38,12 +56,8 @@ struct fx_service {
 	fx_upload_store *store;
 	worker *workers;
 	int n_workers;
-	pthread_t admit_thread;
-	int admit_started;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	worker *q_head, *q_tail;
-	int stopping;
+	lane admit;
+	lane chunks[CHUNK_LANES];
 };
 
 void fx_service_config_init(fx_service_config *cfg)
@@ -269,27 +283,104 @@ static void on_ack(void *arg, uint64_t acked)
 	send_ack(a->w, a->sid, acked);
 }
 
-static void handle_chunk(worker *w, const Flexo__V1__UploadChunk *ch)
+/* Chunk lane: store, reply, hash (fx_upload_chunk calls on_ack between). */
+static void store_chunk(fx_service *svc, worker *w)
 {
-	const fx_service_config *cfg = w->svc->cfg;
+	Flexo__V1__Request *req = w->req;
+	const Flexo__V1__UploadChunk *ch = req->upload_chunk;
+	const fx_service_config *cfg = svc->cfg;
 	ack_arg a = {w, ch->session_id.data, 0};
 	uint64_t acked = 0;
 	fx_diag d = {{0}};
 	fx_err err;
 
-	err = fx_upload_chunk(w->svc->store, ch->session_id.data, ch->offset,
+	w->req = NULL; /* before any reply: w may be parked again after */
+	err = fx_upload_chunk(svc->store, ch->session_id.data, ch->offset,
 	                      ch->data.data, ch->data.len, on_ack, &a, &acked,
 	                      &d);
 	if (a.sent) {
 		/* Replied already; w may be serving its next request now. */
 		if (err != FX_OK)
 			fx_log(cfg->log, FX_WARN, "upload checkpoint: %s", d.msg);
-		return;
-	}
-	if (err != FX_OK)
+	} else if (err != FX_OK) {
 		send_error(w, err, d.msg);
-	else
+	} else {
 		send_ack(w, ch->session_id.data, acked);
+	}
+	fx_wire_free(&req->base);
+}
+
+/* Parks w on lane l (its aio is idle until the lane replies through it). */
+static void lane_push(lane *l, worker *w)
+{
+	pthread_mutex_lock(&l->mu);
+	w->state = W_WAIT;
+	w->next = NULL;
+	if (l->tail)
+		l->tail->next = w;
+	else
+		l->head = w;
+	l->tail = w;
+	pthread_cond_signal(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+}
+
+static void *lane_main(void *arg)
+{
+	lane *l = arg;
+
+	for (;;) {
+		worker *w;
+		pthread_mutex_lock(&l->mu);
+		while (l->head == NULL && !l->stopping)
+			pthread_cond_wait(&l->cv, &l->mu);
+		if (l->stopping) {
+			pthread_mutex_unlock(&l->mu);
+			return NULL;
+		}
+		w = l->head;
+		l->head = w->next;
+		if (l->head == NULL)
+			l->tail = NULL;
+		pthread_mutex_unlock(&l->mu);
+		l->run(l->svc, w);
+	}
+}
+
+static fx_err lane_start(lane *l, fx_service *svc,
+                         void (*run)(fx_service *, worker *))
+{
+	l->svc = svc;
+	l->run = run;
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_cond_init(&l->cv, NULL);
+	if (pthread_create(&l->thread, NULL, lane_main, l) != 0) {
+		pthread_cond_destroy(&l->cv);
+		pthread_mutex_destroy(&l->mu);
+		return FX_ENOMEM;
+	}
+	l->started = 1;
+	return FX_OK;
+}
+
+/* Stops the thread after its current job; parked chunks are dropped (their
+ * contributors resend), parked admissions get no reply (they ask again). */
+static void lane_stop(lane *l)
+{
+	if (!l->started)
+		return;
+	pthread_mutex_lock(&l->mu);
+	l->stopping = 1;
+	pthread_cond_signal(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+	pthread_join(l->thread, NULL);
+	for (worker *w = l->head; w != NULL; w = w->next) {
+		fx_wire_free(w->req ? &w->req->base : NULL);
+		w->req = NULL;
+	}
+	pthread_cond_destroy(&l->cv);
+	pthread_mutex_destroy(&l->mu);
+	l->started = 0;
 }
 
 static void handle_end(worker *w, const Flexo__V1__UploadEnd *ue)
@@ -306,16 +397,7 @@ static void handle_end(worker *w, const Flexo__V1__UploadEnd *ue)
 		return;
 	}
 	memcpy(w->session, ue->session_id.data, FX_UPLOAD_ID_BYTES);
-	pthread_mutex_lock(&svc->mu);
-	w->state = W_WAIT;
-	w->next = NULL;
-	if (svc->q_tail)
-		svc->q_tail->next = w;
-	else
-		svc->q_head = w;
-	svc->q_tail = w;
-	pthread_cond_signal(&svc->cv);
-	pthread_mutex_unlock(&svc->mu);
+	lane_push(&svc->admit, w);
 }
 
 /* A plain file name inside the release directory: no path, no hidden
@@ -453,8 +535,12 @@ static void handle(worker *w, nng_msg *msg)
 		handle_begin(w, req->upload_begin);
 		break;
 	case FLEXO__V1__REQUEST__BODY_UPLOAD_CHUNK:
-		handle_chunk(w, req->upload_chunk);
-		break;
+		/* The lane owns the request from here. */
+		w->req = req;
+		lane_push(&w->svc->chunks[req->upload_chunk->session_id.data[0] %
+		                          CHUNK_LANES],
+		          w);
+		return;
 	case FLEXO__V1__REQUEST__BODY_UPLOAD_END:
 		handle_end(w, req->upload_end);
 		break;
@@ -560,28 +646,6 @@ out:
 	fx_upload_done_release(&done);
 }
 
-static void *admit_main(void *arg)
-{
-	fx_service *svc = arg;
-
-	for (;;) {
-		worker *w;
-		pthread_mutex_lock(&svc->mu);
-		while (svc->q_head == NULL && !svc->stopping)
-			pthread_cond_wait(&svc->cv, &svc->mu);
-		if (svc->stopping) {
-			pthread_mutex_unlock(&svc->mu);
-			return NULL;
-		}
-		w = svc->q_head;
-		svc->q_head = w->next;
-		if (svc->q_head == NULL)
-			svc->q_tail = NULL;
-		pthread_mutex_unlock(&svc->mu);
-		admit_one(svc, w);
-	}
-}
-
 fx_err fx_service_start(fx_service **out, const fx_service_config *cfg,
                         fx_diag *diag)
 {
@@ -599,8 +663,6 @@ fx_err fx_service_start(fx_service **out, const fx_service_config *cfg,
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return fx_diag_set(diag, FX_ENOMEM, "service");
 	s->cfg = cfg;
-	pthread_mutex_init(&s->mu, NULL);
-	pthread_cond_init(&s->cv, NULL);
 	if ((err = fx_upload_store_open(&s->store, cfg->staging_dir,
 	                                &cfg->limits, diag)) != FX_OK)
 		goto fail;
@@ -627,11 +689,15 @@ fx_err fx_service_start(fx_service **out, const fx_service_config *cfg,
 		}
 		s->n_workers++;
 	}
-	if (pthread_create(&s->admit_thread, NULL, admit_main, s) != 0) {
+	if (lane_start(&s->admit, s, admit_one) != FX_OK) {
 		err = fx_diag_set(diag, FX_ENOMEM, "admission thread");
 		goto fail;
 	}
-	s->admit_started = 1;
+	for (int i = 0; i < CHUNK_LANES; i++)
+		if (lane_start(&s->chunks[i], s, store_chunk) != FX_OK) {
+			err = fx_diag_set(diag, FX_ENOMEM, "chunk thread");
+			goto fail;
+		}
 	for (size_t i = 0; i < cfg->n_urls; i++)
 		if ((err = fx_net_listen(s->sock, cfg->urls[i], &cfg->tls,
 		                         FX_WIRE_MSG_MAX, diag)) != FX_OK)
@@ -649,16 +715,11 @@ void fx_service_stop(fx_service *s)
 {
 	if (s == NULL)
 		return;
-	/* The admission thread replies through contexts: it must be gone
-	 * before the socket (and with it every context) is closed. Parked
-	 * workers get no reply; their clients ask again. */
-	if (s->admit_started) {
-		pthread_mutex_lock(&s->mu);
-		s->stopping = 1;
-		pthread_cond_signal(&s->cv);
-		pthread_mutex_unlock(&s->mu);
-		pthread_join(s->admit_thread, NULL);
-	}
+	/* The lanes reply through contexts: they must be gone before the
+	 * socket (and with it every context) is closed. */
+	lane_stop(&s->admit);
+	for (int i = 0; i < CHUNK_LANES; i++)
+		lane_stop(&s->chunks[i]);
 	if (s->sock_open)
 		nng_close(s->sock);
 	for (int i = 0; i < s->n_workers; i++) {
@@ -668,7 +729,5 @@ void fx_service_stop(fx_service *s)
 	}
 	free(s->workers);
 	fx_upload_store_close(s->store);
-	pthread_cond_destroy(&s->cv);
-	pthread_mutex_destroy(&s->mu);
 	free(s);
 }

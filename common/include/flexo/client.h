@@ -38,6 +38,11 @@ typedef struct fx_client fx_client;
 fx_err fx_client_open(fx_client **out, const fx_client_opts *o, fx_diag *diag);
 void fx_client_close(fx_client *c);
 
+/* Waits (up to the exchange timeout) until the coordinator answers: sends
+ * an empty request, which a coordinator answers with a protocol Error.
+ * FX_OK once it answered. */
+fx_err fx_client_ping(fx_client *c, fx_diag *diag);
+
 /* The outcome of a submission. receipt is malloc'd (may be NULL). */
 typedef struct fx_submit_result {
 	int decision; /* Flexo__V1__Decision */
