@@ -207,6 +207,10 @@ int cmd_serve(int argc, char **argv, const fx_logger *log)
 	 * it is bounded by the contexts, not by the payload. */
 	mallopt(M_MMAP_THRESHOLD, 64 << 20);
 	mallopt(M_TRIM_THRESHOLD, 256 << 20);
+	/* One heap for nng's threads and the lanes: a block freed by one
+	 * thread is reused by the next, so the peak does not grow with the
+	 * number of threads a long upload happens to pass through. */
+	mallopt(M_ARENA_MAX, 1);
 	cfg.admit = fx_admit_signed;
 	cfg.precheck = fx_precheck_signed;
 	cfg.ctx = &roster;

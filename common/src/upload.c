@@ -8,7 +8,7 @@
  *   <id>.verdict  the verdict, once admission decided (the others are gone)
  * Locking: the store mutex guards the session table and reference counts;
  * each session's own mutex serialises its chunks, in offset order. */
-#define _GNU_SOURCE /* fallocate(FALLOC_FL_KEEP_SIZE) */
+#define _GNU_SOURCE /* fallocate(FALLOC_FL_KEEP_SIZE), sync_file_range */
 #include "flexo/upload.h"
 
 #include <dirent.h>
@@ -669,6 +669,11 @@ fx_err fx_upload_chunk(fx_upload_store *s, const uint8_t id[FX_UPLOAD_ID_BYTES],
 			ss->state = ST_ADMITTING; /* unusable: refuse more */
 		goto out;
 	}
+	/* Start writing the chunk to disk now, without waiting: the
+	 * checkpoint's fdatasync then finds little left to do instead of
+	 * stalling the upload on 64 MiB at once. */
+	(void)sync_file_range(ss->fd, (off_t)offset, (off_t)len,
+	                      SYNC_FILE_RANGE_WRITE);
 	/* The session mutex stays held: the next chunk of this session waits
 	 * until this one is hashed, so the digest sees bytes in order. */
 	if (ack != NULL)
