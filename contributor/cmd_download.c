@@ -1,7 +1,7 @@
 /* `flexo-contributor download`: downloads the coordinator's current anchor
- * release directory (release.bin, the anchor, the tokenizer) in chunks
- * into a local folder, each file written atomically. Verification of the
- * downloaded release is the release module's (fetch --verify). */
+ * release in chunks into a local folder — release.bin first, then the files
+ * its manifest names (anchor, tokenizer, r_pub) — each written atomically.
+ * Verifying it is `fetch --verify --from DIR` (release.h). */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -12,9 +12,42 @@
 #include "flexo/client.h"
 #include "flexo/fsutil.h"
 #include "flexo/optfile.h"
+#include "flexo/release.h"
+#include "flexo/wire.h"
 
 #define FETCH_MAX_FILES 16
 #define FETCH_FILE_MAX  (16ull << 30) /* largest file accepted */
+
+/* Appends the file names the (not yet verified) manifest in path names.
+ * Verification comes later; here the names only need to be plain. */
+static fx_err listed_files(const char *path, char names[3][256], size_t *n,
+                           fx_diag *d)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	Flexo__V1__Envelope *e = NULL;
+	Flexo__V1__AnchorRelease *r = NULL;
+	fx_err err;
+
+	if ((err = fx_read_file(path, FX_WIRE_ENVELOPE_MAX, &buf, &len, d)) !=
+	        FX_OK ||
+	    (err = fx_envelope_open(buf, len, FX_TYPE_RELEASE, &e, d)) != FX_OK ||
+	    (err = fx_wire_decode(&flexo__v1__anchor_release__descriptor,
+	                          e->payload.data, e->payload.len,
+	                          FX_WIRE_DOC_MAX, (ProtobufCMessage **)&r, d)) !=
+	        FX_OK)
+		goto out;
+	*n = 0;
+	snprintf(names[(*n)++], 256, "%s", r->anchor_file);
+	snprintf(names[(*n)++], 256, "%s", r->tokenizer_file);
+	if (r->router_pub_file != NULL && r->router_pub_file[0] != '\0')
+		snprintf(names[(*n)++], 256, "%s", r->router_pub_file);
+out:
+	fx_wire_free(r ? &r->base : NULL);
+	fx_wire_free(e ? &e->base : NULL);
+	free(buf);
+	return err;
+}
 
 static void usage(FILE *out)
 {
@@ -30,11 +63,11 @@ static void usage(FILE *out)
 	        "  --server-name NAME   name in the coordinator's certificate "
 	        "(default localhost)\n"
 	        "  --out DIR            destination (created)\n"
-	        "  --file NAME          a file to fetch (repeatable; default "
-	        "release.bin,\n"
-	        "                       anchor.safetensors, tokenizer.json)\n"
+	        "  --file NAME          fetch only these files (repeatable; "
+	        "default: %s\n"
+	        "                       and the files its manifest names)\n"
 	        "  --timeout-ms N       per exchange (default %d)\n",
-	        FX_NET_TIMEOUT_MS);
+	        FX_RELEASE_FILE, FX_NET_TIMEOUT_MS);
 }
 
 int cmd_download(int argc, char **argv, const fx_logger *log)
@@ -49,9 +82,9 @@ int cmd_download(int argc, char **argv, const fx_logger *log)
 	    {"help", no_argument, 0, 'h'},
 	    {0, 0, 0, 0},
 	};
-	const char *files[FETCH_MAX_FILES] = {"release.bin", "anchor.safetensors",
-	                                      "tokenizer.json"};
-	size_t n_files = 3, n_given = 0;
+	const char *files[FETCH_MAX_FILES] = {FX_RELEASE_FILE};
+	char listed[3][256];
+	size_t n_files = 1, n_given = 0;
 	const char *out_dir = NULL;
 	char path[FX_PATH_MAX + 1];
 	fx_client_opts o;
@@ -124,6 +157,15 @@ int cmd_download(int argc, char **argv, const fx_logger *log)
 			goto out;
 		}
 		fx_log(log, FX_INFO, "fetched %s", path);
+		if (n_given == 0 && i == 0) {
+			size_t n = 0;
+			if (listed_files(path, listed, &n, &d) != FX_OK) {
+				fprintf(stderr, "download: %s: %s\n", path, d.msg);
+				goto out;
+			}
+			for (size_t k = 0; k < n; k++)
+				files[n_files++] = listed[k];
+		}
 	}
 	rc = 0;
 	goto out;

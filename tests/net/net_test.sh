@@ -10,6 +10,9 @@
 #               (the admission re-hashes nothing: the streamed digest must
 #               match the signed manifest)
 #   concurrent  20 contributors submit at once; all get verdicts
+#   pipeline    the real thing over TLS: a tiny anchor released, served,
+#               downloaded, verified (fetch --verify), an expert trained,
+#               its manifest signed, submitted and accepted
 # Manifests are signed by fx_mkcontrib (contrib.h over random payloads).
 # Usage: net_test.sh MODE FLEXO_KEYS FLEXO_COORDINATOR FLEXO_CONTRIBUTOR
 #                    FX_RELAY FX_MKCONTRIB
@@ -134,8 +137,18 @@ roundtrip)
   set -e
   [ $rc -eq 1 ] || fail "wrong CA: exit $rc"
 
+  # (Random bytes, not a real release: named explicitly, since the default
+  # list comes from release.bin's manifest.)
   "$contrib" download --coordinator "tls+tcp://localhost:$port_tls" --ca ca.pem \
-    --out fetched 2>fetch.log || fail "fetch"
+    --out fetched --file release.bin --file anchor.safetensors \
+    --file tokenizer.json 2>fetch.log || fail "download"
+  set +e
+  "$contrib" download --coordinator "tcp://127.0.0.1:$port_tcp" \
+    --out fetched2 2>fetch2.log
+  rc=$?
+  set -e
+  [ $rc -eq 1 ] && grep -q 'release.bin' fetch2.log ||
+    fail "a malformed release.bin was not refused (exit $rc)"
   for f in release.bin anchor.safetensors tokenizer.json; do
     cmp -s "release/$f" "fetched/$f" || fail "fetched $f differs"
   done
@@ -188,6 +201,43 @@ concurrent)
     grep -q '^accepted' "sub$i.out" || fail "contributor $i: $(cat "sub$i.out")"
   done
   [ "$(grep -c 'accepted' coord.log)" -eq 20 ] || fail "coordinator logged $(grep -c accepted coord.log) verdicts"
+  ;;
+pipeline)
+  "$keys" -q keygen --out coordk.key >/dev/null
+  "$keys" -q roster add --roster roster.bin --name coord --role coordinator \
+    --pub coordk.key.pub >/dev/null
+  "$keys" -q roster sign --roster roster.bin --key root.key >/dev/null
+  mkdir -p public code
+  for i in $(seq 1 40); do
+    printf 'Public documentation number %d for everyone. ' "$i" >public/p$i.txt
+    for j in $(seq 1 8); do echo "int f$i$j(int x) { return x * $j + $i; }"; done >code/c$i.txt
+  done
+  "$coord" -q anchor train --data public --out a --preset tiny --steps 5 \
+    --threads 1 >/dev/null || fail "anchor train"
+  "$coord" -q anchor embed --anchor a/anchor.safetensors --data public \
+    --out rpub.safetensors --windows 4 || fail "anchor embed"
+  rm -rf release
+  "$coord" -q release --anchor a/anchor.safetensors --router-pub rpub.safetensors \
+    --key coordk.key --roster roster.bin --version 1 --expires +1d \
+    --out release >/dev/null || fail "release"
+  start_coord coord.log
+  "$contrib" download --coordinator "tls+tcp://localhost:$port_tls" --ca ca.pem \
+    --out dl 2>dl.log || fail "download"
+  for f in release/*; do
+    cmp -s "$f" "dl/${f##*/}" || fail "downloaded ${f##*/} differs"
+  done
+  "$contrib" -q fetch --verify --from dl --roster roster.bin --state cstate \
+    >/dev/null 2>fetch.log || fail "fetch --verify of the download"
+  "$contrib" -q train --anchor cstate/release-v1/anchor.safetensors \
+    --router-pub cstate/release-v1/router.pub.safetensors --data code \
+    --domain code --out code.expert --steps 2 --batch 2 --threads 1 \
+    >/dev/null 2>train.log || fail "train"
+  "$contrib" -q manifest --expert code.expert --key c1.key --state cstate \
+    >/dev/null 2>manifest.log || fail "manifest"
+  out=$("$contrib" submit --coordinator "tls+tcp://localhost:$port_tls" \
+    --ca ca.pem --envelope code.expert.manifest --payload code.expert \
+    2>sub.log) || fail "submit exited $? ($out)"
+  grep -q '^accepted: payload' <<<"$out" || fail "pipeline: $out"
   ;;
 *)
   echo "unknown mode $mode" >&2
