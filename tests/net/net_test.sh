@@ -29,9 +29,13 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; for f in "$work"/*.log; do echo "== $f" >&2; tail -20 "$f" >&2; done; exit 1; }
 
-# Ports from the PID so parallel ctest runs do not collide.
-base=$((20000 + ($$ % 10000) * 4))
-port_tcp=$base port_tls=$((base + 1)) port_relay=$((base + 2))
+# Ports below the ephemeral range (outgoing connections take those), from
+# the PID and $RANDOM; start_coord picks again if they are taken.
+pick_ports() {
+  local base=$((12000 + (($$ + RANDOM) % 4500) * 4))
+  port_tcp=$base port_tls=$((base + 1)) port_relay=$((base + 2))
+}
+pick_ports
 
 cd "$work"
 "$keys" -q keygen --out root.key >/dev/null
@@ -63,7 +67,8 @@ openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
   -keyout other.key -out other-ca.pem -days 1 -subj /CN=other-ca 2>/dev/null
 
-cat >serve.conf <<CONF
+write_conf() {
+  cat >serve.conf <<CONF
 # coordinator config for the tests; flags on the command line win
 listen = tcp://127.0.0.1:$port_tcp
 listen = tls+tcp://localhost:$port_tls
@@ -74,18 +79,35 @@ release = release
 roster = roster.bin
 checkpoint = 256K
 CONF
+}
+write_conf
 
 coord_pid=
+coord_starts=0
 start_coord() { # $1: log file
-  "$coord" serve --config serve.conf >"$1" 2>&1 &
-  coord_pid=$!
-  pids+=("$coord_pid")
-  for _ in $(seq 1 100); do
-    grep -q "listening on tls" "$1" 2>/dev/null && return 0
-    kill -0 "$coord_pid" 2>/dev/null || fail "coordinator did not start"
-    sleep 0.05
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    "$coord" serve --config serve.conf >"$1" 2>&1 &
+    coord_pid=$!
+    pids+=("$coord_pid")
+    for _ in $(seq 1 100); do
+      if grep -q "listening on tls" "$1" 2>/dev/null; then
+        coord_starts=$((coord_starts + 1))
+        return 0
+      fi
+      kill -0 "$coord_pid" 2>/dev/null || break
+      sleep 0.05
+    done
+    # Someone else holds a port: only the first start may move (a restart
+    # must come back where the contributor dials).
+    if [ "$coord_starts" -eq 0 ] && grep -q "Address in use" "$1"; then
+      pick_ports
+      write_conf
+      continue
+    fi
+    fail "coordinator did not start"
   done
-  fail "coordinator not listening"
+  fail "no free ports"
 }
 
 submit() { # KEY PAYLOAD SEQ URL [extra...]: signs, then uploads
