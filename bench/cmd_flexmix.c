@@ -19,6 +19,7 @@
 #include "flexo/embed.h"
 #include "flexo/expert_train.h"
 #include "flexo/fsutil.h"
+#include "flexo/gates.h"
 #include "flexo/modelfile.h"
 
 #define CMD        "flexmix"
@@ -429,6 +430,29 @@ static fx_err run(flexmix *fm, const fx_logger *log, fx_diag *diag)
 		list[i] = &fm->experts[i];
 	}
 
+	/* What the coordinator's gates would measure on each expert. */
+	for (int i = 0; i < N; i++) {
+		fx_gate_limits g;
+		fx_gate_report gr = {0};
+		fx_gate_limits_defaults(&g);
+		g.max_public_loss_rise = 1e9;
+		g.max_public_capture = 1.0;
+		g.max_ffn_norm_ratio = g.max_router_norm_ratio = 1e9;
+		g.eval_tokens = (size_t)fm->eval_tokens;
+		err = fx_gate_norms(&fm->anchor, fm->r_pub, list[i], &g, &gr, diag);
+		if (err == FX_OK)
+			err = fx_gate_public(&fm->anchor, fm->r_pub, list[i],
+			                     fm->pub.heldout, fm->pub.n_heldout, -1,
+			                     &g, &gr, diag);
+		if (err != FX_OK)
+			goto out;
+		fx_log(log, FX_INFO,
+		       "gates on %s: FFN norm x%.2f, router norm x%.2f, public "
+		       "%.4f -> %.4f bits/byte, top-1 capture %.1f%%",
+		       fm->domains[i], gr.worst_ffn_ratio, gr.worst_router_ratio,
+		       gr.anchor_public_bpb, gr.expert_public_bpb,
+		       100.0 * gr.public_capture);
+	}
 	fprintf(stderr, "held-out bits/byte:\n");
 	err = eval_row(fm, "anchor", &fm->anchor, 0, diag);
 	for (int i = 0; err == FX_OK && i < N; i++) {
