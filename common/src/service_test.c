@@ -18,6 +18,7 @@
 #include "flexo/fsutil.h"
 #include "flexo/contrib.h"
 #include "flexo/wire.h"
+#include <nng/protocol/reqrep0/req.h>
 #include "fx_test.h"
 
 #define N_CONCURRENT 8
@@ -202,6 +203,106 @@ static void test_fetch(void)
 	fx_service_stop(svc);
 }
 
+/* One raw exchange: packs req, returns the decoded Response (or NULL). */
+static Flexo__V1__Response *raw(nng_socket s, Flexo__V1__Request *req)
+{
+	nng_msg *m = NULL;
+	ProtobufCMessage *r = NULL;
+
+	if (fx_net_pack(&req->base, &m, NULL) != FX_OK)
+		return NULL;
+	if (nng_sendmsg(s, m, 0) != 0) {
+		nng_msg_free(m);
+		return NULL;
+	}
+	if (nng_recvmsg(s, &m, 0) != 0)
+		return NULL;
+	(void)fx_net_unpack(m, &flexo__v1__response__descriptor, FX_WIRE_MSG_MAX,
+	                    &r, NULL);
+	nng_msg_free(m);
+	return (Flexo__V1__Response *)r;
+}
+
+static int error_code(Flexo__V1__Response *r, const char *needle)
+{
+	int code = -1;
+	if (r != NULL && r->body_case == FLEXO__V1__RESPONSE__BODY_ERROR &&
+	    (needle == NULL || strstr(r->error->message, needle) != NULL))
+		code = (int)r->error->code;
+	if (r != NULL)
+		fx_wire_free(&r->base);
+	return code;
+}
+
+/* Requests that break the rules get an Error naming what was wrong, and
+ * the quota holds through the service. */
+static void test_protocol_errors(void)
+{
+	fx_service_config cfg;
+	fx_service *svc = NULL;
+	nng_socket s;
+	Flexo__V1__Request req = FLEXO__V1__REQUEST__INIT;
+	Flexo__V1__UploadChunk uc = FLEXO__V1__UPLOAD_CHUNK__INIT;
+	Flexo__V1__UploadBegin ub = FLEXO__V1__UPLOAD_BEGIN__INIT;
+	Flexo__V1__UploadEnd ue = FLEXO__V1__UPLOAD_END__INIT;
+	uint8_t sid[16] = {9}, data[8] = {0}, *env = NULL;
+	size_t env_len = 0;
+	char payload[320];
+	fx_diag d = {{0}};
+
+	service_config(&cfg);
+	cfg.limits.quota = 1000; /* smaller than the payload below */
+	CHECK_OK(fx_service_start(&svc, &cfg, &d));
+	CHECK_OK(nng_req0_open(&s));
+	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 3000);
+	CHECK_OK(nng_dial(s, url, NULL, 0));
+
+	req.protocol = 2;
+	req.body_case = FLEXO__V1__REQUEST__BODY_UPLOAD_END;
+	ue.session_id.data = sid;
+	ue.session_id.len = sizeof(sid);
+	req.upload_end = &ue;
+	CHECK(error_code(raw(s, &req), "protocol") == FX_EPROTO);
+
+	req.protocol = 1;
+	req.body_case = FLEXO__V1__REQUEST__BODY_UPLOAD_CHUNK;
+	uc.session_id.data = sid;
+	uc.session_id.len = sizeof(sid);
+	uc.data.data = data;
+	uc.data.len = sizeof(data);
+	req.upload_chunk = &uc;
+	CHECK(error_code(raw(s, &req), "no upload session") == FX_ENOTFOUND);
+
+	req.body_case = FLEXO__V1__REQUEST__BODY_UPLOAD_END;
+	req.upload_end = &ue; /* the bodies share a union */
+	CHECK(error_code(raw(s, &req), "no upload session") == FX_ENOTFOUND);
+
+	req.body_case = FLEXO__V1__REQUEST__BODY__NOT_SET;
+	CHECK(error_code(raw(s, &req), "empty request") == FX_EPROTO);
+
+	req.body_case = FLEXO__V1__REQUEST__BODY_RECEIPT;
+	{
+		Flexo__V1__ReceiptRequest rr = FLEXO__V1__RECEIPT_REQUEST__INIT;
+		uint8_t dg[32] = {1};
+		rr.contribution_digest.data = dg;
+		rr.contribution_digest.len = sizeof(dg);
+		req.receipt = &rr;
+		CHECK(error_code(raw(s, &req), "not served") == FX_ESTATE);
+	}
+
+	snprintf(payload, sizeof(payload), "%s/quota.bin", dir);
+	CHECK_OK(write_random(payload, 5000, 41));
+	CHECK_OK(seal(&alice, payload, 7, &env, &env_len));
+	ub.contribution.data = env;
+	ub.contribution.len = env_len;
+	req.body_case = FLEXO__V1__REQUEST__BODY_UPLOAD_BEGIN;
+	req.upload_begin = &ub;
+	CHECK(error_code(raw(s, &req), "quota") == FX_EQUOTA);
+	free(env);
+	nng_close(s);
+	fx_service_stop(svc);
+}
+
 typedef struct job {
 	const fx_keypair *key;
 	char payload[320];
@@ -355,6 +456,7 @@ int main(void)
 	}
 	RUN(test_round_trip);
 	RUN(test_fetch);
+	RUN(test_protocol_errors);
 	RUN(test_restart_mid_upload);
 	RUN(test_concurrent);
 	fx_keypair_release(&alice);
