@@ -175,8 +175,8 @@ static fx_err make_roster(const char *path, const fx_keypair *root,
 	r.threshold = 1;
 	if ((err = fx_roster_add(&r, "root", root->pk, FX_ROLE_ROOT, 0, d)) ==
 	        FX_OK &&
-	    (err = fx_roster_add(&r, "owner", member->pk, FX_ROLE_CONTRIBUTOR, 0,
-	                         d)) == FX_OK &&
+	    (err = fx_roster_add(&r, "owner", member->pk, FX_ROLE_CONTRIBUTOR,
+	                         0, d)) == FX_OK &&
 	    (err = fx_roster_seal(&r, d)) == FX_OK &&
 	    (err = fx_roster_sign(&r, root, d)) == FX_OK)
 		err = fx_roster_save(&r, path, d);
@@ -226,8 +226,8 @@ static long long vm_hwm(pid_t pid)
 }
 
 typedef struct run {
-	double seconds;  /* submit start to verdict */
-	long long hwm;   /* coordinator VmHWM after the upload */
+	double seconds; /* submit start to verdict */
+	long long hwm;  /* coordinator VmHWM after the upload */
 	int accepted;
 } run;
 
@@ -236,7 +236,8 @@ static fx_err one_run(const char *coord_bin, const char *dir, int port,
                       const char *checkpoint, const char *payload,
                       const fx_keypair *owner, run *out, fx_diag *d)
 {
-	char url[64], listen[80], staging[FX_PATH_MAX + 1], roster[FX_PATH_MAX + 1];
+	char url[64], listen[80], staging[FX_PATH_MAX + 1],
+	    roster[FX_PATH_MAX + 1];
 	char *args[20];
 	uint8_t *env = NULL;
 	size_t env_len = 0;
@@ -346,20 +347,33 @@ int cmd_upload(int argc, char **argv, const fx_logger *log)
 		switch (opt) {
 		case 's':
 		case 'm':
-			if (parse_size(optarg, opt == 's' ? &size : &small) != 0) {
-				fprintf(stderr, "upload: bad size '%s'\n", optarg);
+			if (parse_size(optarg, opt == 's' ? &size : &small) !=
+			    0) {
+				fprintf(stderr, "upload: bad size '%s'\n",
+				        optarg);
 				return 2;
 			}
 			break;
-		case 'c': snprintf(coord_bin, sizeof(coord_bin), "%s", optarg); break;
-		case 'd': snprintf(dir, sizeof(dir), "%s", optarg); break;
-		case 'k': checkpoint = optarg; break;
-		case 'h': fputs(usage_text, stdout); return 0;
-		default: fputs(usage_text, stderr); return 2;
+		case 'c':
+			snprintf(coord_bin, sizeof(coord_bin), "%s", optarg);
+			break;
+		case 'd':
+			snprintf(dir, sizeof(dir), "%s", optarg);
+			break;
+		case 'k':
+			checkpoint = optarg;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		default:
+			fputs(usage_text, stderr);
+			return 2;
 		}
 	}
 	if (coord_bin[0] == '\0') {
-		/* build/bench/flexo-bench -> build/coordinator/flexo-coordinator */
+		/* build/bench/flexo-bench ->
+		 * build/coordinator/flexo-coordinator */
 		char self[FX_PATH_MAX + 1];
 		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 		char *slash;
@@ -372,7 +386,8 @@ int cmd_upload(int argc, char **argv, const fx_logger *log)
 		         "%s/../coordinator/flexo-coordinator", self);
 	}
 	if (access(coord_bin, X_OK) != 0) {
-		fprintf(stderr, "upload: no coordinator binary at %s (--coordinator)\n",
+		fprintf(stderr,
+		        "upload: no coordinator binary at %s (--coordinator)\n",
 		        coord_bin);
 		return 1;
 	}
@@ -387,8 +402,9 @@ int cmd_upload(int argc, char **argv, const fx_logger *log)
 	snprintf(path_small, sizeof(path_small), "%s/small.bin", dir);
 	snprintf(path_big, sizeof(path_big), "%s/big.bin", dir);
 	snprintf(roster, sizeof(roster), "%s/roster.bin", dir);
-	fx_log(log, FX_INFO, "preparing payloads (%" PRIu64 " and %" PRIu64
-	                     " bytes) in %s", small, size, dir);
+	fx_log(log, FX_INFO,
+	       "preparing payloads (%" PRIu64 " and %" PRIu64 " bytes) in %s",
+	       small, size, dir);
 	if (fx_keypair_generate(&root, &d) != FX_OK ||
 	    fx_keypair_generate(&owner, &d) != FX_OK ||
 	    make_roster(roster, &root, &owner, &d) != FX_OK ||
@@ -406,14 +422,16 @@ int cmd_upload(int argc, char **argv, const fx_logger *log)
 	}
 	printf("loopback tcp (1 MiB writes): %.2f GB/s\n", lo / 1e9);
 	fflush(stdout);
-	if (one_run(coord_bin, dir, port, checkpoint, path_small, &owner, &rs, &d) != FX_OK)
+	if (one_run(coord_bin, dir, port, checkpoint, path_small, &owner, &rs,
+	            &d) != FX_OK)
 		goto fail;
 	printf("upload %" PRIu64 " bytes: %.3f s, %.2f GB/s, coordinator VmHWM "
 	       "%.1f MiB\n",
 	       small, rs.seconds, (double)small / rs.seconds / 1e9,
 	       (double)rs.hwm / 1048576.0);
 	fflush(stdout);
-	if (one_run(coord_bin, dir, port + 1, checkpoint, path_big, &owner, &rb, &d) != FX_OK)
+	if (one_run(coord_bin, dir, port + 1, checkpoint, path_big, &owner, &rb,
+	            &d) != FX_OK)
 		goto fail;
 	up = (double)size / rb.seconds;
 	printf("upload %" PRIu64 " bytes: %.3f s, %.2f GB/s, coordinator VmHWM "

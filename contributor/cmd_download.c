@@ -31,11 +31,12 @@ static fx_err listed_files(const char *path, char names[3][256], size_t *n,
 
 	if ((err = fx_read_file(path, FX_WIRE_ENVELOPE_MAX, &buf, &len, d)) !=
 	        FX_OK ||
-	    (err = fx_envelope_open(buf, len, FX_TYPE_RELEASE, &e, d)) != FX_OK ||
+	    (err = fx_envelope_open(buf, len, FX_TYPE_RELEASE, &e, d)) !=
+	        FX_OK ||
 	    (err = fx_wire_decode(&flexo__v1__anchor_release__descriptor,
 	                          e->payload.data, e->payload.len,
-	                          FX_WIRE_DOC_MAX, (ProtobufCMessage **)&r, d)) !=
-	        FX_OK)
+	                          FX_WIRE_DOC_MAX, (ProtobufCMessage **)&r,
+	                          d)) != FX_OK)
 		goto out;
 	*n = 0;
 	snprintf(names[(*n)++], 256, "%s", r->anchor_file);
@@ -51,23 +52,24 @@ out:
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-	        "usage: flexo-contributor download --coordinator URL --out DIR "
-	        "[options]\n\n"
-	        "Downloads the anchor release from the coordinator into DIR, in "
-	        "chunks, each\nfile written atomically.\n\n"
-	        "  --config FILE        'name = value' lines for any option below\n"
-	        "  --coordinator URL    tls+tcp://HOST:PORT, tcp://HOST:PORT or "
-	        "ipc:///PATH\n"
-	        "  --ca FILE            the one CA trusted for tls+tcp:// (PEM)\n"
-	        "  --server-name NAME   name in the coordinator's certificate "
-	        "(default localhost)\n"
-	        "  --out DIR            destination (created)\n"
-	        "  --file NAME          fetch only these files (repeatable; "
-	        "default: %s\n"
-	        "                       and the files its manifest names)\n"
-	        "  --timeout-ms N       per exchange (default %d)\n",
-	        FX_RELEASE_FILE, FX_NET_TIMEOUT_MS);
+	fprintf(
+	    out,
+	    "usage: flexo-contributor download --coordinator URL --out DIR "
+	    "[options]\n\n"
+	    "Downloads the anchor release from the coordinator into DIR, in "
+	    "chunks, each\nfile written atomically.\n\n"
+	    "  --config FILE        'name = value' lines for any option below\n"
+	    "  --coordinator URL    tls+tcp://HOST:PORT, tcp://HOST:PORT or "
+	    "ipc:///PATH\n"
+	    "  --ca FILE            the one CA trusted for tls+tcp:// (PEM)\n"
+	    "  --server-name NAME   name in the coordinator's certificate "
+	    "(default localhost)\n"
+	    "  --out DIR            destination (created)\n"
+	    "  --file NAME          fetch only these files (repeatable; "
+	    "default: %s\n"
+	    "                       and the files its manifest names)\n"
+	    "  --timeout-ms N       per exchange (default %d)\n",
+	    FX_RELEASE_FILE, FX_NET_TIMEOUT_MS);
 }
 
 int cmd_download(int argc, char **argv, const fx_logger *log)
@@ -105,10 +107,18 @@ int cmd_download(int argc, char **argv, const fx_logger *log)
 	while ((opt = getopt_long(args.argc, args.argv, "h", longopts, NULL)) !=
 	       -1) {
 		switch (opt) {
-		case 'c': o.url = optarg; break;
-		case 'a': o.tls.ca_file = optarg; break;
-		case 's': o.tls.server_name = optarg; break;
-		case 'o': out_dir = optarg; break;
+		case 'c':
+			o.url = optarg;
+			break;
+		case 'a':
+			o.tls.ca_file = optarg;
+			break;
+		case 's':
+			o.tls.server_name = optarg;
+			break;
+		case 'o':
+			out_dir = optarg;
+			break;
 		case 'f':
 			if (n_given == FETCH_MAX_FILES) {
 				fprintf(stderr, "download: at most %d --file\n",
@@ -121,8 +131,9 @@ int cmd_download(int argc, char **argv, const fx_logger *log)
 		case 't':
 			t = strtol(optarg, &end, 10);
 			if (*end != '\0' || t < 1 || t > INT32_MAX) {
-				fprintf(stderr, "download: --timeout-ms wants a "
-				                "positive integer\n");
+				fprintf(stderr,
+				        "download: --timeout-ms wants a "
+				        "positive integer\n");
 				goto usage_err;
 			}
 			o.timeout_ms = (int)t;
@@ -136,7 +147,8 @@ int cmd_download(int argc, char **argv, const fx_logger *log)
 		}
 	}
 	if (optind != args.argc || o.url == NULL || out_dir == NULL) {
-		fprintf(stderr, "download: --coordinator and --out are required\n");
+		fprintf(stderr,
+		        "download: --coordinator and --out are required\n");
 		goto usage_err;
 	}
 	if (fx_mkdir_p(out_dir, 0755, &d) != FX_OK ||
@@ -148,7 +160,8 @@ int cmd_download(int argc, char **argv, const fx_logger *log)
 		if (strchr(files[i], '/') != NULL ||
 		    snprintf(path, sizeof(path), "%s/%s", out_dir, files[i]) >=
 		        (int)sizeof(path)) {
-			fprintf(stderr, "download: bad file name '%s'\n", files[i]);
+			fprintf(stderr, "download: bad file name '%s'\n",
+			        files[i]);
 			goto out;
 		}
 		if (fx_client_fetch(c, files[i], path, FETCH_FILE_MAX, &d) !=
@@ -160,7 +173,8 @@ int cmd_download(int argc, char **argv, const fx_logger *log)
 		if (n_given == 0 && i == 0) {
 			size_t n = 0;
 			if (listed_files(path, listed, &n, &d) != FX_OK) {
-				fprintf(stderr, "download: %s: %s\n", path, d.msg);
+				fprintf(stderr, "download: %s: %s\n", path,
+				        d.msg);
 				goto out;
 			}
 			for (size_t k = 0; k < n; k++)

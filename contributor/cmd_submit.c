@@ -17,32 +17,34 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-	        "usage: flexo-contributor submit --coordinator URL --envelope FILE "
-	        "--payload FILE\n         [options]\n\n"
-	        "Uploads the expert payload under its signed contribution "
-	        "manifest (from\n'flexo-contributor manifest') and waits for the "
-	        "coordinator's verdict.\nA dropped connection or a coordinator "
-	        "restart is resumed from the bytes\nthe coordinator acknowledged. "
-	        "Prints the verdict and the contribution\ndigest. Exit status: 0 "
-	        "accepted, 3 rejected, 1 error, 2 usage.\n\n"
-	        "  --config FILE          'name = value' lines for any option "
-	        "below; flags win\n"
-	        "  --coordinator URL      tls+tcp://HOST:PORT, tcp://HOST:PORT or "
-	        "ipc:///PATH\n"
-	        "  --ca FILE              the one CA trusted for tls+tcp:// (PEM)\n"
-	        "  --server-name NAME     name in the coordinator's certificate "
-	        "(default localhost)\n"
-	        "  --envelope FILE        the signed contribution manifest\n"
-	        "  --payload FILE         the expert safetensors it describes\n"
-	        "  --receipt-out FILE     write the receipt carried by the verdict\n"
-	        "  --chunk BYTES          chunk size (default %u)\n"
-	        "  --max-rate BYTES       bandwidth limit per second (default "
-	        "none)\n"
-	        "  --timeout-ms N         per exchange (default %d)\n"
-	        "  --retries N            failures in a row before giving up "
-	        "(default 30)\n",
-	        FX_WIRE_CHUNK_MAX, FX_NET_TIMEOUT_MS);
+	fprintf(
+	    out,
+	    "usage: flexo-contributor submit --coordinator URL --envelope FILE "
+	    "--payload FILE\n         [options]\n\n"
+	    "Uploads the expert payload under its signed contribution "
+	    "manifest (from\n'flexo-contributor manifest') and waits for the "
+	    "coordinator's verdict.\nA dropped connection or a coordinator "
+	    "restart is resumed from the bytes\nthe coordinator acknowledged. "
+	    "Prints the verdict and the contribution\ndigest. Exit status: 0 "
+	    "accepted, 3 rejected, 1 error, 2 usage.\n\n"
+	    "  --config FILE          'name = value' lines for any option "
+	    "below; flags win\n"
+	    "  --coordinator URL      tls+tcp://HOST:PORT, tcp://HOST:PORT or "
+	    "ipc:///PATH\n"
+	    "  --ca FILE              the one CA trusted for tls+tcp:// (PEM)\n"
+	    "  --server-name NAME     name in the coordinator's certificate "
+	    "(default localhost)\n"
+	    "  --envelope FILE        the signed contribution manifest\n"
+	    "  --payload FILE         the expert safetensors it describes\n"
+	    "  --receipt-out FILE     write the receipt carried by the "
+	    "verdict\n"
+	    "  --chunk BYTES          chunk size (default %u)\n"
+	    "  --max-rate BYTES       bandwidth limit per second (default "
+	    "none)\n"
+	    "  --timeout-ms N         per exchange (default %d)\n"
+	    "  --retries N            failures in a row before giving up "
+	    "(default 30)\n",
+	    FX_WIRE_CHUNK_MAX, FX_NET_TIMEOUT_MS);
 }
 
 static int parse_u64(const char *flag, const char *s, uint64_t min,
@@ -76,8 +78,16 @@ static const char *decision_name(int d)
 int cmd_submit(int argc, char **argv, const fx_logger *log)
 {
 	enum {
-		O_COORD = 1, O_CA, O_SNI, O_PAYLOAD, O_ENVELOPE, O_RECEIPT,
-		O_CHUNK, O_RATE, O_TIMEOUT, O_RETRIES,
+		O_COORD = 1,
+		O_CA,
+		O_SNI,
+		O_PAYLOAD,
+		O_ENVELOPE,
+		O_RECEIPT,
+		O_CHUNK,
+		O_RATE,
+		O_TIMEOUT,
+		O_RETRIES,
 	};
 	static const struct option longopts[] = {
 	    {"coordinator", required_argument, 0, O_COORD},
@@ -116,14 +126,27 @@ int cmd_submit(int argc, char **argv, const fx_logger *log)
 	while ((opt = getopt_long(args.argc, args.argv, "h", longopts, NULL)) !=
 	       -1) {
 		switch (opt) {
-		case O_COORD: o.url = optarg; break;
-		case O_CA: o.tls.ca_file = optarg; break;
-		case O_SNI: o.tls.server_name = optarg; break;
-		case O_PAYLOAD: payload = optarg; break;
-		case O_ENVELOPE: env_path = optarg; break;
-		case O_RECEIPT: receipt_out = optarg; break;
+		case O_COORD:
+			o.url = optarg;
+			break;
+		case O_CA:
+			o.tls.ca_file = optarg;
+			break;
+		case O_SNI:
+			o.tls.server_name = optarg;
+			break;
+		case O_PAYLOAD:
+			payload = optarg;
+			break;
+		case O_ENVELOPE:
+			env_path = optarg;
+			break;
+		case O_RECEIPT:
+			receipt_out = optarg;
+			break;
 		case O_CHUNK:
-			if (parse_u64("--chunk", optarg, 1, FX_WIRE_CHUNK_MAX, &v) != 0)
+			if (parse_u64("--chunk", optarg, 1, FX_WIRE_CHUNK_MAX,
+			              &v) != 0)
 				goto usage_err;
 			o.chunk = (size_t)v;
 			break;
@@ -133,7 +156,8 @@ int cmd_submit(int argc, char **argv, const fx_logger *log)
 				goto usage_err;
 			break;
 		case O_TIMEOUT:
-			if (parse_u64("--timeout-ms", optarg, 1, INT32_MAX, &v) != 0)
+			if (parse_u64("--timeout-ms", optarg, 1, INT32_MAX,
+			              &v) != 0)
 				goto usage_err;
 			o.timeout_ms = (int)v;
 			break;
@@ -152,8 +176,9 @@ int cmd_submit(int argc, char **argv, const fx_logger *log)
 	}
 	if (optind != args.argc || o.url == NULL || payload == NULL ||
 	    env_path == NULL) {
-		fprintf(stderr, "submit: --coordinator, --envelope and --payload "
-		                "are required\n");
+		fprintf(stderr,
+		        "submit: --coordinator, --envelope and --payload "
+		        "are required\n");
 		goto usage_err;
 	}
 	if (fx_read_file(env_path, FX_WIRE_ENVELOPE_MAX, &env, &env_len, &d) !=
@@ -161,7 +186,8 @@ int cmd_submit(int argc, char **argv, const fx_logger *log)
 		fprintf(stderr, "submit: envelope: %s\n", d.msg);
 		goto out;
 	}
-	/* Chunk buffers: reuse heap blocks rather than mmap each (see serve). */
+	/* Chunk buffers: reuse heap blocks rather than mmap each (see serve).
+	 */
 	mallopt(M_MMAP_THRESHOLD, 64 << 20);
 	mallopt(M_TRIM_THRESHOLD, 256 << 20);
 	if (fx_client_open(&c, &o, &d) != FX_OK ||
@@ -181,7 +207,8 @@ int cmd_submit(int argc, char **argv, const fx_logger *log)
 		       r.resumes + r.rewinds);
 	if (receipt_out != NULL) {
 		if (r.receipt_len == 0) {
-			fprintf(stderr, "submit: the verdict carries no receipt\n");
+			fprintf(stderr,
+			        "submit: the verdict carries no receipt\n");
 			goto out;
 		}
 		if (fx_write_file_atomic(receipt_out, r.receipt, r.receipt_len,

@@ -19,35 +19,36 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-	        "usage: flexo-coordinator serve --listen URL [--listen URL ...] "
-	        "--staging DIR --roster FILE [options]\n\n"
-	        "Runs the contribution endpoint until SIGINT or SIGTERM: upload "
-	        "sessions\n(chunked, resumable, per-contributor quota), release "
-	        "downloads, admission.\nAdmission here checks the signature of a "
-	        "roster contributor and the payload\ndigest (no ledger).\n\n"
-	        "  --config FILE          'name = value' lines for any option "
-	        "below; flags win\n"
-	        "  --listen URL           tls+tcp://HOST:PORT, tcp://HOST:PORT "
-	        "or ipc:///PATH (repeatable, up to %d)\n"
-	        "  --tls-cert FILE        PEM certificate (chain) for tls+tcp://\n"
-	        "  --tls-key FILE         PEM private key for tls+tcp://\n"
-	        "  --staging DIR          upload sessions (created 0700)\n"
-	        "  --release DIR          release directory served by name "
-	        "(optional)\n"
-	        "  --roster FILE          signed roster (verified against its own "
-	        "roots)\n"
-	        "  --quota BYTES          staged bytes per contributor (default "
-	        "4G; K/M/G suffixes)\n"
-	        "  --max-payload BYTES    largest payload (default 2G)\n"
-	        "  --max-sessions N       sessions held at once (default 256)\n"
-	        "  --checkpoint BYTES     bytes between durable checkpoints "
-	        "(default 64M)\n"
-	        "  --idle-expiry SECONDS  drop unfinished sessions idle this long "
-	        "(default 86400)\n"
-	        "  --contexts N           concurrent exchanges (default 32)\n"
-	        "  --timeout-ms N         reply timeout (default %d)\n",
-	        FX_SERVICE_MAX_URLS, FX_NET_TIMEOUT_MS);
+	fprintf(
+	    out,
+	    "usage: flexo-coordinator serve --listen URL [--listen URL ...] "
+	    "--staging DIR --roster FILE [options]\n\n"
+	    "Runs the contribution endpoint until SIGINT or SIGTERM: upload "
+	    "sessions\n(chunked, resumable, per-contributor quota), release "
+	    "downloads, admission.\nAdmission here checks the signature of a "
+	    "roster contributor and the payload\ndigest (no ledger).\n\n"
+	    "  --config FILE          'name = value' lines for any option "
+	    "below; flags win\n"
+	    "  --listen URL           tls+tcp://HOST:PORT, tcp://HOST:PORT "
+	    "or ipc:///PATH (repeatable, up to %d)\n"
+	    "  --tls-cert FILE        PEM certificate (chain) for tls+tcp://\n"
+	    "  --tls-key FILE         PEM private key for tls+tcp://\n"
+	    "  --staging DIR          upload sessions (created 0700)\n"
+	    "  --release DIR          release directory served by name "
+	    "(optional)\n"
+	    "  --roster FILE          signed roster (verified against its own "
+	    "roots)\n"
+	    "  --quota BYTES          staged bytes per contributor (default "
+	    "4G; K/M/G suffixes)\n"
+	    "  --max-payload BYTES    largest payload (default 2G)\n"
+	    "  --max-sessions N       sessions held at once (default 256)\n"
+	    "  --checkpoint BYTES     bytes between durable checkpoints "
+	    "(default 64M)\n"
+	    "  --idle-expiry SECONDS  drop unfinished sessions idle this long "
+	    "(default 86400)\n"
+	    "  --contexts N           concurrent exchanges (default 32)\n"
+	    "  --timeout-ms N         reply timeout (default %d)\n",
+	    FX_SERVICE_MAX_URLS, FX_NET_TIMEOUT_MS);
 }
 
 /* Integer with an optional K/M/G (binary) suffix, >= min. */
@@ -73,8 +74,9 @@ static int parse_size(const char *flag, const char *s, uint64_t min,
 	*out = (uint64_t)v << shift;
 	return 0;
 bad:
-	fprintf(stderr, "serve: %s wants a size >= %" PRIu64 " (K/M/G "
-	                "suffixes allowed), not '%s'\n",
+	fprintf(stderr,
+	        "serve: %s wants a size >= %" PRIu64 " (K/M/G "
+	        "suffixes allowed), not '%s'\n",
 	        flag, min, s);
 	return -1;
 }
@@ -129,15 +131,25 @@ int cmd_serve(int argc, char **argv, const fx_logger *log)
 			}
 			cfg.urls[cfg.n_urls++] = optarg;
 			break;
-		case 'c': cfg.tls.cert_file = optarg; break;
-		case 'k': cfg.tls.key_file = optarg; break;
-		case 's': cfg.staging_dir = optarg; break;
-		case 'r': cfg.release_dir = optarg; break;
-		case 'R': roster_path = optarg; break;
+		case 'c':
+			cfg.tls.cert_file = optarg;
+			break;
+		case 'k':
+			cfg.tls.key_file = optarg;
+			break;
+		case 's':
+			cfg.staging_dir = optarg;
+			break;
+		case 'r':
+			cfg.release_dir = optarg;
+			break;
+		case 'R':
+			roster_path = optarg;
+			break;
 		case 'q':
 		case 'p':
 		case 'C':
-			if (parse_size(opt == 'q' ? "--quota"
+			if (parse_size(opt == 'q'   ? "--quota"
 			               : opt == 'p' ? "--max-payload"
 			                            : "--checkpoint",
 			               optarg, 1, &v) != 0) {

@@ -15,25 +15,30 @@
 static const char *gate_of(fx_err err)
 {
 	switch (err) {
-	case FX_EBADSIG: return "signature";
+	case FX_EBADSIG:
+		return "signature";
 	case FX_EEXPIRED:
-	case FX_EPERM: return "roster";
-	case FX_EROLLBACK: return "sequence";
-	case FX_EMISMATCH: return "payload";
-	default: return "manifest";
+	case FX_EPERM:
+		return "roster";
+	case FX_EROLLBACK:
+		return "sequence";
+	case FX_EMISMATCH:
+		return "payload";
+	default:
+		return "manifest";
 	}
 }
 
 static fx_err decide(const fx_roster *roster, const uint8_t *env, size_t len,
-                     const fx_contrib_expect *x, fx_verdict *out,
-                     fx_diag *diag)
+                     const fx_contrib_expect *x, fx_verdict *out, fx_diag *diag)
 {
 	fx_contrib c;
 	fx_diag d = {{0}};
 	fx_err err;
 
 	fx_contrib_init(&c);
-	err = fx_contrib_verify(&c, env, len, roster, (int64_t)time(NULL), x, &d);
+	err =
+	    fx_contrib_verify(&c, env, len, roster, (int64_t)time(NULL), x, &d);
 	if (err == FX_ENOMEM || err == FX_EINTERNAL) {
 		fx_diag_set(diag, err, "%s", d.msg);
 		goto out;

@@ -38,12 +38,13 @@ fx_err fx_client_open(fx_client **out, const fx_client_opts *o, fx_diag *diag)
 	fx_err err;
 	int rv;
 
-	if (o->chunk == 0 || o->chunk > FX_WIRE_CHUNK_MAX || o->timeout_ms <= 0 ||
-	    o->verdict_ms <= 0 || o->retries < 0)
-		return fx_diag_set(diag, FX_EINVAL,
-		                   "client options: chunk 1..%u bytes, timeouts "
-		                   "> 0, retries >= 0",
-		                   FX_WIRE_CHUNK_MAX);
+	if (o->chunk == 0 || o->chunk > FX_WIRE_CHUNK_MAX ||
+	    o->timeout_ms <= 0 || o->verdict_ms <= 0 || o->retries < 0)
+		return fx_diag_set(
+		    diag, FX_EINVAL,
+		    "client options: chunk 1..%u bytes, timeouts "
+		    "> 0, retries >= 0",
+		    FX_WIRE_CHUNK_MAX);
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return fx_diag_set(diag, FX_ENOMEM, "client");
 	c->o = o;
@@ -247,7 +248,8 @@ fx_err fx_client_submit(fx_client *c, const uint8_t *envelope, size_t len,
 	    fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		err = fx_diag_set(diag, errno == ENOENT ? FX_ENOTFOUND : FX_EIO,
 		                  "payload %s: %s", payload_path,
-		                  fd < 0 ? strerror(errno) : "not a regular file");
+		                  fd < 0 ? strerror(errno)
+		                         : "not a regular file");
 		goto out;
 	}
 	size = (uint64_t)st.st_size;
@@ -276,7 +278,8 @@ fx_err fx_client_submit(fx_client *c, const uint8_t *envelope, size_t len,
 		if (err != FX_OK) {
 			if (!transient(err))
 				goto out;
-			fx_log(o->log, FX_WARN, "upload: %s; retrying", diag->msg);
+			fx_log(o->log, FX_WARN, "upload: %s; retrying",
+			       diag->msg);
 			failures++;
 			continue;
 		}
@@ -285,25 +288,28 @@ fx_err fx_client_submit(fx_client *c, const uint8_t *envelope, size_t len,
 			goto done;
 		}
 		if (resp->body_case != FLEXO__V1__RESPONSE__BODY_UPLOAD_BEGIN) {
-			err = fx_diag_set(diag, FX_EPROTO,
-			                  "coordinator answered UploadBegin with "
-			                  "reply kind %d",
-			                  (int)resp->body_case);
+			err =
+			    fx_diag_set(diag, FX_EPROTO,
+			                "coordinator answered UploadBegin with "
+			                "reply kind %d",
+			                (int)resp->body_case);
 			goto out;
 		}
 		memcpy(sid, resp->upload_begin->session_id.data, sizeof(sid));
 		have_sid = 1;
 		if (resp->upload_begin->offset > size) {
-			err = fx_diag_set(diag, FX_EPROTO,
-			                  "coordinator holds %llu bytes of a %llu "
-			                  "byte payload",
-			                  (unsigned long long)
-			                      resp->upload_begin->offset,
-			                  (unsigned long long)size);
+			err = fx_diag_set(
+			    diag, FX_EPROTO,
+			    "coordinator holds %llu bytes of a %llu "
+			    "byte payload",
+			    (unsigned long long)resp->upload_begin->offset,
+			    (unsigned long long)size);
 			goto out;
 		}
-		if (resp->upload_begin->offset > 0 && offset != resp->upload_begin->offset)
-			fx_log(o->log, FX_INFO, "upload: continuing at byte %llu",
+		if (resp->upload_begin->offset > 0 &&
+		    offset != resp->upload_begin->offset)
+			fx_log(o->log, FX_INFO,
+			       "upload: continuing at byte %llu",
 			       (unsigned long long)resp->upload_begin->offset);
 		offset = resp->upload_begin->offset;
 		fx_wire_free(&resp->base);
@@ -311,14 +317,14 @@ fx_err fx_client_submit(fx_client *c, const uint8_t *envelope, size_t len,
 
 		/* Chunks, each acknowledged with the offset reached. */
 		while (offset < size) {
-			size_t n = size - offset < o->chunk ? (size_t)(size - offset)
-			                                    : o->chunk;
+			size_t n = size - offset < o->chunk
+			               ? (size_t)(size - offset)
+			               : o->chunk;
 			if (pread_all(fd, buf, n, offset) != 0) {
-				err = fx_diag_set(diag, FX_EIO,
-				                  "reading %s at %llu: %s",
-				                  payload_path,
-				                  (unsigned long long)offset,
-				                  strerror(errno));
+				err = fx_diag_set(
+				    diag, FX_EIO, "reading %s at %llu: %s",
+				    payload_path, (unsigned long long)offset,
+				    strerror(errno));
 				goto out;
 			}
 			uc.session_id.data = sid;
@@ -332,11 +338,13 @@ fx_err fx_client_submit(fx_client *c, const uint8_t *envelope, size_t len,
 			if (err != FX_OK)
 				break;
 			res.sent += n;
-			if (resp->body_case != FLEXO__V1__RESPONSE__BODY_UPLOAD_ACK ||
+			if (resp->body_case !=
+			        FLEXO__V1__RESPONSE__BODY_UPLOAD_ACK ||
 			    resp->upload_ack->offset > size) {
-				err = fx_diag_set(diag, FX_EPROTO,
-				                  "coordinator sent no valid "
-				                  "acknowledgement for a chunk");
+				err =
+				    fx_diag_set(diag, FX_EPROTO,
+				                "coordinator sent no valid "
+				                "acknowledgement for a chunk");
 				goto out;
 			}
 			if (resp->upload_ack->offset != offset + n) {
@@ -346,7 +354,8 @@ fx_err fx_client_submit(fx_client *c, const uint8_t *envelope, size_t len,
 				fx_log(o->log, FX_INFO,
 				       "upload: coordinator holds %llu bytes; "
 				       "continuing there",
-				       (unsigned long long)resp->upload_ack->offset);
+				       (unsigned long long)
+				           resp->upload_ack->offset);
 			}
 			offset = resp->upload_ack->offset;
 			fx_wire_free(&resp->base);
@@ -356,22 +365,25 @@ fx_err fx_client_submit(fx_client *c, const uint8_t *envelope, size_t len,
 			if (o->max_rate > 0) {
 				double ahead;
 				rate_bytes += n;
-				ahead = (double)rate_bytes / (double)o->max_rate -
-				        (now_sec() - rate_t0);
+				ahead =
+				    (double)rate_bytes / (double)o->max_rate -
+				    (now_sec() - rate_t0);
 				if (ahead > 0)
 					nap_ms((long)(ahead * 1000.0));
 			}
 		}
 		if (err == FX_ESTATE) {
 			/* The coordinator holds the complete payload (a
-			 * finished or admitting session): ask for the verdict. */
+			 * finished or admitting session): ask for the verdict.
+			 */
 			err = FX_OK;
 		}
 		if (err != FX_OK) {
 			fx_progress_end(o->log);
 			if (!transient(err))
 				goto out;
-			fx_log(o->log, FX_WARN, "upload: %s; resuming", diag->msg);
+			fx_log(o->log, FX_WARN, "upload: %s; resuming",
+			       diag->msg);
 			failures++;
 			continue;
 		}
@@ -392,10 +404,11 @@ fx_err fx_client_submit(fx_client *c, const uint8_t *envelope, size_t len,
 			continue;
 		}
 		if (resp->body_case != FLEXO__V1__RESPONSE__BODY_VERDICT) {
-			err = fx_diag_set(diag, FX_EPROTO,
-			                  "coordinator answered UploadEnd with reply "
-			                  "kind %d",
-			                  (int)resp->body_case);
+			err = fx_diag_set(
+			    diag, FX_EPROTO,
+			    "coordinator answered UploadEnd with reply "
+			    "kind %d",
+			    (int)resp->body_case);
 			goto out;
 		}
 		take_verdict(resp->verdict, &res);
@@ -455,15 +468,17 @@ fx_err fx_client_fetch(fx_client *c, const char *name, const char *dest,
 		    fc->data.len > fc->size - offset ||
 		    (fc->data.len == 0 && offset < fc->size)) {
 			err = fx_diag_set(diag, FX_EPROTO,
-			                  "coordinator sent a bad chunk of %s", name);
+			                  "coordinator sent a bad chunk of %s",
+			                  name);
 			goto out;
 		}
 		if (fc->size > max_size) {
-			err = fx_diag_set(diag, FX_ETOOBIG,
-			                  "%s is %llu bytes, more than the %llu "
-			                  "accepted",
-			                  name, (unsigned long long)fc->size,
-			                  (unsigned long long)max_size);
+			err =
+			    fx_diag_set(diag, FX_ETOOBIG,
+			                "%s is %llu bytes, more than the %llu "
+			                "accepted",
+			                name, (unsigned long long)fc->size,
+			                (unsigned long long)max_size);
 			goto out;
 		}
 		size = fc->size;

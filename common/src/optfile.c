@@ -69,8 +69,8 @@ fx_err fx_optfile_merge(int argc, char **argv, fx_optargs *out, fx_diag *diag)
 			break;
 		}
 	}
-	if (path != NULL &&
-	    (err = fx_read_file(path, FX_OPTFILE_MAX, &file, &len, diag)) != FX_OK) {
+	if (path != NULL && (err = fx_read_file(path, FX_OPTFILE_MAX, &file,
+	                                        &len, diag)) != FX_OK) {
 		fx_diag_prefix(diag, "config");
 		return err;
 	}
@@ -100,10 +100,11 @@ fx_err fx_optfile_merge(int argc, char **argv, fx_optargs *out, fx_diag *diag)
 		}
 		name = trim(line);
 		if (!name_ok(name) || (val != NULL && *val == '\0')) {
-			err = fx_diag_set(diag, FX_EFORMAT,
-			                  "%s line %zu: want 'name = value' with a "
-			                  "name of a-z, 0-9 and '-'",
-			                  path, line_no);
+			err = fx_diag_set(
+			    diag, FX_EFORMAT,
+			    "%s line %zu: want 'name = value' with a "
+			    "name of a-z, 0-9 and '-'",
+			    path, line_no);
 			goto out;
 		}
 		if (n_names >= FX_OPTFILE_MAX_ARGS) {

@@ -25,9 +25,10 @@ static void test_merge(void)
 	CHECK_OK(fx_optfile_merge(6, argv, &a, &d));
 	CHECK(a.argc == 9);
 	if (a.argc == 9) {
-		const char *want[] = {"serve", "--listen", "tcp://127.0.0.1:1",
-		                      "--quota", "100", "--verbose", "--quota",
-		                      "5", "--x"};
+		const char *want[] = {
+		    "serve",   "--listen", "tcp://127.0.0.1:1",
+		    "--quota", "100",      "--verbose",
+		    "--quota", "5",        "--x"};
 		for (int i = 0; i < 9; i++)
 			CHECK_MSG(strcmp(a.argv[i], want[i]) == 0, "%d: %s", i,
 			          a.argv[i]);
@@ -60,8 +61,8 @@ static void test_bad_lines(void)
 	fx_diag d = {{0}};
 
 	for (size_t i = 0; i < 3; i++) {
-		CHECK_OK(fx_write_file_atomic(path, bad[i], strlen(bad[i]), 0600,
-		                              NULL));
+		CHECK_OK(fx_write_file_atomic(path, bad[i], strlen(bad[i]),
+		                              0600, NULL));
 		CHECK(fx_optfile_merge(3, argv, &a, &d) == FX_EFORMAT);
 		CHECK(strstr(d.msg, i == 0 ? "line 2" : "line 1") != NULL);
 	}

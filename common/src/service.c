@@ -33,8 +33,8 @@ typedef struct worker {
 	nng_ctx ctx;
 	int state;
 	uint8_t session[FX_UPLOAD_ID_BYTES]; /* W_WAIT: upload to admit */
-	Flexo__V1__Request *req;             /* W_WAIT: chunk to store (owned) */
-	struct worker *next;                 /* lane queue link */
+	Flexo__V1__Request *req; /* W_WAIT: chunk to store (owned) */
+	struct worker *next;     /* lane queue link */
 } worker;
 
 /* A thread with a FIFO of parked workers. */
@@ -108,7 +108,8 @@ static void send_error(worker *w, fx_err err, const char *text)
 	Flexo__V1__Error e = FLEXO__V1__ERROR__INIT;
 	char buf[FX_VERDICT_REASON_MAX + 1];
 
-	snprintf(buf, sizeof(buf), "%s", text && text[0] ? text : fx_strerror(err));
+	snprintf(buf, sizeof(buf), "%s",
+	         text && text[0] ? text : fx_strerror(err));
 	e.code = (uint32_t)err;
 	e.message = buf;
 	r.body_case = FLEXO__V1__RESPONSE__BODY_ERROR;
@@ -150,8 +151,8 @@ static void send_verdict_bytes(worker *w, const uint8_t *buf, size_t len)
 /* Fills a Verdict message from v; contribution digest = BLAKE2b-256 of the
  * Contribution payload bytes inside the envelope. */
 static void verdict_msg(Flexo__V1__Verdict *m, const fx_verdict *v,
-                        uint8_t digest[FX_BLAKE2B_BYTES],
-                        const uint8_t *env, size_t env_len)
+                        uint8_t digest[FX_BLAKE2B_BYTES], const uint8_t *env,
+                        size_t env_len)
 {
 	Flexo__V1__Envelope *e = NULL;
 
@@ -183,10 +184,14 @@ static void verdict_release(fx_verdict *v)
 static const char *decision_name(int d)
 {
 	switch (d) {
-	case FLEXO__V1__DECISION__DECISION_ACCEPTED: return "accepted";
-	case FLEXO__V1__DECISION__DECISION_REJECTED: return "rejected";
-	case FLEXO__V1__DECISION__DECISION_WITHDRAWN: return "withdrawn";
-	default: return "undecided";
+	case FLEXO__V1__DECISION__DECISION_ACCEPTED:
+		return "accepted";
+	case FLEXO__V1__DECISION__DECISION_REJECTED:
+		return "rejected";
+	case FLEXO__V1__DECISION__DECISION_WITHDRAWN:
+		return "withdrawn";
+	default:
+		return "undecided";
 	}
 }
 
@@ -210,7 +215,8 @@ static void handle_begin(worker *w, const Flexo__V1__UploadBegin *ub)
 	if (err == FX_OK)
 		err = fx_wire_decode(&flexo__v1__contribution__descriptor,
 		                     env->payload.data, env->payload.len,
-		                     FX_WIRE_DOC_MAX, (ProtobufCMessage **)&c, &d);
+		                     FX_WIRE_DOC_MAX, (ProtobufCMessage **)&c,
+		                     &d);
 	if (err != FX_OK) {
 		fx_diag_prefix(&d, "contribution");
 		send_error(w, err, d.msg);
@@ -227,8 +233,9 @@ static void handle_begin(worker *w, const Flexo__V1__UploadBegin *ub)
 			uint8_t digest[FX_BLAKE2B_BYTES];
 			verdict_msg(&vm, &v, digest, ub->contribution.data,
 			            ub->contribution.len);
-			fx_log(cfg->log, FX_INFO, "upload refused at begin (%s): %s",
-			       v.gate, v.reason);
+			fx_log(cfg->log, FX_INFO,
+			       "upload refused at begin (%s): %s", v.gate,
+			       v.reason);
 			r.body_case = FLEXO__V1__RESPONSE__BODY_VERDICT;
 			r.verdict = &vm;
 			send_response(w, &r);
@@ -243,12 +250,10 @@ static void handle_begin(worker *w, const Flexo__V1__UploadBegin *ub)
 	}
 	memcpy(claim.key_id, c->contributor_key_id.data, FX_KEY_ID_BYTES);
 	claim.payload_size = c->payload_size;
-	err = fx_upload_begin(svc->store, &claim, ub->contribution.data,
-	                      ub->contribution.len,
-	                      ub->resume_id.len == FX_UPLOAD_ID_BYTES
-	                          ? ub->resume_id.data
-	                          : NULL,
-	                      sid, &offset, &d);
+	err = fx_upload_begin(
+	    svc->store, &claim, ub->contribution.data, ub->contribution.len,
+	    ub->resume_id.len == FX_UPLOAD_ID_BYTES ? ub->resume_id.data : NULL,
+	    sid, &offset, &d);
 	if (err != FX_OK) {
 		fx_log(cfg->log, FX_WARN, "upload refused: %s", d.msg);
 		send_error(w, err, d.msg);
@@ -301,7 +306,8 @@ static void store_chunk(fx_service *svc, worker *w)
 	if (a.sent) {
 		/* Replied already; w may be serving its next request now. */
 		if (err != FX_OK)
-			fx_log(cfg->log, FX_WARN, "upload checkpoint: %s", d.msg);
+			fx_log(cfg->log, FX_WARN, "upload checkpoint: %s",
+			       d.msg);
 	} else if (err != FX_OK) {
 		send_error(w, err, d.msg);
 	} else {
@@ -426,7 +432,8 @@ static void handle_file(worker *w, const Flexo__V1__FileRequest *fr)
 	int fd = -1;
 
 	if (cfg->release_dir == NULL) {
-		send_error(w, FX_ENOTFOUND, "this coordinator serves no release");
+		send_error(w, FX_ENOTFOUND,
+		           "this coordinator serves no release");
 		return;
 	}
 	if (!file_name_ok(fr->name)) {
@@ -435,12 +442,13 @@ static void handle_file(worker *w, const Flexo__V1__FileRequest *fr)
 		           "directory");
 		return;
 	}
-	if (snprintf(path, sizeof(path), "%s/%s", cfg->release_dir,
-	             fr->name) >= (int)sizeof(path) ||
+	if (snprintf(path, sizeof(path), "%s/%s", cfg->release_dir, fr->name) >=
+	        (int)sizeof(path) ||
 	    (fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
 	    fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		char msg[FX_VERDICT_REASON_MAX];
-		snprintf(msg, sizeof(msg), "release has no file '%s'", fr->name);
+		snprintf(msg, sizeof(msg), "release has no file '%s'",
+		         fr->name);
 		send_error(w, FX_ENOTFOUND, msg);
 		goto out;
 	}
@@ -449,7 +457,7 @@ static void handle_file(worker *w, const Flexo__V1__FileRequest *fr)
 		goto out;
 	}
 	want = fr->max == 0 || fr->max > FX_WIRE_CHUNK_MAX ? FX_WIRE_CHUNK_MAX
-	                                                    : fr->max;
+	                                                   : fr->max;
 	if ((uint64_t)st.st_size - fr->offset < want)
 		want = (size_t)((uint64_t)st.st_size - fr->offset);
 	if ((buf = malloc(want ? want : 1)) == NULL) {
@@ -457,8 +465,8 @@ static void handle_file(worker *w, const Flexo__V1__FileRequest *fr)
 		goto out;
 	}
 	while (got < want) {
-		ssize_t k = pread(fd, buf + got, want - got,
-		                  (off_t)(fr->offset + got));
+		ssize_t k =
+		    pread(fd, buf + got, want - got, (off_t)(fr->offset + got));
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0)
@@ -489,7 +497,8 @@ static void handle_other(worker *w, const Flexo__V1__Request *req)
 	fx_err err;
 
 	if (cfg->other == NULL) {
-		send_error(w, FX_ESTATE, "request not served by this coordinator");
+		send_error(w, FX_ESTATE,
+		           "request not served by this coordinator");
 		return;
 	}
 	err = cfg->other(cfg->ctx, req, &buf, &len, &d);
@@ -537,9 +546,10 @@ static void handle(worker *w, nng_msg *msg)
 	case FLEXO__V1__REQUEST__BODY_UPLOAD_CHUNK:
 		/* The lane owns the request from here. */
 		w->req = req;
-		lane_push(&w->svc->chunks[req->upload_chunk->session_id.data[0] %
-		                          CHUNK_LANES],
-		          w);
+		lane_push(
+		    &w->svc->chunks[req->upload_chunk->session_id.data[0] %
+		                    CHUNK_LANES],
+		    w);
 		return;
 	case FLEXO__V1__REQUEST__BODY_UPLOAD_END:
 		handle_end(w, req->upload_end);
@@ -606,7 +616,8 @@ static void admit_one(fx_service *svc, worker *w)
 	memset(&done, 0, sizeof(done));
 	memset(&v, 0, sizeof(v));
 	fx_hex(hex, w->session, FX_UPLOAD_ID_BYTES);
-	if ((err = fx_upload_finish(svc->store, w->session, &done, &d)) != FX_OK) {
+	if ((err = fx_upload_finish(svc->store, w->session, &done, &d)) !=
+	    FX_OK) {
 		send_error(w, err, d.msg);
 		return;
 	}
@@ -627,8 +638,8 @@ static void admit_one(fx_service *svc, worker *w)
 	if ((err = fx_wire_encode(&vm.base, &enc, &enc_len, &d)) != FX_OK ||
 	    (err = fx_upload_set_verdict(svc->store, w->session, enc, enc_len,
 	                                 &d)) != FX_OK) {
-		fx_log(cfg->log, FX_ERROR, "upload %s: storing verdict: %s", hex,
-		       d.msg);
+		fx_log(cfg->log, FX_ERROR, "upload %s: storing verdict: %s",
+		       hex, d.msg);
 		fx_upload_unfinish(svc->store, w->session);
 		send_error(w, err, d.msg);
 		goto out;
@@ -659,7 +670,8 @@ fx_err fx_service_start(fx_service **out, const fx_service_config *cfg,
 		return fx_diag_set(diag, FX_EINVAL,
 		                   "service needs an admission function, 1..%d "
 		                   "URLs, 1..%d contexts and a timeout > 0",
-		                   FX_SERVICE_MAX_URLS, FX_SERVICE_MAX_CONTEXTS);
+		                   FX_SERVICE_MAX_URLS,
+		                   FX_SERVICE_MAX_CONTEXTS);
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return fx_diag_set(diag, FX_ENOMEM, "service");
 	s->cfg = cfg;

@@ -15,11 +15,11 @@
 #include <unistd.h>
 
 #include "flexo/admit.h"
-#include "flexo/fsutil.h"
 #include "flexo/contrib.h"
+#include "flexo/fsutil.h"
 #include "flexo/wire.h"
-#include <nng/protocol/reqrep0/req.h>
 #include "fx_test.h"
+#include <nng/protocol/reqrep0/req.h>
 
 #define N_CONCURRENT 8
 
@@ -116,10 +116,11 @@ static void test_round_trip(void)
 	memset(&r, 0, sizeof(r));
 	CHECK_MSG(fx_client_submit(c, env, env_len, payload, &r, &d) == FX_OK,
 	          "%s", d.msg);
-	CHECK_MSG(r.decision == FLEXO__V1__DECISION__DECISION_ACCEPTED, "%s: %s",
-	          r.gate, r.reason);
+	CHECK_MSG(r.decision == FLEXO__V1__DECISION__DECISION_ACCEPTED,
+	          "%s: %s", r.gate, r.reason);
 	CHECK(r.sent == 1000003);
-	CHECK_OK(fx_envelope_open(env, env_len, FX_TYPE_CONTRIBUTION, &e, NULL));
+	CHECK_OK(
+	    fx_envelope_open(env, env_len, FX_TYPE_CONTRIBUTION, &e, NULL));
 	if (e) {
 		fx_blake2b(want, e->payload.data, e->payload.len);
 		CHECK(memcmp(r.contribution_digest, want, sizeof(want)) == 0);
@@ -158,8 +159,8 @@ static void test_round_trip(void)
 
 	/* Not a contribution at all. */
 	memset(&r, 0, sizeof(r));
-	CHECK(fx_client_submit(c, (const uint8_t *)"junk", 4, payload, &r, &d) ==
-	      FX_EFORMAT);
+	CHECK(fx_client_submit(c, (const uint8_t *)"junk", 4, payload, &r,
+	                       &d) == FX_EFORMAT);
 	CHECK_MSG(strstr(d.msg, "contribution") != NULL, "%s", d.msg);
 
 	fx_client_close(c);
@@ -217,8 +218,8 @@ static Flexo__V1__Response *raw(nng_socket s, Flexo__V1__Request *req)
 	}
 	if (nng_recvmsg(s, &m, 0) != 0)
 		return NULL;
-	(void)fx_net_unpack(m, &flexo__v1__response__descriptor, FX_WIRE_MSG_MAX,
-	                    &r, NULL);
+	(void)fx_net_unpack(m, &flexo__v1__response__descriptor,
+	                    FX_WIRE_MSG_MAX, &r, NULL);
 	nng_msg_free(m);
 	return (Flexo__V1__Response *)r;
 }

@@ -50,7 +50,8 @@ fx_err fx_net_url_check(const char *url, fx_diag *diag)
 		return fx_diag_set(diag, FX_EINVAL, "empty endpoint URL");
 	if (strnlen(url, FX_URL_MAX + 1) > FX_URL_MAX)
 		return fx_diag_set(diag, FX_ETOOBIG,
-		                   "endpoint URL longer than %d bytes", FX_URL_MAX);
+		                   "endpoint URL longer than %d bytes",
+		                   FX_URL_MAX);
 	for (size_t i = 0; i < sizeof(schemes) / sizeof(*schemes); i++)
 		if (strncmp(url, schemes[i], strlen(schemes[i])) == 0 &&
 		    url[strlen(schemes[i])] != '\0')
@@ -74,7 +75,8 @@ static fx_err read_pem(const char *what, const char *path, char **out,
 	fx_err err;
 
 	if (path == NULL)
-		return fx_diag_set(diag, FX_EINVAL, "TLS needs a %s file", what);
+		return fx_diag_set(diag, FX_EINVAL, "TLS needs a %s file",
+		                   what);
 	err = fx_read_file(path, FX_PEM_MAX, &buf, len, diag);
 	if (err != FX_OK) {
 		fx_diag_prefix(diag, "TLS %s", what);
@@ -109,8 +111,8 @@ static fx_err tls_config(nng_tls_config **out, int server,
 	if (server) {
 		if ((err = read_pem("certificate", tls->cert_file, &cert,
 		                    &cert_len, diag)) != FX_OK ||
-		    (err = read_pem("private key", tls->key_file, &key, &key_len,
-		                    diag)) != FX_OK)
+		    (err = read_pem("private key", tls->key_file, &key,
+		                    &key_len, diag)) != FX_OK)
 			goto out;
 		rv = nng_tls_config_own_cert(cfg, cert, key, NULL);
 		if (rv != 0) {
@@ -127,12 +129,12 @@ static fx_err tls_config(nng_tls_config **out, int server,
 			goto out;
 		rv = nng_tls_config_ca_chain(cfg, cert, NULL);
 		if (rv == 0)
-			rv = nng_tls_config_auth_mode(cfg,
-			                              NNG_TLS_AUTH_MODE_REQUIRED);
+			rv = nng_tls_config_auth_mode(
+			    cfg, NNG_TLS_AUTH_MODE_REQUIRED);
 		if (rv == 0)
 			rv = nng_tls_config_server_name(
-			    cfg, tls->server_name ? tls->server_name
-			                          : "localhost");
+			    cfg,
+			    tls->server_name ? tls->server_name : "localhost");
 		if (rv != 0) {
 			err = fx_net_error(rv, diag, "TLS CA");
 			fx_diag_prefix(diag, "%s", tls->ca_file);
@@ -164,7 +166,8 @@ fx_err fx_net_listen(nng_socket sock, const char *url, const fx_tls_opts *tls,
 		return err;
 	if (recv_max == 0)
 		return fx_diag_set(diag, FX_EINVAL,
-		                   "listener %s: receive limit must be > 0", url);
+		                   "listener %s: receive limit must be > 0",
+		                   url);
 	if ((rv = nng_listener_create(&l, sock, url)) != 0) {
 		err = fx_net_error(rv, diag, "listener");
 		fx_diag_prefix(diag, "%s", url);
@@ -257,7 +260,8 @@ fx_err fx_net_pack(const ProtobufCMessage *m, nng_msg **out, fx_diag *diag)
 		return fx_net_error(rv, diag, "message");
 	if (protobuf_c_message_pack(m, nng_msg_body(msg)) != n) {
 		nng_msg_free(msg);
-		return fx_diag_set(diag, FX_EINTERNAL, "%s: packed size changed",
+		return fx_diag_set(diag, FX_EINTERNAL,
+		                   "%s: packed size changed",
 		                   m->descriptor->name);
 	}
 	*out = msg;

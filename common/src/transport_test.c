@@ -34,8 +34,8 @@ static void test_urls_and_errors(void)
 static void test_listen_arguments(void)
 {
 	nng_socket s;
-	fx_tls_opts tls = {"/nonexistent/cert.pem", "/nonexistent/key.pem", NULL,
-	                   NULL};
+	fx_tls_opts tls = {"/nonexistent/cert.pem", "/nonexistent/key.pem",
+	                   NULL, NULL};
 	fx_diag d = {{0}};
 
 	CHECK_OK(nng_rep0_open(&s));

@@ -23,9 +23,9 @@
 
 #include "flexo/wire.h"
 
-#define STATE_MAGIC   "FXUPST01"
-#define VERDICT_MAGIC "FXUPVD01"
-#define MAGIC_LEN     8
+#define STATE_MAGIC    "FXUPST01"
+#define VERDICT_MAGIC  "FXUPVD01"
+#define MAGIC_LEN      8
 #define HASH_STATE_LEN sizeof(crypto_generichash_state)
 /* magic, id, key id, envelope digest, size, offset, touched, hash length,
  * hash state, check digest */
@@ -47,7 +47,7 @@ typedef struct session {
 	uint64_t offset; /* bytes written and hashed */
 	uint64_t ckpt;   /* offset of the last durable checkpoint */
 	int state;
-	int fd;          /* staging file, -1 once done */
+	int fd; /* staging file, -1 once done */
 	fx_blake2b_ctx hash;
 	int64_t touched; /* last activity, Unix seconds */
 	uint8_t *verdict;
@@ -220,7 +220,8 @@ static fx_err save_state(fx_upload_store *s, session *ss, fx_diag *diag)
 	fx_err err;
 
 	if (ss->fd >= 0 && fdatasync(ss->fd) != 0)
-		return fx_diag_set(diag, FX_EIO, "syncing upload staging file: %s",
+		return fx_diag_set(diag, FX_EIO,
+		                   "syncing upload staging file: %s",
 		                   strerror(errno));
 	memcpy(p, STATE_MAGIC, MAGIC_LEN), p += MAGIC_LEN;
 	memcpy(p, ss->id, FX_UPLOAD_ID_BYTES), p += FX_UPLOAD_ID_BYTES;
@@ -232,7 +233,8 @@ static fx_err save_state(fx_upload_store *s, session *ss, fx_diag *diag)
 	put_u32(p, (uint32_t)HASH_STATE_LEN), p += 4;
 	/* libsodium's state is a plain byte array; restoring it needs the same
 	 * libsodium build, which the state's own digest cannot promise — a
-	 * mismatch at most makes the final digest differ and admission refuse. */
+	 * mismatch at most makes the final digest differ and admission refuse.
+	 */
 	memcpy(p, &ss->hash.st, HASH_STATE_LEN), p += HASH_STATE_LEN;
 	fx_blake2b(p, buf, (size_t)(p - buf));
 	session_path(s, ss->id, ".state", path);
@@ -248,7 +250,8 @@ static fx_err save_state(fx_upload_store *s, session *ss, fx_diag *diag)
 static session *load_state(fx_upload_store *s, const uint8_t *id)
 {
 	char path[FX_PATH_MAX + 1];
-	uint8_t *buf = NULL, *env = NULL, check[FX_BLAKE2B_BYTES], d[FX_BLAKE2B_BYTES];
+	uint8_t *buf = NULL, *env = NULL, check[FX_BLAKE2B_BYTES],
+	        d[FX_BLAKE2B_BYTES];
 	size_t len = 0, env_len = 0;
 	const uint8_t *p;
 	session *ss = NULL;
@@ -291,7 +294,8 @@ static session *load_state(fx_upload_store *s, const uint8_t *id)
 	ss->fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 	if (ss->fd < 0 || fstat(ss->fd, &st) != 0 || !S_ISREG(st.st_mode) ||
 	    (uint64_t)st.st_size < ss->offset ||
-	    ftruncate(ss->fd, (off_t)ss->offset) != 0 || reserve(ss, NULL) != FX_OK)
+	    ftruncate(ss->fd, (off_t)ss->offset) != 0 ||
+	    reserve(ss, NULL) != FX_OK)
 		goto fail;
 	ss->state = ST_RECEIVING;
 	free(buf);
@@ -313,8 +317,9 @@ static session *load_verdict(fx_upload_store *s, const uint8_t *id)
 	session *ss = NULL;
 
 	session_path(s, id, ".verdict", path);
-	if (fx_read_file(path, VERDICT_HDR_LEN + FX_UPLOAD_VERDICT_MAX +
-	                           FX_BLAKE2B_BYTES,
+	if (fx_read_file(path,
+	                 VERDICT_HDR_LEN + FX_UPLOAD_VERDICT_MAX +
+	                     FX_BLAKE2B_BYTES,
 	                 &buf, &len, NULL) != FX_OK ||
 	    len < VERDICT_HDR_LEN + FX_BLAKE2B_BYTES ||
 	    memcmp(buf, VERDICT_MAGIC, MAGIC_LEN) != 0 ||
@@ -431,10 +436,11 @@ fx_err fx_upload_store_open(fx_upload_store **out, const char *dir,
 
 	if (lim->checkpoint_every == 0 || lim->max_sessions == 0 ||
 	    lim->max_sessions > FX_UPLOAD_MAX_SESSIONS)
-		return fx_diag_set(diag, FX_EINVAL,
-		                   "upload limits: checkpoint interval must be > 0 "
-		                   "and sessions 1..%d",
-		                   FX_UPLOAD_MAX_SESSIONS);
+		return fx_diag_set(
+		    diag, FX_EINVAL,
+		    "upload limits: checkpoint interval must be > 0 "
+		    "and sessions 1..%d",
+		    FX_UPLOAD_MAX_SESSIONS);
 	/* Room for "/<32 hex>.verdict.tmp.XXXXXX" after the directory. */
 	if (dir == NULL || strlen(dir) + 64 > FX_PATH_MAX)
 		return fx_diag_set(diag, FX_EINVAL, "staging directory path %s",
@@ -442,7 +448,8 @@ fx_err fx_upload_store_open(fx_upload_store **out, const char *dir,
 	if ((err = fx_mkdir_p(dir, 0700, diag)) != FX_OK)
 		return err;
 	if ((s = calloc(1, sizeof(*s))) == NULL ||
-	    (s->tab = calloc(FX_UPLOAD_MAX_SESSIONS, sizeof(*s->tab))) == NULL) {
+	    (s->tab = calloc(FX_UPLOAD_MAX_SESSIONS, sizeof(*s->tab))) ==
+	        NULL) {
 		free(s);
 		return fx_diag_set(diag, FX_ENOMEM, "upload store");
 	}
@@ -507,7 +514,8 @@ static fx_err create_session(fx_upload_store *s, session *ss,
 	fx_err err;
 
 	session_path(s, ss->id, ".env", path);
-	if ((err = fx_write_file_atomic(path, env, env_len, 0600, diag)) != FX_OK)
+	if ((err = fx_write_file_atomic(path, env, env_len, 0600, diag)) !=
+	    FX_OK)
 		return err;
 	session_path(s, ss->id, ".part", path);
 	ss->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
@@ -530,9 +538,8 @@ static int same_upload(const session *ss, const fx_upload_claim *claim,
 
 fx_err fx_upload_begin(fx_upload_store *s, const fx_upload_claim *claim,
                        const uint8_t *envelope, size_t env_len,
-                       const uint8_t *resume_id,
-                       uint8_t id[FX_UPLOAD_ID_BYTES], uint64_t *offset,
-                       fx_diag *diag)
+                       const uint8_t *resume_id, uint8_t id[FX_UPLOAD_ID_BYTES],
+                       uint64_t *offset, fx_diag *diag)
 {
 	uint8_t digest[FX_BLAKE2B_BYTES];
 	session *ss = NULL;
@@ -541,11 +548,12 @@ fx_err fx_upload_begin(fx_upload_store *s, const fx_upload_claim *claim,
 	fx_err err = FX_OK;
 
 	if (claim->payload_size > s->lim.max_payload)
-		return fx_diag_set(diag, FX_ETOOBIG,
-		                   "payload of %llu bytes > the coordinator's limit "
-		                   "of %llu",
-		                   (unsigned long long)claim->payload_size,
-		                   (unsigned long long)s->lim.max_payload);
+		return fx_diag_set(
+		    diag, FX_ETOOBIG,
+		    "payload of %llu bytes > the coordinator's limit "
+		    "of %llu",
+		    (unsigned long long)claim->payload_size,
+		    (unsigned long long)s->lim.max_payload);
 	fx_blake2b(digest, envelope, env_len);
 	pthread_mutex_lock(&s->mu);
 	sweep(s, now);
@@ -567,7 +575,8 @@ fx_err fx_upload_begin(fx_upload_store *s, const fx_upload_claim *claim,
 	}
 	for (size_t i = 0; i < s->n; i++)
 		if (s->tab[i]->state != ST_DONE &&
-		    memcmp(s->tab[i]->key_id, claim->key_id, FX_KEY_ID_BYTES) == 0)
+		    memcmp(s->tab[i]->key_id, claim->key_id, FX_KEY_ID_BYTES) ==
+		        0)
 			staged += s->tab[i]->size;
 	if (staged + claim->payload_size > s->lim.quota) {
 		err = fx_diag_set(diag, FX_EQUOTA,
@@ -655,16 +664,18 @@ fx_err fx_upload_chunk(fx_upload_store *s, const uint8_t id[FX_UPLOAD_ID_BYTES],
 		goto out;
 	}
 	if (len > ss->size - ss->offset) {
-		err = fx_diag_set(diag, FX_ETOOBIG,
-		                  "chunk of %zu bytes at %llu goes past the declared "
-		                  "payload size %llu",
-		                  len, (unsigned long long)offset,
-		                  (unsigned long long)ss->size);
+		err = fx_diag_set(
+		    diag, FX_ETOOBIG,
+		    "chunk of %zu bytes at %llu goes past the declared "
+		    "payload size %llu",
+		    len, (unsigned long long)offset,
+		    (unsigned long long)ss->size);
 		goto out;
 	}
 	if (pwrite_all(ss->fd, data, len, offset) != FX_OK) {
-		err = fx_diag_set(diag, FX_EIO, "writing upload staging file: %s",
-		                  strerror(errno));
+		err =
+		    fx_diag_set(diag, FX_EIO, "writing upload staging file: %s",
+		                strerror(errno));
 		if (ftruncate(ss->fd, (off_t)ss->offset) != 0)
 			ss->state = ST_ADMITTING; /* unusable: refuse more */
 		goto out;
@@ -697,7 +708,8 @@ void fx_upload_done_release(fx_upload_done *d)
 	d->envelope_len = 0;
 }
 
-fx_err fx_upload_finish(fx_upload_store *s, const uint8_t id[FX_UPLOAD_ID_BYTES],
+fx_err fx_upload_finish(fx_upload_store *s,
+                        const uint8_t id[FX_UPLOAD_ID_BYTES],
                         fx_upload_done *out, fx_diag *diag)
 {
 	session *ss = get(s, id);
@@ -712,23 +724,26 @@ fx_err fx_upload_finish(fx_upload_store *s, const uint8_t id[FX_UPLOAD_ID_BYTES]
 	pthread_mutex_lock(&ss->mu);
 	ss->touched = now_s();
 	if (ss->state != ST_RECEIVING) {
-		err = fx_diag_set(diag, FX_ESTATE,
-		                  ss->state == ST_DONE
-		                      ? "upload already decided"
-		                      : "admission of this upload is running; ask "
-		                        "again shortly");
+		err = fx_diag_set(
+		    diag, FX_ESTATE,
+		    ss->state == ST_DONE
+		        ? "upload already decided"
+		        : "admission of this upload is running; ask "
+		          "again shortly");
 		goto out;
 	}
 	if (ss->offset != ss->size) {
-		err = fx_diag_set(diag, FX_ESTATE,
-		                  "payload incomplete: %llu of %llu bytes received",
-		                  (unsigned long long)ss->offset,
-		                  (unsigned long long)ss->size);
+		err = fx_diag_set(
+		    diag, FX_ESTATE,
+		    "payload incomplete: %llu of %llu bytes received",
+		    (unsigned long long)ss->offset,
+		    (unsigned long long)ss->size);
 		goto out;
 	}
 	if (fdatasync(ss->fd) != 0) {
-		err = fx_diag_set(diag, FX_EIO, "syncing upload staging file: %s",
-		                  strerror(errno));
+		err =
+		    fx_diag_set(diag, FX_EIO, "syncing upload staging file: %s",
+		                strerror(errno));
 		goto out;
 	}
 	session_path(s, id, ".env", path);
@@ -753,7 +768,8 @@ out:
 	return err;
 }
 
-void fx_upload_unfinish(fx_upload_store *s, const uint8_t id[FX_UPLOAD_ID_BYTES])
+void fx_upload_unfinish(fx_upload_store *s,
+                        const uint8_t id[FX_UPLOAD_ID_BYTES])
 {
 	session *ss = get(s, id);
 
@@ -783,7 +799,8 @@ fx_err fx_upload_set_verdict(fx_upload_store *s,
 		                  len, FX_UPLOAD_VERDICT_MAX);
 		goto out_put;
 	}
-	if ((buf = malloc(n)) == NULL || (copy = malloc(len ? len : 1)) == NULL) {
+	if ((buf = malloc(n)) == NULL ||
+	    (copy = malloc(len ? len : 1)) == NULL) {
 		err = fx_diag_set(diag, FX_ENOMEM, "verdict");
 		goto out_put;
 	}

@@ -67,17 +67,20 @@ static void test_chunks_and_digest(void)
 	crypto_generichash(want, sizeof(want), data, sizeof(data), NULL, 0);
 	CHECK_OK(fx_upload_store_open(&s, dir, &lim, &d));
 	claim_of(&claim, 1, sizeof(data));
-	CHECK_OK(fx_upload_begin(s, &claim, (const uint8_t *)"env-a", 5, NULL, id,
-	                         &off, &d));
+	CHECK_OK(fx_upload_begin(s, &claim, (const uint8_t *)"env-a", 5, NULL,
+	                         id, &off, &d));
 	CHECK(off == 0);
 	acks = 0;
-	CHECK_OK(fx_upload_chunk(s, id, 0, data, 1200, on_ack, NULL, &acked, &d));
+	CHECK_OK(
+	    fx_upload_chunk(s, id, 0, data, 1200, on_ack, NULL, &acked, &d));
 	CHECK(acked == 1200 && acks == 1 && last_ack == 1200);
 	/* A resent chunk (lost ack) and one from the future: nothing written,
 	 * the current offset comes back, no ack callback. */
-	CHECK_OK(fx_upload_chunk(s, id, 0, data, 1200, on_ack, NULL, &acked, &d));
+	CHECK_OK(
+	    fx_upload_chunk(s, id, 0, data, 1200, on_ack, NULL, &acked, &d));
 	CHECK(acked == 1200 && acks == 1);
-	CHECK_OK(fx_upload_chunk(s, id, 2000, data, 10, on_ack, NULL, &acked, &d));
+	CHECK_OK(
+	    fx_upload_chunk(s, id, 2000, data, 10, on_ack, NULL, &acked, &d));
 	CHECK(acked == 1200 && acks == 1);
 	/* Past the declared size. */
 	CHECK(fx_upload_chunk(s, id, 1200, data, sizeof(data), NULL, NULL,
@@ -101,7 +104,8 @@ static void test_chunks_and_digest(void)
 	CHECK(file_size(done.path) == 3000);
 	CHECK(fx_upload_finish(s, id, &done, &d) == FX_ESTATE);
 	CHECK(fx_upload_get_verdict(s, id, &v, &vlen) == FX_ENOTFOUND);
-	CHECK_OK(fx_upload_set_verdict(s, id, (const uint8_t *)"VERDICT", 7, &d));
+	CHECK_OK(
+	    fx_upload_set_verdict(s, id, (const uint8_t *)"VERDICT", 7, &d));
 	CHECK(file_size(done.path) == -1); /* staging file removed */
 	CHECK_OK(fx_upload_get_verdict(s, id, &v, &vlen));
 	CHECK(vlen == 7 && memcmp(v, "VERDICT", 7) == 0);
@@ -137,14 +141,14 @@ static void test_quota_and_bounds(void)
 	lim.max_sessions = 3;
 	CHECK_OK(fx_upload_store_open(&s, dir, &lim, &d));
 	claim_of(&claim, 2, 81);
-	CHECK(fx_upload_begin(s, &claim, (const uint8_t *)"q0", 2, NULL, id, &off,
-	                      &d) == FX_ETOOBIG);
+	CHECK(fx_upload_begin(s, &claim, (const uint8_t *)"q0", 2, NULL, id,
+	                      &off, &d) == FX_ETOOBIG);
 	claim_of(&claim, 2, 60);
 	CHECK_OK(fx_upload_begin(s, &claim, (const uint8_t *)"q1", 2, NULL, id,
 	                         &off, &d));
 	CHECK(fx_upload_staged(s, claim.key_id) == 60);
-	CHECK(fx_upload_begin(s, &claim, (const uint8_t *)"q2", 2, NULL, id, &off,
-	                      &d) == FX_EQUOTA);
+	CHECK(fx_upload_begin(s, &claim, (const uint8_t *)"q2", 2, NULL, id,
+	                      &off, &d) == FX_EQUOTA);
 	CHECK(strstr(d.msg, "quota") != NULL);
 	claim_of(&claim, 3, 60); /* another contributor has its own quota */
 	CHECK_OK(fx_upload_begin(s, &claim, (const uint8_t *)"q3", 2, NULL, id,
@@ -152,8 +156,8 @@ static void test_quota_and_bounds(void)
 	/* The table is bounded too (the earlier test's finished session is
 	 * the third). */
 	claim_of(&claim, 4, 1);
-	CHECK(fx_upload_begin(s, &claim, (const uint8_t *)"q4", 2, NULL, id, &off,
-	                      &d) == FX_EQUOTA);
+	CHECK(fx_upload_begin(s, &claim, (const uint8_t *)"q4", 2, NULL, id,
+	                      &off, &d) == FX_EQUOTA);
 	CHECK(strstr(d.msg, "sessions") != NULL);
 	fx_upload_store_close(s);
 }
@@ -175,13 +179,13 @@ static void test_restart_resume(void)
 	crypto_generichash(want, sizeof(want), data, sizeof(data), NULL, 0);
 	CHECK_OK(fx_upload_store_open(&s, dir, &lim, &d));
 	claim_of(&claim, 5, sizeof(data));
-	CHECK_OK(fx_upload_begin(s, &claim, (const uint8_t *)"env-r", 5, NULL, id,
-	                         &off, &d));
+	CHECK_OK(fx_upload_begin(s, &claim, (const uint8_t *)"env-r", 5, NULL,
+	                         id, &off, &d));
 	/* 700-byte chunks: checkpoints (every >= 1000 bytes) at 1400 and 2800;
 	 * 3500 bytes acknowledged when the coordinator "dies". */
 	for (off = 0; off < 3500; off += 700)
-		CHECK_OK(fx_upload_chunk(s, id, off, data + off, 700, NULL, NULL,
-		                         &acked, &d));
+		CHECK_OK(fx_upload_chunk(s, id, off, data + off, 700, NULL,
+		                         NULL, &acked, &d));
 	CHECK(acked == 3500);
 	snprintf(path, sizeof(path), "%s/%s.part", dir,
 	         fx_hex(hex, id, sizeof(id)));
@@ -191,8 +195,8 @@ static void test_restart_resume(void)
 	s = NULL;
 	CHECK_OK(fx_upload_store_open(&s, dir, &lim, &d));
 	CHECK(file_size(path) == 2800); /* cut back to the checkpoint */
-	CHECK_OK(fx_upload_begin(s, &claim, (const uint8_t *)"env-r", 5, id, id2,
-	                         &off, &d));
+	CHECK_OK(fx_upload_begin(s, &claim, (const uint8_t *)"env-r", 5, id,
+	                         id2, &off, &d));
 	CHECK(memcmp(id, id2, sizeof(id)) == 0);
 	CHECK(off == 2800);
 	/* The client still believes 3500: told 2800, it goes back. */
@@ -200,7 +204,8 @@ static void test_restart_resume(void)
 	                         &acked, &d));
 	CHECK(acked == 2800);
 	for (off = acked; off < sizeof(data); off += 1100) {
-		size_t n = sizeof(data) - off < 1100 ? sizeof(data) - off : 1100;
+		size_t n =
+		    sizeof(data) - off < 1100 ? sizeof(data) - off : 1100;
 		CHECK_OK(fx_upload_chunk(s, id, off, data + off, n, NULL, NULL,
 		                         &acked, &d));
 	}
@@ -231,8 +236,8 @@ static void test_damaged_state(void)
 	fill(data, sizeof(data), 9);
 	CHECK_OK(fx_upload_store_open(&s, dir, &lim, &d));
 	claim_of(&claim, 6, sizeof(data));
-	CHECK_OK(fx_upload_begin(s, &claim, (const uint8_t *)"env-d", 5, NULL, id,
-	                         &off, &d));
+	CHECK_OK(fx_upload_begin(s, &claim, (const uint8_t *)"env-d", 5, NULL,
+	                         id, &off, &d));
 	CHECK_OK(fx_upload_chunk(s, id, 0, data, 1200, NULL, NULL, &acked, &d));
 	fx_upload_store_close(s);
 	snprintf(path, sizeof(path), "%s/%s.state", dir,
@@ -247,8 +252,8 @@ static void test_damaged_state(void)
 	s = NULL;
 	CHECK_OK(fx_upload_store_open(&s, dir, &lim, &d));
 	CHECK(file_size(path) == -1); /* dropped with its files */
-	CHECK_OK(fx_upload_begin(s, &claim, (const uint8_t *)"env-d", 5, id, id2,
-	                         &off, &d));
+	CHECK_OK(fx_upload_begin(s, &claim, (const uint8_t *)"env-d", 5, id,
+	                         id2, &off, &d));
 	CHECK(off == 0 && memcmp(id, id2, sizeof(id)) != 0);
 	fx_upload_store_close(s);
 }

@@ -21,7 +21,8 @@ int main(int argc, char **argv)
 	int rc = 1;
 
 	if (argc != 5) {
-		fprintf(stderr, "usage: fx_mkcontrib KEY PAYLOAD SEQUENCE OUT\n");
+		fprintf(stderr,
+		        "usage: fx_mkcontrib KEY PAYLOAD SEQUENCE OUT\n");
 		return 2;
 	}
 	memset(release_digest, 7, sizeof(release_digest));

@@ -26,7 +26,8 @@ static int listen_on(int port)
 	a.sin_family = AF_INET;
 	a.sin_port = htons((uint16_t)port);
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 8) != 0) {
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+	    listen(fd, 8) != 0) {
 		close(fd);
 		return -1;
 	}
@@ -75,7 +76,8 @@ static int pump(int c, int s, long long limit)
 			if (i == 0 && limit > 0 && up + n >= limit)
 				return 1;
 			while (off < n) {
-				w = write(p[1 - i].fd, buf + off, (size_t)(n - off));
+				w = write(p[1 - i].fd, buf + off,
+				          (size_t)(n - off));
 				if (w <= 0)
 					return 0;
 				off += w;

@@ -17,15 +17,15 @@
 
 typedef struct fx_client_opts {
 	const char *url;
-	fx_tls_opts tls;       /* ca_file (+ server_name) for tls+tcp:// */
-	int timeout_ms;        /* one exchange (default FX_NET_TIMEOUT_MS) */
-	int verdict_ms;        /* waiting for admission (default 10 min) */
-	int retries;           /* failed exchanges in a row before giving up
-	                        * (default 30) */
-	size_t chunk;          /* payload bytes per chunk, 1..FX_WIRE_CHUNK_MAX
-	                        * (default 4 MiB) */
-	uint64_t max_rate;     /* bytes per second, 0 = unlimited */
-	const fx_logger *log;  /* progress and retries; may be NULL */
+	fx_tls_opts tls;      /* ca_file (+ server_name) for tls+tcp:// */
+	int timeout_ms;       /* one exchange (default FX_NET_TIMEOUT_MS) */
+	int verdict_ms;       /* waiting for admission (default 10 min) */
+	int retries;          /* failed exchanges in a row before giving up
+	                       * (default 30) */
+	size_t chunk;         /* payload bytes per chunk, 1..FX_WIRE_CHUNK_MAX
+	                       * (default 4 MiB) */
+	uint64_t max_rate;    /* bytes per second, 0 = unlimited */
+	const fx_logger *log; /* progress and retries; may be NULL */
 } fx_client_opts;
 
 /* Defaults as documented above; url NULL. */

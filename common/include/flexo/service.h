@@ -39,7 +39,8 @@ typedef struct fx_verdict {
  * blob store); whatever is left is removed afterwards. digest and size were
  * computed by the service while the bytes arrived. */
 typedef struct fx_admit_input {
-	const uint8_t *envelope; /* encoded Envelope of a Contribution, as sent */
+	const uint8_t
+	    *envelope; /* encoded Envelope of a Contribution, as sent */
 	size_t envelope_len;
 	const char *staged_path;
 	const uint8_t *digest; /* FX_BLAKE2B_BYTES */
@@ -49,8 +50,8 @@ typedef struct fx_admit_input {
 /* Early refusal at UploadBegin, before any payload is taken: FX_OK with
  * out->decision == REJECTED refuses (the verdict goes back at once), FX_OK
  * with ACCEPTED lets the upload start. Another fx_err answers an Error. */
-typedef fx_err (*fx_precheck_fn)(void *ctx, const uint8_t *envelope,
-                                 size_t len, fx_verdict *out, fx_diag *diag);
+typedef fx_err (*fx_precheck_fn)(void *ctx, const uint8_t *envelope, size_t len,
+                                 fx_verdict *out, fx_diag *diag);
 
 /* Decides a complete upload: FX_OK with *out filled (accepted or rejected;
  * the verdict is stored and sent, also to a contributor that asks again
@@ -70,17 +71,17 @@ typedef fx_err (*fx_request_fn)(void *ctx, const Flexo__V1__Request *req,
 typedef struct fx_service_config {
 	const char *urls[FX_SERVICE_MAX_URLS]; /* listeners */
 	size_t n_urls;
-	fx_tls_opts tls;          /* certificate and key for tls+tcp:// */
-	const char *staging_dir;  /* upload sessions (created 0700) */
-	const char *release_dir;  /* served by name; NULL = no downloads */
+	fx_tls_opts tls;         /* certificate and key for tls+tcp:// */
+	const char *staging_dir; /* upload sessions (created 0700) */
+	const char *release_dir; /* served by name; NULL = no downloads */
 	fx_upload_limits limits;
-	int contexts;             /* concurrent exchanges, 1..FX_SERVICE_MAX_CONTEXTS */
-	int timeout_ms;           /* reply send timeout */
-	fx_precheck_fn precheck;  /* may be NULL */
-	fx_admit_fn admit;        /* required */
-	fx_request_fn other;      /* may be NULL */
-	void *ctx;                /* passed to the three callbacks */
-	const fx_logger *log;     /* may be NULL */
+	int contexts;   /* concurrent exchanges, 1..FX_SERVICE_MAX_CONTEXTS */
+	int timeout_ms; /* reply send timeout */
+	fx_precheck_fn precheck; /* may be NULL */
+	fx_admit_fn admit;       /* required */
+	fx_request_fn other;     /* may be NULL */
+	void *ctx;               /* passed to the three callbacks */
+	const fx_logger *log;    /* may be NULL */
 } fx_service_config;
 
 /* Defaults: no URLs, 32 contexts, 30 s timeout, fx_upload_limits_default. */

@@ -15,14 +15,15 @@
 #include "flexo/hash.h"
 #include "flexo/sign.h"
 
-#define FX_UPLOAD_ID_BYTES      16
-#define FX_UPLOAD_MAX_SESSIONS  4096        /* hard bound on sessions held */
-#define FX_UPLOAD_VERDICT_MAX   (2u << 20)  /* bytes of a stored verdict */
+#define FX_UPLOAD_ID_BYTES     16
+#define FX_UPLOAD_MAX_SESSIONS 4096       /* hard bound on sessions held */
+#define FX_UPLOAD_VERDICT_MAX  (2u << 20) /* bytes of a stored verdict */
 
 typedef struct fx_upload_limits {
-	uint64_t quota;            /* bytes staged per contributor key at once */
-	uint64_t max_payload;      /* largest payload accepted */
-	uint32_t max_sessions;     /* sessions held at once (<= FX_UPLOAD_MAX_SESSIONS) */
+	uint64_t quota;        /* bytes staged per contributor key at once */
+	uint64_t max_payload;  /* largest payload accepted */
+	uint32_t max_sessions; /* sessions held at once (<=
+	                          FX_UPLOAD_MAX_SESSIONS) */
 	uint64_t checkpoint_every; /* bytes between durable checkpoints (> 0) */
 	int64_t idle_expiry;       /* seconds without activity before an
 	                            * unfinished session is dropped */
@@ -61,9 +62,8 @@ typedef struct fx_upload_claim {
  * open. Outputs written on success only. */
 fx_err fx_upload_begin(fx_upload_store *s, const fx_upload_claim *claim,
                        const uint8_t *envelope, size_t env_len,
-                       const uint8_t *resume_id,
-                       uint8_t id[FX_UPLOAD_ID_BYTES], uint64_t *offset,
-                       fx_diag *diag);
+                       const uint8_t *resume_id, uint8_t id[FX_UPLOAD_ID_BYTES],
+                       uint64_t *offset, fx_diag *diag);
 
 /* Called by fx_upload_chunk once the chunk is written to the staging file,
  * before it is hashed, so a reply can go out while hashing runs. */
@@ -101,12 +101,14 @@ void fx_upload_done_release(fx_upload_done *d);
  * how many bytes are missing otherwise). Syncs the staging file, finishes
  * the digest and marks the session "admitting" (a second finish gets
  * FX_ESTATE until fx_upload_set_verdict or fx_upload_unfinish). */
-fx_err fx_upload_finish(fx_upload_store *s, const uint8_t id[FX_UPLOAD_ID_BYTES],
+fx_err fx_upload_finish(fx_upload_store *s,
+                        const uint8_t id[FX_UPLOAD_ID_BYTES],
                         fx_upload_done *out, fx_diag *diag);
 
 /* Admission could not decide (internal error): back to a complete,
  * receiving session so the contributor may ask again. */
-void fx_upload_unfinish(fx_upload_store *s, const uint8_t id[FX_UPLOAD_ID_BYTES]);
+void fx_upload_unfinish(fx_upload_store *s,
+                        const uint8_t id[FX_UPLOAD_ID_BYTES]);
 
 /* Stores the verdict bytes (durably) for the session, removes its staging
  * files and releases its quota. */
