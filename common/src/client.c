@@ -158,11 +158,12 @@ fx_err fx_client_ping(fx_client *c, fx_diag *diag)
 }
 
 /* Failures worth another try: the network, timeouts, a coordinator that is
- * busy or restarting, a session it no longer knows. */
+ * busy or restarting, a session it no longer knows. A quota or size
+ * refusal is final. */
 static int transient(fx_err err)
 {
 	return err == FX_ENET || err == FX_ETIMEOUT || err == FX_ESTATE ||
-	       err == FX_ENOTFOUND || err == FX_EIO || err == FX_EQUOTA;
+	       err == FX_ENOTFOUND || err == FX_EIO;
 }
 
 static void nap_ms(long ms)

@@ -588,7 +588,8 @@ fx_err fx_upload_begin(fx_upload_store *s, const fx_upload_claim *claim,
 		goto out;
 	}
 	if (s->n >= s->lim.max_sessions) {
-		err = fx_diag_set(diag, FX_EQUOTA,
+		/* Busy, not over a quota: worth asking again later. */
+		err = fx_diag_set(diag, FX_ESTATE,
 		                  "coordinator busy: %u upload sessions open",
 		                  s->lim.max_sessions);
 		goto out;

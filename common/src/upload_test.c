@@ -157,7 +157,7 @@ static void test_quota_and_bounds(void)
 	 * the third). */
 	claim_of(&claim, 4, 1);
 	CHECK(fx_upload_begin(s, &claim, (const uint8_t *)"q4", 2, NULL, id,
-	                      &off, &d) == FX_EQUOTA);
+	                      &off, &d) == FX_ESTATE);
 	CHECK(strstr(d.msg, "sessions") != NULL);
 	fx_upload_store_close(s);
 }

@@ -58,8 +58,9 @@ typedef struct fx_upload_claim {
  * given and known, else by envelope digest and key). *offset is where the
  * sender continues (0 for a new session, the payload size for one already
  * finished). Refuses FX_ETOOBIG over max_payload, FX_EQUOTA when this key's
- * staged sessions would exceed the quota, FX_EQUOTA when max_sessions are
- * open. Outputs written on success only. */
+ * staged sessions would exceed the quota or the disk cannot hold the
+ * payload, FX_ESTATE ("busy", retry later) when max_sessions are open. Outputs
+ * written on success only. */
 fx_err fx_upload_begin(fx_upload_store *s, const fx_upload_claim *claim,
                        const uint8_t *envelope, size_t env_len,
                        const uint8_t *resume_id, uint8_t id[FX_UPLOAD_ID_BYTES],
