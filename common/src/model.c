@@ -280,10 +280,20 @@ fx_tensor *fx_model_tensor(fx_model *m, const char *name)
 	return NULL;
 }
 
+/* Field by field: memcmp would also compare the struct's padding. */
+static bool same_config(const fx_config *a, const fx_config *b)
+{
+	return a->vocab_size == b->vocab_size && a->d_model == b->d_model &&
+	       a->n_layers == b->n_layers && a->n_heads == b->n_heads &&
+	       a->d_ff == b->d_ff && a->n_experts == b->n_experts &&
+	       a->top_k == b->top_k && a->max_seq == b->max_seq &&
+	       a->rope_theta == b->rope_theta && a->norm_eps == b->norm_eps &&
+	       a->router_bias == b->router_bias;
+}
+
 fx_err fx_model_copy_params(fx_model *m, const fx_model *src, fx_diag *diag)
 {
-	if (memcmp(&m->cfg, &src->cfg, sizeof(m->cfg)) != 0 ||
-	    m->n_params != src->n_params)
+	if (!same_config(&m->cfg, &src->cfg) || m->n_params != src->n_params)
 		return fx_diag_set(diag, FX_EMISMATCH,
 		                   "cannot copy parameters between models of "
 		                   "different configurations");

@@ -68,6 +68,20 @@ static void attention_bwd(const fx_model *m, int l, int B, int T)
 		}
 }
 
+/* On entry dg holds dL/d(silu(g) u); on exit dL/dg, and du = dL/du.
+ * silu'(g) = s (1 + g (1 - s)) with s = sigmoid(g). */
+static void swiglu_bwd(float *restrict dg, float *restrict du,
+                       const float *restrict g, const float *restrict u,
+                       size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		float sg = 1.0f / (1.0f + fx_exp(-g[i]));
+		float da = dg[i];
+		du[i] = da * g[i] * sg;
+		dg[i] = da * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
+	}
+}
+
 /* dW (out, in) += dYᵀ X unless frozen. */
 static void weight_grad(const fx_model *m, bool frozen, float *dw,
                         const float *dy, const float *x, int n, int out,
@@ -132,12 +146,7 @@ static void moe_bwd(fx_model *m, int l, size_t N, const fx_freeze *fz)
 		/* dA = dY down, into dg; then split into dG and dU */
 		fx_mm(m->naive, false, false, n, F, d, 1.0f, dy, d, ly->down[e],
 		      F, 0.0f, dg, F);
-		for (size_t i = 0; i < (size_t)n * F; i++) {
-			float sg = 1.0f / (1.0f + expf(-g[i]));
-			float da = dg[i];
-			du[i] = da * g[i] * sg;
-			dg[i] = da * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
-		}
+		swiglu_bwd(dg, du, g, u, (size_t)n * F);
 		weight_grad(m, frozen, grad_of(m, ly->gate[e]), dg, x, n, F, d);
 		weight_grad(m, frozen, grad_of(m, ly->up[e]), du, x, n, F, d);
 		fx_mm(m->naive, false, false, n, d, F, 1.0f, dg, F, ly->gate[e],
@@ -277,10 +286,10 @@ fx_err fx_model_backward(fx_model *m, const fx_freeze *frozen, fx_diag *diag)
 		for (int j = 1; j < V; j++)
 			mx = z[j] > mx ? z[j] : mx;
 		float s = 0.0f;
-		for (int j = 0; j < V; j++) {
-			g[j] = expf(z[j] - mx);
+		for (int j = 0; j < V; j++)
+			g[j] = fx_exp(z[j] - mx);
+		for (int j = 0; j < V; j++)
 			s += g[j];
-		}
 		float sc = inv / s;
 		for (int j = 0; j < V; j++)
 			g[j] *= sc;

@@ -49,10 +49,10 @@ static void attention(const fx_model *m, float *att, float *P,
 				for (int j = 1; j <= i; j++)
 					mx = s[j] > mx ? s[j] : mx;
 				float sum = 0.0f;
-				for (int j = 0; j <= i; j++) {
-					s[j] = expf(s[j] - mx);
+				for (int j = 0; j <= i; j++)
+					s[j] = fx_exp(s[j] - mx);
+				for (int j = 0; j <= i; j++)
 					sum += s[j];
-				}
 				float inv = 1.0f / sum;
 				for (int j = 0; j <= i; j++)
 					s[j] *= inv;
@@ -139,9 +139,12 @@ static double route(fx_model *m, int l, size_t N, const fx_fwd_opts *o)
 	return zsum;
 }
 
-static float silu(float x)
+/* act = silu(g) * u; restrict lets the compiler vectorise it. */
+static void swiglu(float *restrict act, const float *restrict g,
+                   const float *restrict u, size_t n)
 {
-	return x / (1.0f + expf(-x));
+	for (size_t i = 0; i < n; i++)
+		act[i] = g[i] / (1.0f + fx_exp(-g[i])) * u[i];
 }
 
 /* Experts of one layer over their gathered rows; moe = Σ p_e SwiGLU_e. */
@@ -172,8 +175,7 @@ static void experts(fx_model *m, int l, size_t N)
 		      0.0f, g, F);
 		fx_mm(m->naive, false, true, n, F, d, 1.0f, x, d, ly->up[e], d,
 		      0.0f, u, F);
-		for (size_t i = 0; i < (size_t)n * F; i++)
-			act[i] = silu(g[i]) * u[i];
+		swiglu(act, g, u, (size_t)n * F);
 		fx_mm(m->naive, false, true, n, d, F, 1.0f, act, F, ly->down[e],
 		      F, 0.0f, y, d);
 		for (int r = 0; r < n; r++) {
@@ -308,7 +310,7 @@ fx_err fx_model_forward(fx_model *m, const int32_t *tokens,
 				mx = z[j] > mx ? z[j] : mx;
 			double s = 0.0;
 			for (int j = 0; j < V; j++)
-				s += exp((double)(z[j] - mx));
+				s += (double)fx_exp(z[j] - mx);
 			nll += (double)mx + log(s) - (double)z[targets[t]];
 			n_targets++;
 		}

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "flexo/model.h"
 
@@ -84,5 +85,36 @@ void fx_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w,
 void fx_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x,
                     const float *rstd, const float *w, size_t n, int d,
                     bool acc);
+
+/* exp for the hot loops (attention softmax, SwiGLU, cross-entropy):
+ * branch-free so the compiler vectorises the loops that call it, where
+ * libm's expf is a scalar call. exp(x) = 2^n e^r with n = round(x/ln 2),
+ * r reduced by a two-part (Cody-Waite) ln 2, e^r by the degree-7 Taylor-like
+ * polynomial of Cephes expf; max relative error a few ulp. x is clamped
+ * to [-87, 88] so 2^n stays a normal float (exp(-87) ~ 1.6e-38 stands in
+ * for 0, harmless in every sum it enters). NaN propagates. */
+static inline float fx_exp(float x)
+{
+	x = x < -87.0f ? -87.0f : x;
+	x = x > 88.0f ? 88.0f : x;
+	/* round to nearest by the 1.5 * 2^23 shifter: floorf would not
+	 * vectorise without -fno-trapping-math */
+	float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+	float r = x - n * 0.693359375f;
+	r = r - n * -2.12194440e-4f;
+	float p = 1.9875691500e-4f;
+	p = p * r + 1.3981999507e-3f;
+	p = p * r + 8.3334519073e-3f;
+	p = p * r + 4.1665795894e-2f;
+	p = p * r + 1.6666665459e-1f;
+	p = p * r + 5.0000001201e-1f;
+	p = p * r * r + r + 1.0f;
+	/* a NaN x leaves n NaN: convert 0 instead (a NaN-to-int cast is
+	 * undefined) and let the NaN in p carry through */
+	int32_t bits = ((int32_t)(n == n ? n : 0.0f) + 127) << 23;
+	float two_n;
+	memcpy(&two_n, &bits, sizeof(two_n)); /* folds to a bit cast */
+	return p * two_n;
+}
 
 #endif

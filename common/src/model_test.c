@@ -11,6 +11,7 @@
 #include "flexo/model.h"
 #include "flexo/optim.h"
 #include "fx_test.h"
+#include "model_internal.h"
 
 enum { B_ = 2, T_ = 8 };
 
@@ -72,6 +73,22 @@ static void make_batch(int32_t *tok, int32_t *tgt, int V)
 		tgt[i] = (int32_t)(urand() * V);
 	}
 	tgt[3] = -1; /* an ignored position */
+}
+
+/* fx_exp against libm's double exp: relative error under 1e-6 (a few
+ * float ulps) over the range the softmaxes use, and exp(-inf) ~ 0. */
+static void test_fast_exp(void)
+{
+	double worst = 0;
+	for (int i = 0; i <= 200000; i++) {
+		float x = -87.0f + 175.0f * (float)i / 200000.0f;
+		double ref = exp((double)x);
+		worst = fmax(worst, fabs(fx_exp(x) - ref) / ref);
+	}
+	CHECK_MSG(worst < 1e-6, "fx_exp relative error %g", worst);
+	CHECK(fx_exp(0.0f) == 1.0f);
+	CHECK(fx_exp(-INFINITY) < 1e-37f);
+	CHECK(isnan(fx_exp(NAN)));
 }
 
 static void test_config(void)
@@ -535,6 +552,7 @@ static void test_bad_input(void)
 
 int main(void)
 {
+	RUN(test_fast_exp);
 	RUN(test_config);
 	RUN(test_tensor_table);
 	RUN(test_grad_dense);

@@ -157,7 +157,9 @@ typedef struct fx_loss {
 	double nll_sum;   /* summed cross-entropy in nats over counted targets */
 	int64_t n_targets; /* targets >= 0 */
 	double ce;        /* nll_sum / n_targets (0 if none) */
-	double z;         /* mean over tokens and layers of logsumexp(router)^2 */
+	/* mean over all B*T tokens (ignored targets included: the router sees
+	 * them) and layers of logsumexp(router logits)^2 */
+	double z;
 	double total;     /* ce + z_loss * z: what backward differentiates */
 } fx_loss;
 
