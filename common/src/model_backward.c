@@ -221,6 +221,11 @@ static void layer_bwd(fx_model *m, int l, int B, int T, const fx_freeze *fz)
 	               a->dx, moe, a->rstd_m + l * a->cap, ly->post_ff_norm, N,
 	               d, false);
 	moe_bwd(m, l, N, fz);
+	/* Below the first MoE only frozen parameters left (the contributor's
+	 * case): nothing further down needs a gradient. */
+	if (l == 0 && f_attn && f_qk && f_pa &&
+	    fx_freeze_has(fz, FX_GROUP_EMBED, -1))
+		return;
 	/* h = x + norm(ao): dx = dh + ... */
 	memcpy(a->dx, a->dh, nd * sizeof(float));
 	fx_rmsnorm_bwd(a->dt, f_pa ? NULL : grad_of(m, ly->post_attn_norm),

@@ -359,6 +359,47 @@ static void test_topk_tie(void)
 	fx_model_release(&m);
 }
 
+/* Backward with the contributor's freeze mask (everything but expert 1,
+ * router row 1 and bias 1) skips work, but the gradients it does compute
+ * are bitwise those of the full backward, and frozen ones stay zero. */
+static void test_frozen_grads(void)
+{
+	fx_config c = tiny_cfg(2, 2, true);
+	fx_model m;
+	int32_t tok[B_ * T_], tgt[B_ * T_];
+	fx_fwd_opts o = {.z_loss = 1e-3f};
+	fx_freeze f = {true, true, true, true, true, true, true, 1, 1, 1};
+	make_model(&m, &c, true, 8);
+	make_batch(tok, tgt, c.vocab_size);
+	float *full = malloc(m.n_params * sizeof(float));
+	fx_model_zero_grad(&m);
+	CHECK(fx_model_forward(&m, tok, tgt, B_, T_, &o, NULL, NULL) == FX_OK);
+	CHECK(fx_model_backward(&m, NULL, NULL) == FX_OK);
+	memcpy(full, m.grads, m.n_params * sizeof(float));
+	fx_model_zero_grad(&m);
+	CHECK(fx_model_backward(&m, &f, NULL) == FX_OK);
+	for (int i = 0; i < m.n_tensors; i++) {
+		const fx_tensor *t = &m.tensors[i];
+		bool rows = t->group == FX_GROUP_ROUTER ||
+		            t->group == FX_GROUP_ROUTER_BIAS;
+		size_t w = rows ? t->numel / (size_t)t->shape[0] : t->numel;
+		for (size_t r = 0; r * w < t->numel; r++) {
+			bool frozen = fx_freeze_has(&f, t->group,
+			                            rows ? (int)r : t->expert);
+			const float *g = t->grad + r * w;
+			const float *ref = full + (t->grad - m.grads) + r * w;
+			bool ok = true;
+			for (size_t j = 0; j < w; j++)
+				ok = ok && (frozen ? g[j] == 0.0f
+				                   : memcmp(&g[j], &ref[j], 4) == 0);
+			CHECK_MSG(ok, "%s row %zu (%s)", t->name, r,
+			          frozen ? "frozen, not zero" : "differs");
+		}
+	}
+	free(full);
+	fx_model_release(&m);
+}
+
 static double max_abs(const float *x, size_t n)
 {
 	double mx = 0;
@@ -558,6 +599,7 @@ int main(void)
 	RUN(test_grad_dense);
 	RUN(test_grad_moe);
 	RUN(test_topk_tie);
+	RUN(test_frozen_grads);
 	RUN(test_blas_vs_naive);
 	RUN(test_determinism);
 	RUN(test_disabled_experts);
