@@ -523,10 +523,7 @@ void fx_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w,
 	for (size_t i = 0; i < n; i++) {
 		const float *xi = x + i * (size_t)d;
 		float *yi = y + i * (size_t)d;
-		float ss = 0.0f;
-		for (int j = 0; j < d; j++)
-			ss += xi[j] * xi[j];
-		float r = 1.0f / sqrtf(ss / (float)d + eps);
+		float r = 1.0f / sqrtf(fx_dot(xi, xi, d) / (float)d + eps);
 		rstd[i] = r;
 		for (int j = 0; j < d; j++)
 			yi[j] = xi[j] * r * w[j];
@@ -540,9 +537,7 @@ void fx_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x,
 	for (size_t i = 0; i < n; i++) {
 		const float *xi = x + i * (size_t)d, *gi = dy + i * (size_t)d;
 		float *dxi = dx + i * (size_t)d;
-		float r = rstd[i], dot = 0.0f;
-		for (int j = 0; j < d; j++)
-			dot += gi[j] * w[j] * xi[j];
+		float r = rstd[i], dot = fx_dot3(gi, w, xi, d);
 		/* d(x r)/dx = r (I - x xᵀ r² / d) */
 		float c = dot * r * r / (float)d;
 		for (int j = 0; j < d; j++) {

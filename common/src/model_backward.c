@@ -52,9 +52,8 @@ static void attention_bwd(const fx_model *m, int l, int B, int T)
 			/* softmax backward, scaled: dS = P (dP - rowsum(P dP)) */
 			for (int i = 0; i < T; i++) {
 				const float *p = S + (size_t)i * T;
-				float *g = dP + (size_t)i * T, dot = 0.0f;
-				for (int j = 0; j <= i; j++)
-					dot += p[j] * g[j];
+				float *g = dP + (size_t)i * T;
+				float dot = fx_dot(p, g, i + 1);
 				for (int j = 0; j <= i; j++)
 					g[j] = p[j] * (g[j] - dot) * scale;
 				for (int j = i + 1; j < T; j++)
@@ -132,14 +131,12 @@ static void moe_bwd(fx_model *m, int l, size_t N, const fx_freeze *fz)
 
 		for (int r = 0; r < n; r++) {
 			size_t t = (size_t)row_tok[r0 + r];
-			float p = pr[t * E + e], dot = 0.0f;
+			float p = pr[t * E + e];
 			const float *gm = dm + t * d, *yr = y + (size_t)r * d;
 			float *dyr = dy + (size_t)r * d;
-			for (int j = 0; j < d; j++) {
-				dot += gm[j] * yr[j];
+			for (int j = 0; j < d; j++)
 				dyr[j] = p * gm[j];
-			}
-			dprob[t * E + e] = dot;
+			dprob[t * E + e] = fx_dot(gm, yr, d);
 		}
 		weight_grad(m, frozen, grad_of(m, ly->down[e]), dy, act, n, d,
 		            F);
@@ -287,14 +284,10 @@ fx_err fx_model_backward(fx_model *m, const fx_freeze *frozen, fx_diag *diag)
 			memset(g, 0, (size_t)V * sizeof(float));
 			continue;
 		}
-		float mx = z[0];
-		for (int j = 1; j < V; j++)
-			mx = z[j] > mx ? z[j] : mx;
-		float s = 0.0f;
+		float mx = fx_max(z, V);
 		for (int j = 0; j < V; j++)
 			g[j] = fx_exp(z[j] - mx);
-		for (int j = 0; j < V; j++)
-			s += g[j];
+		float s = fx_sum(g, V);
 		float sc = inv / s;
 		for (int j = 0; j < V; j++)
 			g[j] *= sc;

@@ -45,15 +45,11 @@ static void attention(const fx_model *m, float *att, float *P,
 			fx_mm(m->naive, false, true, T, T, hd, scale, qr + base,
 			      d, kr + base, d, 0.0f, S, T);
 			for (int i = 0; i < T; i++) {
-				float *s = S + (size_t)i * T, mx = s[0];
-				for (int j = 1; j <= i; j++)
-					mx = s[j] > mx ? s[j] : mx;
-				float sum = 0.0f;
+				float *s = S + (size_t)i * T;
+				float mx = fx_max(s, i + 1);
 				for (int j = 0; j <= i; j++)
 					s[j] = fx_exp(s[j] - mx);
-				for (int j = 0; j <= i; j++)
-					sum += s[j];
-				float inv = 1.0f / sum;
+				float inv = 1.0f / fx_sum(s, i + 1);
 				for (int j = 0; j <= i; j++)
 					s[j] *= inv;
 				for (int j = i + 1; j < T; j++)
@@ -304,13 +300,14 @@ fx_err fx_model_forward(fx_model *m, const int32_t *tokens,
 		for (size_t t = 0; t < N; t++) {
 			if (targets[t] < 0)
 				continue;
+			/* the exps go through dlogits as scratch: backward
+			 * rewrites it whole */
 			const float *z = a->logits + t * V;
-			float mx = z[0];
-			for (int j = 1; j < V; j++)
-				mx = z[j] > mx ? z[j] : mx;
-			double s = 0.0;
+			float *ex = a->dlogits + t * V;
+			float mx = fx_max(z, V);
 			for (int j = 0; j < V; j++)
-				s += (double)fx_exp(z[j] - mx);
+				ex[j] = fx_exp(z[j] - mx);
+			double s = (double)fx_sum(ex, V);
 			nll += (double)mx + log(s) - (double)z[targets[t]];
 			n_targets++;
 		}

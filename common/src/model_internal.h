@@ -86,6 +86,76 @@ void fx_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x,
                     const float *rstd, const float *w, size_t n, int d,
                     bool acc);
 
+/* Reductions in 16 independent lanes combined in a fixed order: the
+ * compiler vectorises them (a single running float sum it may not
+ * reorder), and the result depends only on n, never on threads. */
+#define FX_LANES 16
+
+static inline float fx_lanes_sum(const float *acc)
+{
+	float s = 0.0f;
+	for (int j = 0; j < FX_LANES; j++)
+		s += acc[j];
+	return s;
+}
+
+/* Σ a[i] b[i] */
+static inline float fx_dot(const float *a, const float *b, int n)
+{
+	float acc[FX_LANES] = {0};
+	int i = 0;
+	for (; i + FX_LANES <= n; i += FX_LANES)
+		for (int j = 0; j < FX_LANES; j++)
+			acc[j] += a[i + j] * b[i + j];
+	for (; i < n; i++)
+		acc[0] += a[i] * b[i];
+	return fx_lanes_sum(acc);
+}
+
+/* Σ a[i] b[i] c[i] */
+static inline float fx_dot3(const float *a, const float *b, const float *c,
+                            int n)
+{
+	float acc[FX_LANES] = {0};
+	int i = 0;
+	for (; i + FX_LANES <= n; i += FX_LANES)
+		for (int j = 0; j < FX_LANES; j++)
+			acc[j] += a[i + j] * b[i + j] * c[i + j];
+	for (; i < n; i++)
+		acc[0] += a[i] * b[i] * c[i];
+	return fx_lanes_sum(acc);
+}
+
+static inline float fx_sum(const float *a, int n)
+{
+	float acc[FX_LANES] = {0};
+	int i = 0;
+	for (; i + FX_LANES <= n; i += FX_LANES)
+		for (int j = 0; j < FX_LANES; j++)
+			acc[j] += a[i + j];
+	for (; i < n; i++)
+		acc[0] += a[i];
+	return fx_lanes_sum(acc);
+}
+
+/* max a[i], n >= 1 (NaNs are not propagated; the loss reports them) */
+static inline float fx_max(const float *a, int n)
+{
+	float acc[FX_LANES];
+	int i = 0;
+	for (int j = 0; j < FX_LANES; j++)
+		acc[j] = a[0];
+	for (; i + FX_LANES <= n; i += FX_LANES)
+		for (int j = 0; j < FX_LANES; j++)
+			acc[j] = a[i + j] > acc[j] ? a[i + j] : acc[j];
+	for (; i < n; i++)
+		acc[0] = a[i] > acc[0] ? a[i] : acc[0];
+	float mx = acc[0];
+	for (int j = 1; j < FX_LANES; j++)
+		mx = acc[j] > mx ? acc[j] : mx;
+	return mx;
+}
+
 /* exp for the hot loops (attention softmax, SwiGLU, cross-entropy):
  * branch-free so the compiler vectorises the loops that call it, where
  * libm's expf is a scalar call. exp(x) = 2^n e^r with n = round(x/ln 2),
