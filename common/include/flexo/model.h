@@ -195,6 +195,36 @@ fx_err fx_model_eval(fx_model *m, const int32_t *tokens,
                      uint64_t disabled_experts, double *nll_nats,
                      int64_t *n_tokens, fx_diag *diag);
 
+/* Incremental decoding (serving): one sequence's keys and values, so each
+ * new token costs matrix-vector products only, and only its top-k experts
+ * are computed. Owns its memory (one allocation); a model may be shared
+ * by several caches on several threads, as decoding does not write to it.
+ * Caveat: concurrent decodes share OpenBLAS's one thread pool. */
+typedef struct fx_kv_cache {
+	int n_layers, d, d_ff, n_experts, max_t; /* the shape it was made for */
+	int len;     /* tokens decoded so far = position of the next one */
+	float *k;    /* (L, max_t, d) QK-normed, rotated keys */
+	float *v;    /* (L, max_t, d) values */
+	float *work; /* scratch of one decode step */
+} fx_kv_cache;
+
+/* Allocates a cache for up to max_t tokens (<= cfg->max_seq). */
+fx_err fx_kv_init(fx_kv_cache *kv, const fx_config *cfg, int max_t,
+                  fx_diag *diag);
+void fx_kv_release(fx_kv_cache *kv);
+
+/* Forgets the sequence (len = 0) without freeing. */
+void fx_kv_reset(fx_kv_cache *kv);
+
+/* Feeds `token` at position kv->len and writes the next-token logits
+ * (V floats, caller-owned) — the same numbers as row kv->len of a forward
+ * over the whole prefix. disabled_experts as in fx_fwd_opts. FX_ETOOBIG
+ * when the cache is full, FX_EINVAL for a bad token or mask, FX_EMISMATCH
+ * when the cache was made for another shape. */
+fx_err fx_model_decode(const fx_model *m, fx_kv_cache *kv, int32_t token,
+                       uint64_t disabled_experts, float *logits,
+                       fx_diag *diag);
+
 /* Reference kernel, kept for tests (STYLE §7): C (M, N) = beta*C +
  * op(A) · op(B), with op(A) (M, K) = A (M, K), or A (K, M) transposed when
  * trans_a; op(B) (K, N) = B (K, N), or B (N, K) transposed when trans_b.
