@@ -15,7 +15,7 @@
 #include "flexo/model.h"
 #include "flexo/optim.h"
 
-#define MAX_SHAPES 32
+#define MAX_SHAPES  32
 #define MAX_PRESETS 8
 
 static const char usage_text[] =
@@ -73,12 +73,12 @@ static int step_shapes(const fx_config *c, int B, int T, shape *s)
 	double per = (double)L, att = (double)L * B * H;
 
 	/* forward */
-	add(s, &n, N, d, d, false, true, 4 * per);      /* q k v o */
-	add(s, &n, R, F, d, false, true, 2 * per * E);  /* gate up */
-	add(s, &n, R, d, F, false, true, per * E);      /* down */
-	add(s, &n, T, T, hd, false, true, att);         /* q kᵀ */
-	add(s, &n, T, hd, T, false, false, att);        /* P v */
-	add(s, &n, N, V, d, false, true, 1);            /* lm_head */
+	add(s, &n, N, d, d, false, true, 4 * per);     /* q k v o */
+	add(s, &n, R, F, d, false, true, 2 * per * E); /* gate up */
+	add(s, &n, R, d, F, false, true, per * E);     /* down */
+	add(s, &n, T, T, hd, false, true, att);        /* q kᵀ */
+	add(s, &n, T, hd, T, false, false, att);       /* P v */
+	add(s, &n, N, V, d, false, true, 1);           /* lm_head */
 	/* backward: input gradients */
 	add(s, &n, N, d, V, false, false, 1);
 	add(s, &n, N, d, d, false, false, 4 * per);
@@ -90,8 +90,8 @@ static int step_shapes(const fx_config *c, int B, int T, shape *s)
 	/* backward: weight gradients */
 	add(s, &n, V, d, N, true, false, 1);
 	add(s, &n, d, d, N, true, false, 4 * per);
-	add(s, &n, d, F, R, true, false, per * E);      /* down */
-	add(s, &n, F, d, R, true, false, 2 * per * E);  /* gate up */
+	add(s, &n, d, F, R, true, false, per * E);     /* down */
+	add(s, &n, F, d, R, true, false, 2 * per * E); /* gate up */
 	return n;
 }
 
@@ -131,13 +131,12 @@ static void sgemm_pass(const shape *sh, int ns, double *best, float *a,
 }
 
 typedef struct result {
-	double sgemm_gflops, step_flops, tokens_per_s, gflops, ratio,
-	    step_ms, best_ms, loss;
+	double sgemm_gflops, step_flops, tokens_per_s, gflops, ratio, step_ms,
+	    best_ms, loss;
 } result;
 
-static int bench_preset(const char *name, int B, int T_opt, int steps,
-                        int E, int K, uint64_t seed, const fx_logger *log,
-                        result *r)
+static int bench_preset(const char *name, int B, int T_opt, int steps, int E,
+                        int K, uint64_t seed, const fx_logger *log, result *r)
 {
 	fx_config c;
 	fx_diag d = {{0}};
@@ -240,10 +239,10 @@ static int bench_preset(const char *name, int B, int T_opt, int steps,
 	 * backward 4), plus attention 12*L*T*d per token (q kᵀ and P v, 2*T*d
 	 * each forward, twice that backward, over the full T x T square). */
 	double tokens = (double)B * T;
-	double n_mm = (double)c.n_layers *
-	                  (4.0 * c.d_model * c.d_model +
-	                   3.0 * c.d_model * c.d_ff * c.top_k) +
-	              (double)c.vocab_size * c.d_model;
+	double n_mm =
+	    (double)c.n_layers * (4.0 * c.d_model * c.d_model +
+	                          3.0 * c.d_model * c.d_ff * c.top_k) +
+	    (double)c.vocab_size * c.d_model;
 	double attn = 12.0 * c.n_layers * (double)T * c.d_model;
 	r->step_flops = (6.0 * n_mm + attn) * tokens;
 	r->step_ms = dt / steps * 1e3;
@@ -312,8 +311,9 @@ int cmd_train(int argc, char **argv, const fx_logger *log)
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int rc = 0;
 		if (v == NULL) {
-			fprintf(stderr, "flexo-bench train: unknown option or "
-			                "missing value: '%s'\n\n%s",
+			fprintf(stderr,
+			        "flexo-bench train: unknown option or "
+			        "missing value: '%s'\n\n%s",
 			        o, usage_text);
 			return 2;
 		}
@@ -334,8 +334,9 @@ int cmd_train(int argc, char **argv, const fx_logger *log)
 		else if (strcmp(o, "--seed") == 0)
 			rc = parse_int(o, v, 0, 1 << 30, &seed);
 		else {
-			fprintf(stderr, "flexo-bench train: unknown option "
-			                "'%s'\n\n%s",
+			fprintf(stderr,
+			        "flexo-bench train: unknown option "
+			        "'%s'\n\n%s",
 			        o, usage_text);
 			return 2;
 		}

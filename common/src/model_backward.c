@@ -45,11 +45,12 @@ static void attention_bwd(const fx_model *m, int l, int B, int T)
 			const float *S = P + ((size_t)b * H + h) * T * T;
 			const float *dO = a->datt + base;
 			/* dV = Pᵀ dO, dP = dO Vᵀ */
-			fx_mm(m->naive, true, false, T, hd, T, 1.0f, S, T, dO, d,
-			      0.0f, a->dv + base, d);
+			fx_mm(m->naive, true, false, T, hd, T, 1.0f, S, T, dO,
+			      d, 0.0f, a->dv + base, d);
 			fx_mm(m->naive, false, true, T, T, hd, 1.0f, dO, d,
 			      v + base, d, 0.0f, dP, T);
-			/* softmax backward, scaled: dS = P (dP - rowsum(P dP)) */
+			/* softmax backward, scaled: dS = P (dP - rowsum(P dP))
+			 */
 			for (int i = 0; i < T; i++) {
 				const float *p = S + (size_t)i * T;
 				float *g = dP + (size_t)i * T;
@@ -83,13 +84,12 @@ static void swiglu_bwd(float *restrict dg, float *restrict du,
 
 /* dW (out, in) += dYᵀ X unless frozen. */
 static void weight_grad(const fx_model *m, bool frozen, float *dw,
-                        const float *dy, const float *x, int n, int out,
-                        int in)
+                        const float *dy, const float *x, int n, int out, int in)
 {
 	if (frozen || n == 0)
 		return;
-	fx_mm(m->naive, true, false, out, in, n, 1.0f, dy, out, x, in, 1.0f,
-	      dw, in);
+	fx_mm(m->naive, true, false, out, in, n, 1.0f, dy, out, x, in, 1.0f, dw,
+	      in);
 }
 
 static float *grad_of(const fx_model *m, const float *param)
@@ -148,8 +148,8 @@ static void moe_bwd(fx_model *m, int l, size_t N, const fx_freeze *fz)
 		weight_grad(m, frozen, grad_of(m, ly->up[e]), du, x, n, F, d);
 		fx_mm(m->naive, false, false, n, d, F, 1.0f, dg, F, ly->gate[e],
 		      d, 0.0f, dxg, d);
-		fx_mm(m->naive, false, false, n, d, F, 1.0f, du, F, ly->up[e], d,
-		      1.0f, dxg, d);
+		fx_mm(m->naive, false, false, n, d, F, 1.0f, du, F, ly->up[e],
+		      d, 1.0f, dxg, d);
 		for (int r = 0; r < n; r++) {
 			size_t t = (size_t)row_tok[r0 + r];
 			float *dst = a->dh + t * d;
@@ -191,8 +191,8 @@ static void moe_bwd(fx_model *m, int l, size_t N, const fx_freeze *fz)
 			gb[e] += s;
 		}
 	}
-	fx_mm(m->naive, false, false, (int)N, d, E, 1.0f, drl, E, ly->router,
-	      d, 1.0f, a->dh, d);
+	fx_mm(m->naive, false, false, (int)N, d, E, 1.0f, drl, E, ly->router, d,
+	      1.0f, a->dh, d);
 }
 
 /* One layer: a->dx holds dL/dy on entry and dL/dx on exit. */
@@ -214,9 +214,9 @@ static void layer_bwd(fx_model *m, int l, int B, int T, const fx_freeze *fz)
 
 	/* y = h + norm(moe): dh = dy + moe backward of norm backward */
 	memcpy(a->dh, a->dx, nd * sizeof(float));
-	fx_rmsnorm_bwd(a->dt, f_pf ? NULL : grad_of(m, ly->post_ff_norm),
-	               a->dx, moe, a->rstd_m + l * a->cap, ly->post_ff_norm, N,
-	               d, false);
+	fx_rmsnorm_bwd(a->dt, f_pf ? NULL : grad_of(m, ly->post_ff_norm), a->dx,
+	               moe, a->rstd_m + l * a->cap, ly->post_ff_norm, N, d,
+	               false);
 	moe_bwd(m, l, N, fz);
 	/* Below the first MoE only frozen parameters left (the contributor's
 	 * case): nothing further down needs a gradient. */
@@ -226,8 +226,8 @@ static void layer_bwd(fx_model *m, int l, int B, int T, const fx_freeze *fz)
 	/* h = x + norm(ao): dx = dh + ... */
 	memcpy(a->dx, a->dh, nd * sizeof(float));
 	fx_rmsnorm_bwd(a->dt, f_pa ? NULL : grad_of(m, ly->post_attn_norm),
-	               a->dh, ao, a->rstd_a + l * a->cap, ly->post_attn_norm,
-	               N, d, false);
+	               a->dh, ao, a->rstd_a + l * a->cap, ly->post_attn_norm, N,
+	               d, false);
 	/* ao = att Woᵀ */
 	weight_grad(m, f_attn, grad_of(m, ly->wo), a->dt, att, (int)N, d, d);
 	fx_mm(m->naive, false, false, (int)N, d, d, 1.0f, a->dt, d, ly->wo, d,
@@ -267,11 +267,13 @@ fx_err fx_model_backward(fx_model *m, const fx_freeze *frozen, fx_diag *diag)
 	size_t N;
 
 	if (m->grads == NULL)
-		return fx_diag_set(diag, FX_ESTATE,
-		                   "backward on a model without training state");
+		return fx_diag_set(
+		    diag, FX_ESTATE,
+		    "backward on a model without training state");
 	if (a == NULL || !a->valid || !a->have_targets)
-		return fx_diag_set(diag, FX_ESTATE,
-		                   "backward needs a forward pass with targets");
+		return fx_diag_set(
+		    diag, FX_ESTATE,
+		    "backward needs a forward pass with targets");
 	N = (size_t)a->B * a->T;
 
 	/* d(mean CE)/dlogits = (softmax - onehot) / n_targets */
@@ -293,8 +295,9 @@ fx_err fx_model_backward(fx_model *m, const fx_freeze *frozen, fx_diag *diag)
 			g[j] *= sc;
 		g[tgt] -= inv;
 	}
-	weight_grad(m, fx_freeze_has(frozen, FX_GROUP_LM_HEAD, -1), m->grads +
-	            (m->lm_head - m->params), a->dlogits, a->xf, (int)N, V, d);
+	weight_grad(m, fx_freeze_has(frozen, FX_GROUP_LM_HEAD, -1),
+	            m->grads + (m->lm_head - m->params), a->dlogits, a->xf,
+	            (int)N, V, d);
 	fx_mm(m->naive, false, false, (int)N, d, V, 1.0f, a->dlogits, V,
 	      m->lm_head, d, 0.0f, a->dt, d);
 	fx_rmsnorm_bwd(a->dx,

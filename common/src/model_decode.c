@@ -25,10 +25,11 @@ fx_err fx_kv_init(fx_kv_cache *kv, const fx_config *cfg, int max_t,
 	if ((err = fx_config_validate(cfg, diag)) != FX_OK)
 		return err;
 	if (max_t < 1 || max_t > cfg->max_seq)
-		return fx_diag_set(diag, FX_EINVAL,
-		                   "KV cache length %d is outside [1, max_seq = "
-		                   "%d]",
-		                   max_t, cfg->max_seq);
+		return fx_diag_set(
+		    diag, FX_EINVAL,
+		    "KV cache length %d is outside [1, max_seq = "
+		    "%d]",
+		    max_t, cfg->max_seq);
 	/* bounded by FX_MAX_LAYERS * FX_MAX_SEQ * FX_MAX_DIM < 2^33 */
 	per = (size_t)cfg->n_layers * (size_t)max_t * (size_t)cfg->d_model;
 	kv->k = calloc(2 * per + work_floats(cfg->d_model, cfg->d_ff,
@@ -64,7 +65,8 @@ static void rope_one(float *x, int t, int d, int H, float theta)
 {
 	int hd = d / H, half = hd / 2;
 	for (int i = 0; i < half; i++) {
-		/* the same double-precision angle as fx_model_reserve's table */
+		/* the same double-precision angle as fx_model_reserve's table
+		 */
 		double inv = pow((double)theta, -(double)(2 * i) / (double)hd);
 		float c = (float)cos((double)t * inv);
 		float s = (float)sin((double)t * inv);
@@ -78,16 +80,15 @@ static void rope_one(float *x, int t, int d, int H, float theta)
 }
 
 /* y = W x for an nn.Linear weight W (out, in). */
-static void linear(const fx_model *m, float *y, const float *W,
-                   const float *x, int out, int in)
+static void linear(const fx_model *m, float *y, const float *W, const float *x,
+                   int out, int in)
 {
 	fx_mm(m->naive, false, true, 1, out, in, 1.0f, x, in, W, in, 0.0f, y,
 	      out);
 }
 
 fx_err fx_model_decode(const fx_model *m, fx_kv_cache *kv, int32_t token,
-                       uint64_t disabled_experts, float *logits,
-                       fx_diag *diag)
+                       uint64_t disabled_experts, float *logits, fx_diag *diag)
 {
 	const fx_config *c = &m->cfg;
 	int d = c->d_model, F = c->d_ff, E = c->n_experts, V = c->vocab_size;
@@ -146,7 +147,8 @@ fx_err fx_model_decode(const fx_model *m, fx_kv_cache *kv, int32_t token,
 		for (int h = 0; h < H; h++) {
 			/* scores over positions 0..pos, then their mix of V */
 			fx_mm(m->naive, false, true, 1, pos + 1, hd, scale,
-			      q + h * hd, hd, kc + h * hd, d, 0.0f, sc, pos + 1);
+			      q + h * hd, hd, kc + h * hd, d, 0.0f, sc,
+			      pos + 1);
 			float mx = fx_max(sc, pos + 1);
 			for (int j = 0; j <= pos; j++)
 				sc[j] = fx_exp(sc[j] - mx);

@@ -31,9 +31,8 @@ static void rope(float *x, const fx_acts *a, int n_seq, int T, int d, int H)
 
 /* Causal multi-head attention of one layer: att = softmax(q kᵀ / sqrt(hd),
  * causal) v, per (sequence, head), probabilities kept in P. */
-static void attention(const fx_model *m, float *att, float *P,
-                      const float *qr, const float *kr, const float *v,
-                      int B, int T)
+static void attention(const fx_model *m, float *att, float *P, const float *qr,
+                      const float *kr, const float *v, int B, int T)
 {
 	int d = m->cfg.d_model, H = m->cfg.n_heads, hd = d / H;
 	float scale = 1.0f / sqrtf((float)hd);
@@ -74,7 +73,8 @@ static double route(fx_model *m, int l, size_t N, const fx_fwd_opts *o)
 	float *lg = a->rlogit + l * a->cap * E, *pr = a->prob + l * a->cap * E;
 	float *lse = a->lse + l * a->cap;
 	int32_t *sel = a->sel + l * a->cap * K;
-	int32_t *off = a->off + l * (E + 1), *row_tok = a->row_tok + l * a->cap * K;
+	int32_t *off = a->off + l * (E + 1),
+	        *row_tok = a->row_tok + l * a->cap * K;
 	float *xg = a->xg + l * a->cap * K * d;
 	int32_t cursor[FX_MAX_EXPERTS];
 	double zsum = 0.0;
@@ -99,7 +99,8 @@ static double route(fx_model *m, int l, size_t N, const fx_fwd_opts *o)
 		zsum += (double)ls * ls;
 		for (int e = 0; e < E; e++)
 			p[e] = (a->disabled >> e & 1) ? 0.0f : expf(z[e] - ls);
-		/* top-k by repeated arg-max over the unchosen enabled experts */
+		/* top-k by repeated arg-max over the unchosen enabled experts
+		 */
 		uint64_t taken = a->disabled;
 		for (int s_ = 0; s_ < K; s_++) {
 			int best = -1;
@@ -130,7 +131,8 @@ static double route(fx_model *m, int l, size_t N, const fx_fwd_opts *o)
 				continue;
 			int r = cursor[e]++;
 			row_tok[r] = (int32_t)t;
-			memcpy(xg + (size_t)r * d, h + t * d, (size_t)d * sizeof(float));
+			memcpy(xg + (size_t)r * d, h + t * d,
+			       (size_t)d * sizeof(float));
 		}
 	return zsum;
 }
@@ -167,8 +169,8 @@ static void experts(fx_model *m, int l, size_t N)
 		float *u = a->u + l * rows * F + r0 * F;
 		float *act = a->a + l * rows * F + r0 * F;
 		float *y = a->y + l * rows * d + r0 * d;
-		fx_mm(m->naive, false, true, n, F, d, 1.0f, x, d, ly->gate[e], d,
-		      0.0f, g, F);
+		fx_mm(m->naive, false, true, n, F, d, 1.0f, x, d, ly->gate[e],
+		      d, 0.0f, g, F);
 		fx_mm(m->naive, false, true, n, F, d, 1.0f, x, d, ly->up[e], d,
 		      0.0f, u, F);
 		swiglu(act, g, u, (size_t)n * F);
@@ -230,8 +232,7 @@ static void layer_forward(fx_model *m, int l, int B, int T, double *zsum,
 
 fx_err fx_model_forward(fx_model *m, const int32_t *tokens,
                         const int32_t *targets, int B, int T,
-                        const fx_fwd_opts *opts, fx_loss *loss,
-                        fx_diag *diag)
+                        const fx_fwd_opts *opts, fx_loss *loss, fx_diag *diag)
 {
 	const fx_config *c = &m->cfg;
 	fx_acts *a = m->acts;
@@ -245,8 +246,7 @@ fx_err fx_model_forward(fx_model *m, const int32_t *tokens,
 	if (a == NULL)
 		return fx_diag_set(diag, FX_ESTATE,
 		                   "forward before fx_model_reserve");
-	if (B < 1 || T < 1 || T > a->max_t ||
-	    (size_t)B * (size_t)T > a->cap)
+	if (B < 1 || T < 1 || T > a->max_t || (size_t)B * (size_t)T > a->cap)
 		return fx_diag_set(diag, FX_EINVAL,
 		                   "batch %d x %d exceeds the reserved %d x %d "
 		                   "tokens",
@@ -258,23 +258,27 @@ fx_err fx_model_forward(fx_model *m, const int32_t *tokens,
 		                   (unsigned long long)disabled, E);
 	if ((disabled & all) == all)
 		return fx_diag_set(diag, FX_EINVAL,
-		                   "disabled_experts disables all %d experts", E);
+		                   "disabled_experts disables all %d experts",
+		                   E);
 	if (opts != NULL && !(opts->z_loss >= 0.0f && isfinite(opts->z_loss)))
-		return fx_diag_set(diag, FX_EINVAL,
-		                   "z_loss coefficient %g must be finite and >= 0",
-		                   (double)opts->z_loss);
+		return fx_diag_set(
+		    diag, FX_EINVAL,
+		    "z_loss coefficient %g must be finite and >= 0",
+		    (double)opts->z_loss);
 	N = (size_t)B * T;
 	for (size_t t = 0; t < N; t++) {
 		if (tokens[t] < 0 || tokens[t] >= V)
-			return fx_diag_set(diag, FX_EINVAL,
-			                   "token %d at position %zu is outside "
-			                   "the vocabulary [0, %d)",
-			                   tokens[t], t, V);
+			return fx_diag_set(
+			    diag, FX_EINVAL,
+			    "token %d at position %zu is outside "
+			    "the vocabulary [0, %d)",
+			    tokens[t], t, V);
 		if (targets != NULL && targets[t] >= V)
-			return fx_diag_set(diag, FX_EINVAL,
-			                   "target %d at position %zu is outside "
-			                   "the vocabulary [0, %d)",
-			                   targets[t], t, V);
+			return fx_diag_set(
+			    diag, FX_EINVAL,
+			    "target %d at position %zu is outside "
+			    "the vocabulary [0, %d)",
+			    targets[t], t, V);
 	}
 	a->valid = false;
 	a->B = B;
@@ -291,8 +295,9 @@ fx_err fx_model_forward(fx_model *m, const int32_t *tokens,
 		       (size_t)d * sizeof(float));
 	for (int l = 0; l < c->n_layers; l++)
 		layer_forward(m, l, B, T, &zsum, opts);
-	fx_rmsnorm_fwd(a->xf, a->rstd_f, a->res + (size_t)c->n_layers * a->cap * d,
-	               m->final_norm, N, d, c->norm_eps);
+	fx_rmsnorm_fwd(a->xf, a->rstd_f,
+	               a->res + (size_t)c->n_layers * a->cap * d, m->final_norm,
+	               N, d, c->norm_eps);
 	fx_mm(m->naive, false, true, (int)N, V, d, 1.0f, a->xf, d, m->lm_head,
 	      d, 0.0f, a->logits, V);
 
@@ -315,7 +320,8 @@ fx_err fx_model_forward(fx_model *m, const int32_t *tokens,
 		if (loss != NULL) {
 			loss->nll_sum = nll;
 			loss->n_targets = n_targets;
-			loss->ce = n_targets > 0 ? nll / (double)n_targets : 0.0;
+			loss->ce =
+			    n_targets > 0 ? nll / (double)n_targets : 0.0;
 			loss->z = zsum / ((double)N * c->n_layers);
 			loss->total = loss->ce + (double)a->z_loss * loss->z;
 		}
@@ -329,9 +335,8 @@ const float *fx_model_logits(const fx_model *m)
 	return m->acts != NULL ? m->acts->logits : NULL;
 }
 
-fx_err fx_model_eval(fx_model *m, const int32_t *tokens,
-                     const int32_t *targets, int B, int T,
-                     uint64_t disabled_experts, double *nll_nats,
+fx_err fx_model_eval(fx_model *m, const int32_t *tokens, const int32_t *targets,
+                     int B, int T, uint64_t disabled_experts, double *nll_nats,
                      int64_t *n_tokens, fx_diag *diag)
 {
 	fx_fwd_opts o = {.disabled_experts = disabled_experts};

@@ -15,11 +15,11 @@
  * indexed [l * stride + ...]; "rows" are (token, selected expert) pairs,
  * at most cap * k per layer, grouped by expert. */
 struct fx_acts {
-	float *arena;     /* one allocation for every float buffer */
-	int32_t *iarena;  /* one allocation for every int buffer */
+	float *arena;    /* one allocation for every float buffer */
+	int32_t *iarena; /* one allocation for every int buffer */
 	int max_b, max_t;
-	size_t cap;       /* max_b * max_t */
-	size_t p_stride;  /* cap * H * max_t: attention probs of one layer */
+	size_t cap;      /* max_b * max_t */
+	size_t p_stride; /* cap * H * max_t: attention probs of one layer */
 
 	/* The last forward: what backward differentiates. */
 	bool valid, have_targets;
@@ -33,15 +33,15 @@ struct fx_acts {
 	float *rope_cos;  /* (max_t, hd/2) */
 	float *rope_sin;  /* (max_t, hd/2) */
 
-	float *res;       /* (L+1, cap, d) residual stream; res[l] feeds layer l */
-	float *q, *k, *v; /* (L, cap, d) raw projections */
-	float *qr, *kr;   /* (L, cap, d) QK-normed and rotated */
+	float *res; /* (L+1, cap, d) residual stream; res[l] feeds layer l */
+	float *q, *k, *v;       /* (L, cap, d) raw projections */
+	float *qr, *kr;         /* (L, cap, d) QK-normed and rotated */
 	float *rstd_q, *rstd_k; /* (L, cap) */
-	float *P;         /* (L, p_stride): (B, H, T, T) causal softmax */
-	float *att;       /* (L, cap, d) attention output before o_proj */
-	float *ao;        /* (L, cap, d) o_proj output */
-	float *rstd_a;    /* (L, cap) */
-	float *h;         /* (L, cap, d) after the attention residual */
+	float *P;               /* (L, p_stride): (B, H, T, T) causal softmax */
+	float *att;             /* (L, cap, d) attention output before o_proj */
+	float *ao;              /* (L, cap, d) o_proj output */
+	float *rstd_a;          /* (L, cap) */
+	float *h;               /* (L, cap, d) after the attention residual */
 	float *rlogit;    /* (L, cap, E) router logits (-inf when disabled) */
 	float *prob;      /* (L, cap, E) router softmax over all experts */
 	float *lse;       /* (L, cap) router logsumexp */
@@ -58,15 +58,15 @@ struct fx_acts {
 	float *logits;    /* (cap, V) */
 
 	/* Backward scratch, reused by every layer. */
-	float *dlogits;   /* (cap, V) */
-	float *dx, *dh, *dt; /* (cap, d) */
+	float *dlogits;             /* (cap, V) */
+	float *dx, *dh, *dt;        /* (cap, d) */
 	float *dq, *dk, *dv, *datt; /* (cap, d) */
-	float *dP;        /* (max_t, max_t) */
-	float *dxg, *dy;  /* (cap*k, d) */
-	float *dg, *du;   /* (cap*k, F) */
-	float *dprob, *drl; /* (cap, E) */
-	float *dwr;       /* (E, d) router grad before the freeze mask */
-	float *dbr;       /* (E) */
+	float *dP;                  /* (max_t, max_t) */
+	float *dxg, *dy;            /* (cap*k, d) */
+	float *dg, *du;             /* (cap*k, F) */
+	float *dprob, *drl;         /* (cap, E) */
+	float *dwr; /* (E, d) router grad before the freeze mask */
+	float *dbr; /* (E) */
 };
 
 /* C (M, N) = alpha * op(A) op(B) + beta * C with leading dimensions, row

@@ -107,8 +107,8 @@ static void test_config(void)
 	CHECK(c.d_model >= 256);
 	/* tiny by hand: 2*259*32 + 32 + 2*(4*32*32 + 4*32 + 32 + 3*32*64) */
 	fx_config_preset("tiny", &c, NULL);
-	CHECK(fx_config_param_count(&c) == 16576 + 32 + 2 * (4096 + 128 + 32 +
-	                                                      6144));
+	CHECK(fx_config_param_count(&c) ==
+	      16576 + 32 + 2 * (4096 + 128 + 32 + 6144));
 	c.n_heads = 3;
 	CHECK(fx_config_validate(&c, &d) == FX_EINVAL);
 	CHECK(strstr(d.msg, "n_heads") != NULL);
@@ -137,14 +137,15 @@ static void test_tensor_table(void)
 		      t->data + t->numel <= m.params + m.n_params);
 		CHECK(t->grad == m.grads + (t->data - m.params));
 		if (i > 0)
-			CHECK(t->data >= m.tensors[i - 1].data +
-			                     m.tensors[i - 1].numel);
+			CHECK(t->data >=
+			      m.tensors[i - 1].data + m.tensors[i - 1].numel);
 	}
 	CHECK(total == fx_config_param_count(&c));
 	fx_tensor *t = fx_model_tensor(&m, "model.layers.1.mlp.experts.2."
 	                                   "down_proj.weight");
 	CHECK(t != NULL && t->shape[0] == 32 && t->shape[1] == 64 &&
-	      t->expert == 2 && t->layer == 1 && t->data == m.layers[1].down[2]);
+	      t->expert == 2 && t->layer == 1 &&
+	      t->data == m.layers[1].down[2]);
 	t = fx_model_tensor(&m, "model.layers.0.mlp.gate.weight");
 	CHECK(t != NULL && t->shape[0] == 3 && t->shape[1] == 32 &&
 	      t->group == FX_GROUP_ROUTER);
@@ -187,13 +188,14 @@ static double loss_of(fx_model *m, const int32_t *tok, const int32_t *tgt,
 
 /* Directional central differences along a unit direction u = normalised
  * (random unit vector + unit gradient), so g·u is large enough to test and
- * a wrong gradient (wrong direction or wrong scale) shows, restricted to one span [off, off+n) of the arena: (L(w + hu) - L(w -
- * hu)) / 2h against g·u. The reference (double-accumulating) matmuls keep
- * the loss noise near 1e-7, so with h = 1e-2 the quotient is good to
- * ~1e-5 plus an O(h^2) truncation term; we allow 1e-4 + 1% relative. The
- * router selection must not change between the evaluations, else the
- * difference straddles the top-k discontinuity: then h shrinks (4x, at most
- * 4 times) until the step stays on one side; never reaching that fails. */
+ * a wrong gradient (wrong direction or wrong scale) shows, restricted to one
+ * span [off, off+n) of the arena: (L(w + hu) - L(w - hu)) / 2h against g·u. The
+ * reference (double-accumulating) matmuls keep the loss noise near 1e-7, so
+ * with h = 1e-2 the quotient is good to ~1e-5 plus an O(h^2) truncation term;
+ * we allow 1e-4 + 1% relative. The router selection must not change between the
+ * evaluations, else the difference straddles the top-k discontinuity: then h
+ * shrinks (4x, at most 4 times) until the step stays on one side; never
+ * reaching that fails. */
 static void fd_span(fx_model *m, const char *what, size_t off, size_t n,
                     const int32_t *tok, const int32_t *tgt,
                     const fx_fwd_opts *o, bool expect_zero, int *checked)
@@ -239,16 +241,18 @@ static void fd_span(fx_model *m, const char *what, size_t off, size_t n,
 		same = memcmp(c0, cp, sizeof(uint64_t) * LE) == 0 &&
 		       memcmp(c0, cm, sizeof(uint64_t) * LE) == 0;
 	}
-	CHECK_MSG(same, "%s: every finite-difference step changed the top-k "
-	          "routing", what);
+	CHECK_MSG(same,
+	          "%s: every finite-difference step changed the top-k "
+	          "routing",
+	          what);
 	CHECK_MSG(fabs(fd - an) <= 1e-4 + 0.01 * fabs(an),
 	          "%s: analytic %.6g vs finite difference %.6g", what, an, fd);
 	if (expect_zero)
 		CHECK_MSG(an == 0.0, "%s: unused expert has gradient %g", what,
 		          an);
 	else
-		CHECK_MSG(fabs(an) > 1e-3, "%s: gradient %.3g too small to test",
-		          what, an);
+		CHECK_MSG(fabs(an) > 1e-3,
+		          "%s: gradient %.3g too small to test", what, an);
 	(*checked)++;
 	free(u);
 	free(saved);
@@ -257,9 +261,8 @@ static void fd_span(fx_model *m, const char *what, size_t off, size_t n,
 /* Runs fd_span over every tensor; router matrices and biases row by row
  * (each row is its own freeze group). FFN tensors of the experts in
  * `unused` must have exactly zero gradient. Returns the number of spans. */
-static int grad_check_all(fx_model *m, const int32_t *tok,
-                          const int32_t *tgt, const fx_fwd_opts *o,
-                          uint64_t unused)
+static int grad_check_all(fx_model *m, const int32_t *tok, const int32_t *tgt,
+                          const fx_fwd_opts *o, uint64_t unused)
 {
 	int checked = 0;
 	fx_model_zero_grad(m);
@@ -390,8 +393,9 @@ static void test_frozen_grads(void)
 			const float *ref = full + (t->grad - m.grads) + r * w;
 			bool ok = true;
 			for (size_t j = 0; j < w; j++)
-				ok = ok && (frozen ? g[j] == 0.0f
-				                   : memcmp(&g[j], &ref[j], 4) == 0);
+				ok = ok &&
+				     (frozen ? g[j] == 0.0f
+				             : memcmp(&g[j], &ref[j], 4) == 0);
 			CHECK_MSG(ok, "%s row %zu (%s)", t->name, r,
 			          frozen ? "frozen, not zero" : "differs");
 		}
@@ -439,8 +443,8 @@ static void blas_vs_naive(int E, int k, int B, int T)
 	double tol = 1e-4 * max_abs(lb, nl), worst = 0;
 	for (size_t i = 0; i < nl; i++)
 		worst = fmax(worst, fabs(la[i] - lb[i]));
-	CHECK_MSG(worst <= tol, "%dx%d: logits differ by %g > %g", B, T,
-	          worst, tol);
+	CHECK_MSG(worst <= tol, "%dx%d: logits differ by %g > %g", B, T, worst,
+	          tol);
 	for (int i = 0; i < a.n_tensors; i++) {
 		const fx_tensor *ta = &a.tensors[i], *tb = &b.tensors[i];
 		double tl = 1e-4 * max_abs(tb->grad, tb->numel) + 1e-9;
@@ -483,8 +487,8 @@ static void test_determinism(void)
 		fx_model_init_weights(&m[r], r < 2 ? 99 : 100);
 		CHECK(fx_adamw_init(&a, &m[r], &ao, NULL) == FX_OK);
 		for (int s = 0; s < 4; s++)
-			CHECK(fx_train_step(&m[r], &a, NULL, tok, tgt, B_, T_, &o,
-			                    NULL, NULL, NULL) == FX_OK);
+			CHECK(fx_train_step(&m[r], &a, NULL, tok, tgt, B_, T_,
+			                    &o, NULL, NULL, NULL) == FX_OK);
 		fx_adamw_release(&a);
 	}
 	size_t bytes = m[0].n_params * sizeof(float);
@@ -528,7 +532,8 @@ static void test_disabled_experts(void)
 	make_model(&m2, &c2, false, 6);
 	for (int i = 0; i < m2.n_tensors; i++) {
 		fx_tensor *t = &m2.tensors[i];
-		if (t->group == FX_GROUP_EXPERT || t->group == FX_GROUP_ROUTER ||
+		if (t->group == FX_GROUP_EXPERT ||
+		    t->group == FX_GROUP_ROUTER ||
 		    t->group == FX_GROUP_ROUTER_BIAS)
 			continue;
 		memcpy(t->data, fx_model_tensor(&m3, t->name)->data,
@@ -603,9 +608,10 @@ static void decode_case(int E, int k, uint64_t disabled)
 				mag = fmax(mag, fabs(r));
 			}
 		}
-		CHECK_MSG(worst <= 1e-4 * mag,
-		          "E=%d: decode vs forward logits differ by %g (max %g)",
-		          E, worst, mag);
+		CHECK_MSG(
+		    worst <= 1e-4 * mag,
+		    "E=%d: decode vs forward logits differ by %g (max %g)", E,
+		    worst, mag);
 		CHECK(fx_model_decode(&m, &kv, tok[0], disabled, lg, &d) ==
 		      FX_ETOOBIG);
 		CHECK(strstr(d.msg, "full") != NULL);

@@ -31,11 +31,11 @@ fx_err fx_adamw_validate(const fx_adamw_opts *o, fx_diag *diag)
 		                   "lr_min %g must be in [0, lr = %g]",
 		                   (double)o->lr_min, (double)o->lr);
 	if (o->warmup_steps < 0 || o->total_steps < 0)
-		return fx_diag_set(diag, FX_EINVAL,
-		                   "warmup_steps %lld and total_steps %lld must "
-		                   "be >= 0",
-		                   (long long)o->warmup_steps,
-		                   (long long)o->total_steps);
+		return fx_diag_set(
+		    diag, FX_EINVAL,
+		    "warmup_steps %lld and total_steps %lld must "
+		    "be >= 0",
+		    (long long)o->warmup_steps, (long long)o->total_steps);
 	if (!(o->beta1 >= 0.0f && o->beta1 < 1.0f && o->beta2 >= 0.0f &&
 	      o->beta2 < 1.0f))
 		return fx_diag_set(diag, FX_EINVAL,
@@ -58,8 +58,8 @@ float fx_lr_at(const fx_adamw_opts *o, int64_t step)
 	if (step < o->warmup_steps)
 		return o->lr * (float)(step + 1) / (float)o->warmup_steps;
 	int64_t span = o->total_steps - o->warmup_steps;
-	double q = span > 0 ? (double)(step - o->warmup_steps) / (double)span
-	                    : 1.0;
+	double q =
+	    span > 0 ? (double)(step - o->warmup_steps) / (double)span : 1.0;
 	if (q > 1.0)
 		q = 1.0;
 	return (float)(o->lr_min + 0.5 * (o->lr - o->lr_min) *
@@ -150,8 +150,8 @@ static void sumsq_fn(const span *s, void *p)
  * vectorise (sqrtf too: optim.c is built with -fno-math-errno). */
 static void adamw_update(float *restrict w, const float *restrict g,
                          float *restrict m, float *restrict v, size_t n,
-                         float b1, float b2, float eps, float lr,
-                         float decay, float gscale, float bc1, float bc2)
+                         float b1, float b2, float eps, float lr, float decay,
+                         float gscale, float bc1, float bc2)
 {
 	for (size_t i = 0; i < n; i++) {
 		float gi = g[i] * gscale;

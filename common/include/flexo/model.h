@@ -54,29 +54,29 @@ bool fx_freeze_has(const fx_freeze *f, fx_group g, int expert);
  * (expert = -1 in both). For expert FFN tensors expert = e. */
 typedef struct fx_tensor {
 	char name[FX_TENSOR_NAME_MAX];
-	int ndim;          /* 1 or 2 */
-	int64_t shape[2];  /* [out, in] for matrices, as PyTorch nn.Linear */
+	int ndim;         /* 1 or 2 */
+	int64_t shape[2]; /* [out, in] for matrices, as PyTorch nn.Linear */
 	size_t numel;
-	float *data;       /* row-major, contiguous */
-	float *grad;       /* same layout; NULL when no training state */
+	float *data; /* row-major, contiguous */
+	float *grad; /* same layout; NULL when no training state */
 	fx_group group;
-	int layer;         /* -1 for embed, lm_head, final norm */
-	int expert;        /* expert index for FX_GROUP_EXPERT, else -1 */
+	int layer;  /* -1 for embed, lm_head, final norm */
+	int expert; /* expert index for FX_GROUP_EXPERT, else -1 */
 } fx_tensor;
 
 /* Parameters of one layer; every pointer points into fx_model.params.
  * Within a layer the tensors are laid out in this order, contiguous. */
 typedef struct fx_layer {
-	float *wq;          /* (d, d) */
-	float *wk;          /* (d, d) */
-	float *wv;          /* (d, d) */
-	float *wo;          /* (d, d) */
-	float *q_norm;      /* (d) */
-	float *k_norm;      /* (d) */
+	float *wq;             /* (d, d) */
+	float *wk;             /* (d, d) */
+	float *wv;             /* (d, d) */
+	float *wo;             /* (d, d) */
+	float *q_norm;         /* (d) */
+	float *k_norm;         /* (d) */
 	float *post_attn_norm; /* (d) */
 	float *post_ff_norm;   /* (d) */
-	float *router;      /* (E, d) row e = expert e's router embedding */
-	float *router_bias; /* (E) or NULL when !cfg.router_bias */
+	float *router;         /* (E, d) row e = expert e's router embedding */
+	float *router_bias;    /* (E) or NULL when !cfg.router_bias */
 	float *gate[FX_MAX_EXPERTS]; /* [e] -> (d_ff, d) */
 	float *up[FX_MAX_EXPERTS];   /* [e] -> (d_ff, d) */
 	float *down[FX_MAX_EXPERTS]; /* [e] -> (d, d_ff) */
@@ -94,16 +94,16 @@ typedef struct fx_model {
 	/* Arena length in floats: fx_config_param_count plus zero padding
 	 * that starts every tensor on a 64-byte boundary. */
 	size_t n_params;
-	float *params;     /* (n_params) arena */
-	float *grads;      /* (n_params) arena, NULL unless training */
-	float *embed;      /* (V, d) */
-	float *lm_head;    /* (V, d) */
-	float *final_norm; /* (d) */
-	fx_layer *layers;  /* (L) */
+	float *params;      /* (n_params) arena */
+	float *grads;       /* (n_params) arena, NULL unless training */
+	float *embed;       /* (V, d) */
+	float *lm_head;     /* (V, d) */
+	float *final_norm;  /* (d) */
+	fx_layer *layers;   /* (L) */
 	fx_tensor *tensors; /* tensor table, in arena order */
 	int n_tensors;
-	fx_acts *acts;     /* NULL until fx_model_reserve */
-	bool naive;        /* use the reference loops instead of OpenBLAS */
+	fx_acts *acts; /* NULL until fx_model_reserve */
+	bool naive;    /* use the reference loops instead of OpenBLAS */
 } fx_model;
 
 /* Validates cfg and allocates the parameter arena (and the gradient arena
@@ -144,7 +144,7 @@ typedef struct fx_fwd_opts {
 	 * is never selected and gets probability 0 (per-request opt-out). At
 	 * least one expert must stay enabled. */
 	uint64_t disabled_experts;
-	float z_loss;   /* router z-loss coefficient, 0 disables */
+	float z_loss; /* router z-loss coefficient, 0 disables */
 	/* Routing statistic hook, caller-owned, may be NULL: route_counts[l*E
 	 * + e] += number of top-k slots expert e took in layer l (one per
 	 * token that selected it); route_prob[l*E + e] += its probability. */
@@ -154,13 +154,13 @@ typedef struct fx_fwd_opts {
 
 /* What a forward pass with targets measured. */
 typedef struct fx_loss {
-	double nll_sum;   /* summed cross-entropy in nats over counted targets */
+	double nll_sum; /* summed cross-entropy in nats over counted targets */
 	int64_t n_targets; /* targets >= 0 */
-	double ce;        /* nll_sum / n_targets (0 if none) */
+	double ce;         /* nll_sum / n_targets (0 if none) */
 	/* mean over all B*T tokens (ignored targets included: the router sees
 	 * them) and layers of logsumexp(router logits)^2 */
 	double z;
-	double total;     /* ce + z_loss * z: what backward differentiates */
+	double total; /* ce + z_loss * z: what backward differentiates */
 } fx_loss;
 
 /* Forward pass over tokens (B, T) row-major. targets (B, T) may be NULL
@@ -170,8 +170,7 @@ typedef struct fx_loss {
  * loss may be NULL. Tokens or targets >= V are FX_EINVAL. */
 fx_err fx_model_forward(fx_model *m, const int32_t *tokens,
                         const int32_t *targets, int B, int T,
-                        const fx_fwd_opts *opts, fx_loss *loss,
-                        fx_diag *diag);
+                        const fx_fwd_opts *opts, fx_loss *loss, fx_diag *diag);
 
 /* Logits (B, T, V) of the last forward; valid until the next forward or
  * release. */
@@ -184,15 +183,13 @@ void fx_model_zero_grad(fx_model *m);
  * targets), ACCUMULATING into m->grads. Gradients of groups frozen in
  * `frozen` (may be NULL) are not computed and stay as they were (zero
  * after fx_model_zero_grad). Needs a model initialised with training. */
-fx_err fx_model_backward(fx_model *m, const fx_freeze *frozen,
-                         fx_diag *diag);
+fx_err fx_model_backward(fx_model *m, const fx_freeze *frozen, fx_diag *diag);
 
 /* Evaluation helper: summed NLL in nats and number of counted targets of
  * (B, T) tokens/targets, honouring disabled_experts. Adds to *nll_nats and
  * *n_tokens (so a caller can sum over batches). */
-fx_err fx_model_eval(fx_model *m, const int32_t *tokens,
-                     const int32_t *targets, int B, int T,
-                     uint64_t disabled_experts, double *nll_nats,
+fx_err fx_model_eval(fx_model *m, const int32_t *tokens, const int32_t *targets,
+                     int B, int T, uint64_t disabled_experts, double *nll_nats,
                      int64_t *n_tokens, fx_diag *diag);
 
 /* Incremental decoding (serving): one sequence's keys and values, so each
@@ -222,8 +219,7 @@ void fx_kv_reset(fx_kv_cache *kv);
  * when the cache is full, FX_EINVAL for a bad token or mask, FX_EMISMATCH
  * when the cache was made for another shape. */
 fx_err fx_model_decode(const fx_model *m, fx_kv_cache *kv, int32_t token,
-                       uint64_t disabled_experts, float *logits,
-                       fx_diag *diag);
+                       uint64_t disabled_experts, float *logits, fx_diag *diag);
 
 /* Reference kernel, kept for tests (STYLE §7): C (M, N) = beta*C +
  * op(A) · op(B), with op(A) (M, K) = A (M, K), or A (K, M) transposed when
