@@ -379,6 +379,7 @@ fx_err fx_model_reserve(fx_model *m, int max_b, int max_t, fx_diag *diag)
 	a->max_t = max_t;
 	a->cap = cap;
 	a->p_stride = pst;
+	a->att_block = FX_ATT_BLOCK;
 	{
 		float *p = a->arena;
 		int32_t *q = a->iarena;

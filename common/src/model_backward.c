@@ -38,33 +38,50 @@ static void attention_bwd(const fx_model *m, int l, int B, int T)
 	const float *v = a->v + l * cd, *P = a->P + l * a->p_stride;
 	float scale = 1.0f / sqrtf((float)hd);
 	float *dP = a->dP;
+	int blk = a->att_block;
 
 	for (int b = 0; b < B; b++)
 		for (int h = 0; h < H; h++) {
 			size_t base = (size_t)b * T * d + (size_t)h * hd;
 			const float *S = P + ((size_t)b * H + h) * T * T;
 			const float *dO = a->datt + base;
-			/* dV = Pᵀ dO, dP = dO Vᵀ */
-			fx_mm(m->naive, true, false, T, hd, T, 1.0f, S, T, dO,
-			      d, 0.0f, a->dv + base, d);
-			fx_mm(m->naive, false, true, T, T, hd, 1.0f, dO, d,
-			      v + base, d, 0.0f, dP, T);
-			/* softmax backward, scaled: dS = P (dP - rowsum(P dP))
-			 */
-			for (int i = 0; i < T; i++) {
-				const float *p = S + (size_t)i * T;
-				float *g = dP + (size_t)i * T;
-				float dot = fx_dot(p, g, i + 1);
-				for (int j = 0; j <= i; j++)
-					g[j] = p[j] * (g[j] - dot) * scale;
-				for (int j = i + 1; j < T; j++)
-					g[j] = 0.0f;
+			float *dV = a->dv + base, *dK = a->dk + base;
+			/* Row blocks as in the forward, last first: it spans
+			 * every key, so it initialises dV and dK (beta 0) and
+			 * the earlier, shorter blocks add to them. */
+			int last = (T - 1) / blk * blk;
+			for (int r0 = last; r0 >= 0; r0 -= blk) {
+				int r1 = r0 + blk < T ? r0 + blk : T;
+				int nr = r1 - r0;
+				float beta = r0 == last ? 0.0f : 1.0f;
+				const float *Sb = S + (size_t)r0 * T;
+				const float *dOb = dO + (size_t)r0 * d;
+				float *dPb = dP + (size_t)r0 * T;
+				/* dV = Pᵀ dO, dP = dO Vᵀ */
+				fx_mm(m->naive, true, false, r1, hd, nr, 1.0f,
+				      Sb, T, dOb, d, beta, dV, d);
+				fx_mm(m->naive, false, true, nr, r1, hd, 1.0f,
+				      dOb, d, v + base, d, 0.0f, dPb, T);
+				/* softmax backward, scaled:
+				 * dS = P (dP - rowsum(P dP)) */
+				for (int i = r0; i < r1; i++) {
+					const float *p = S + (size_t)i * T;
+					float *g = dP + (size_t)i * T;
+					float dot = fx_dot(p, g, i + 1);
+					for (int j = 0; j <= i; j++)
+						g[j] =
+						    p[j] * (g[j] - dot) * scale;
+					for (int j = i + 1; j < r1; j++)
+						g[j] = 0.0f;
+				}
+				/* dQ = dS K, dK = dSᵀ Q */
+				fx_mm(m->naive, false, false, nr, hd, r1, 1.0f,
+				      dPb, T, kr + base, d, 0.0f,
+				      a->dq + base + (size_t)r0 * d, d);
+				fx_mm(m->naive, true, false, r1, hd, nr, 1.0f,
+				      dPb, T, qr + base + (size_t)r0 * d, d,
+				      beta, dK, d);
 			}
-			/* dQ = dS K, dK = dSᵀ Q */
-			fx_mm(m->naive, false, false, T, hd, T, 1.0f, dP, T,
-			      kr + base, d, 0.0f, a->dq + base, d);
-			fx_mm(m->naive, true, false, T, hd, T, 1.0f, dP, T,
-			      qr + base, d, 0.0f, a->dk + base, d);
 		}
 }
 

@@ -30,32 +30,43 @@ static void rope(float *x, const fx_acts *a, int n_seq, int T, int d, int H)
 }
 
 /* Causal multi-head attention of one layer: att = softmax(q kᵀ / sqrt(hd),
- * causal) v, per (sequence, head), probabilities kept in P. */
+ * causal) v, per (sequence, head), probabilities kept in P. Row blocks
+ * of FX_ATT_BLOCK queries see only the keys up to their last row, so the
+ * upper-triangle blocks are never computed; within a block, entries
+ * above the diagonal are set to 0. P beyond a block's last key column is
+ * never written or read. */
 static void attention(const fx_model *m, float *att, float *P, const float *qr,
                       const float *kr, const float *v, int B, int T)
 {
 	int d = m->cfg.d_model, H = m->cfg.n_heads, hd = d / H;
+	int blk = m->acts->att_block;
 	float scale = 1.0f / sqrtf((float)hd);
 
 	for (int b = 0; b < B; b++)
 		for (int h = 0; h < H; h++) {
 			size_t base = (size_t)b * T * d + (size_t)h * hd;
 			float *S = P + ((size_t)b * H + h) * T * T;
-			fx_mm(m->naive, false, true, T, T, hd, scale, qr + base,
-			      d, kr + base, d, 0.0f, S, T);
-			for (int i = 0; i < T; i++) {
-				float *s = S + (size_t)i * T;
-				float mx = fx_max(s, i + 1);
-				for (int j = 0; j <= i; j++)
-					s[j] = fx_exp(s[j] - mx);
-				float inv = 1.0f / fx_sum(s, i + 1);
-				for (int j = 0; j <= i; j++)
-					s[j] *= inv;
-				for (int j = i + 1; j < T; j++)
-					s[j] = 0.0f;
+			for (int r0 = 0; r0 < T; r0 += blk) {
+				int r1 = r0 + blk < T ? r0 + blk : T;
+				float *Sb = S + (size_t)r0 * T;
+				fx_mm(m->naive, false, true, r1 - r0, r1, hd,
+				      scale, qr + base + (size_t)r0 * d, d,
+				      kr + base, d, 0.0f, Sb, T);
+				for (int i = r0; i < r1; i++) {
+					float *s = S + (size_t)i * T;
+					float mx = fx_max(s, i + 1);
+					for (int j = 0; j <= i; j++)
+						s[j] = fx_exp(s[j] - mx);
+					float inv = 1.0f / fx_sum(s, i + 1);
+					for (int j = 0; j <= i; j++)
+						s[j] *= inv;
+					for (int j = i + 1; j < r1; j++)
+						s[j] = 0.0f;
+				}
+				fx_mm(m->naive, false, false, r1 - r0, hd, r1,
+				      1.0f, Sb, T, v + base, d, 0.0f,
+				      att + base + (size_t)r0 * d, d);
 			}
-			fx_mm(m->naive, false, false, T, hd, T, 1.0f, S, T,
-			      v + base, d, 0.0f, att + base, d);
 		}
 }
 

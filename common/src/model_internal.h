@@ -20,6 +20,7 @@ struct fx_acts {
 	int max_b, max_t;
 	size_t cap;      /* max_b * max_t */
 	size_t p_stride; /* cap * H * max_t: attention probs of one layer */
+	int att_block;   /* FX_ATT_BLOCK; tests lower it to cover block edges */
 
 	/* The last forward: what backward differentiates. */
 	bool valid, have_targets;

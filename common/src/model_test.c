@@ -44,7 +44,7 @@ static fx_config tiny_cfg(int E, int k, bool bias)
 
 /* A model whose weights are large enough that every gradient is well
  * above float rounding: matrices std 0.2, norm gains 1 +- 0.2, biases in
- * [-0.5, 0]. */
+ * [-0.5, 0]; attention in blocks of 3 query rows. */
 static void make_model(fx_model *m, const fx_config *c, bool training,
                        uint64_t seed)
 {
@@ -64,6 +64,9 @@ static void make_model(fx_model *m, const fx_config *c, bool training,
 		}
 	}
 	CHECK(fx_model_reserve(m, B_, T_, &d) == FX_OK);
+	/* attention row blocks of 3 over T = 8: full, full, partial, so
+	 * the block-causal edges are exercised at test sizes */
+	m->acts->att_block = 3;
 }
 
 static void make_batch(int32_t *tok, int32_t *tgt, int V)
@@ -429,6 +432,7 @@ static void blas_vs_naive(int E, int k, int B, int T)
 	CHECK(fx_model_reserve(&b, B_, T_, NULL) == FX_OK);
 	CHECK(fx_model_copy_params(&b, &a, NULL) == FX_OK);
 	b.naive = true;
+	b.acts->att_block = 5; /* different blocks must not change results */
 	make_batch(tok, tgt, c.vocab_size);
 	tgt[0] = 7; /* make_batch ignores position 3; keep one target at 1x1 */
 	for (int pass = 0; pass < 2; pass++) {
