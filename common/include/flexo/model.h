@@ -124,8 +124,8 @@ void fx_model_release(fx_model *m);
 
 /* Deterministic initialisation from a seed (splitmix64 + Box-Muller, no
  * rand()): normal(0, 0.02) for matrices, ones for norm weights, zeros for
- * router biases. The same seed gives the same bits on every machine with
- * IEEE floats and a correctly rounded libm log/sqrt/cos. */
+ * router biases, drawn in tensor-table order. The same seed gives the
+ * same bits wherever libm's log and cos round alike (any one glibc). */
 void fx_model_init_weights(fx_model *m, uint64_t seed);
 
 /* Sizes the activation arena for up to `max_b` sequences of `max_t`
