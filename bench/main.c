@@ -15,8 +15,7 @@ int main(int argc, char **argv)
 	fx_logger log;
 	if (fx_cli_init_logger(&argc, &argv, &log, "flexo-bench") != 0)
 		return 2;
-	return fx_cli_dispatch("flexo-bench", "Benchmarks of flexo.", argc,
-	                       argv, commands,
-	                       (int)(sizeof(commands) / sizeof(*commands)),
-	                       &log);
+	return fx_cli_dispatch(
+	    "flexo-bench", "Benchmarks of flexo.", argc, argv, commands,
+	    (int)(sizeof(commands) / sizeof(*commands)), &log);
 }

@@ -68,8 +68,16 @@ sed 's/"router\.pub"/"embedding" /' "$work/rpub.safetensors" > "$work/emb.raw"
 
 "$coord" -q assemble --anchor "$anchor" --router-pub "$work/rpub.safetensors" \
   --out "$work/merged.safetensors" --top-k 2 "$work/code.expert" \
-  "$work/verse.expert"
+  "$work/verse.expert" > "$work/digest1"
 [[ -s $work/merged.safetensors ]] || fail "no merged model"
+# Assembly is a pure function of its inputs: same files, same bytes.
+"$coord" -q assemble --anchor "$anchor" --router-pub "$work/rpub.safetensors" \
+  --out "$work/merged2.safetensors" --top-k 2 "$work/code.expert" \
+  "$work/verse.expert" > "$work/digest2"
+cmp "$work/merged.safetensors" "$work/merged2.safetensors" \
+  || fail "assembly is not reproducible"
+[[ $(cut -d' ' -f1 "$work/digest1") == $(b2sum -l 256 "$work/merged.safetensors" | cut -d' ' -f1) ]] \
+  || fail "printed digest is not the file's BLAKE2b-256"
 
 # An expert trained from another anchor is refused, naming the digest.
 "$coord" -q anchor train --data "$work/public" --out "$work/other" \
