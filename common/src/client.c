@@ -63,7 +63,15 @@ fx_err fx_client_open(fx_client **out, const fx_client_opts *o, fx_diag *diag)
 		err = fx_net_error(rv, diag, "socket options");
 		goto fail;
 	}
-	if ((err = fx_net_dial(c->sock, o->url, &o->tls, FX_WIRE_MSG_MAX, 0,
+	/* Connect once now, so that a refused TLS handshake (wrong CA, wrong
+	 * name) is reported as such; a coordinator that is not up yet is
+	 * dialed again in the background until an exchange times out. */
+	err = fx_net_dial(c->sock, o->url, &o->tls, FX_WIRE_MSG_MAX, 1, diag);
+	if (err == FX_ECRYPTO || err == FX_EINVAL || err == FX_ENOTFOUND ||
+	    err == FX_ETOOBIG)
+		goto fail;
+	if (err != FX_OK &&
+	    (err = fx_net_dial(c->sock, o->url, &o->tls, FX_WIRE_MSG_MAX, 0,
 	                       diag)) != FX_OK)
 		goto fail;
 	*out = c;

@@ -227,7 +227,16 @@ fx_err fx_net_dial(nng_socket sock, const char *url, const fx_tls_opts *tls,
 		rv = nng_dialer_start(d, wait ? 0 : NNG_FLAG_NONBLOCK);
 	if (rv != 0) {
 		err = fx_net_error(rv, diag, "connect");
-		fx_diag_prefix(diag, "%s", url);
+		if (err == FX_ECRYPTO && is_tls(url))
+			fx_diag_prefix(diag,
+			               "%s: TLS handshake refused (is the "
+			               "server's certificate from CA %s, for "
+			               "name '%s'?)",
+			               url, tls->ca_file,
+			               tls->server_name ? tls->server_name
+			                                : "localhost");
+		else
+			fx_diag_prefix(diag, "%s", url);
 		goto fail;
 	}
 	if (cfg != NULL)
