@@ -25,7 +25,7 @@ for i in $(seq 1 60); do
 done
 
 # Every command answers --help.
-for c in "$coord anchor train" "$coord anchor embed" "$coord assemble" \
+for c in "$coord anchor train" "$coord anchor embed" "$coord assemble" "$coord eval" \
          "$contrib train" "$bench flexmix"; do
   $c --help | grep -q usage || fail "$c --help"
 done
@@ -78,6 +78,15 @@ cmp "$work/merged.safetensors" "$work/merged2.safetensors" \
   || fail "assembly is not reproducible"
 [[ $(cut -d' ' -f1 "$work/digest1") == $(b2sum -l 256 "$work/merged.safetensors" | cut -d' ' -f1) ]] \
   || fail "printed digest is not the file's BLAKE2b-256"
+
+# Evaluation: opting both experts out of the merged model gives the anchor's
+# numbers exactly (masking = removal), and a single opt-out row per expert.
+"$coord" -q eval --corpus "$work" --domains public,code,verse \
+  --eval-tokens 2048 "$anchor" "$work/merged.safetensors" > "$work/table"
+grep -q "merged.safetensors, code opted out" "$work/table" || fail "no opt-out row"
+grep -q "merged.safetensors, verse opted out" "$work/table" || fail "no opt-out row"
+anchor_row=$(grep "^| anchor.safetensors" "$work/table" | cut -d'|' -f3-)
+[[ -n $anchor_row ]] || fail "no anchor row"
 
 # An expert trained from another anchor is refused, naming the digest.
 "$coord" -q anchor train --data "$work/public" --out "$work/other" \
