@@ -51,6 +51,7 @@ static const char usage_text[] =
     "  --router-norm X      L2 norm of every router row (default 1)\n"
     "  --bias-init X        initial expert router bias, <= 0 (default 0)\n"
     "  --public-mix R       rows of public text in every batch (default 0)\n"
+    "  --mix-router-only    public rows train the router only, not the FFN\n"
     "  --z-loss X           router z-loss coefficient (default 1e-3)\n"
     "  --tune-steps N       router-tuning steps on public text (default 100)\n"
     "  --embed-windows N    windows averaged per domain embedding (default 64)\n"
@@ -70,7 +71,7 @@ typedef struct flexmix {
 	    seed, mix_rows;
 	double lr, norm, bias_init, z_loss;
 	fx_embed_mode mode;
-	bool btm;
+	bool btm, mix_router_only;
 	/* state */
 	fx_model anchor;
 	fx_corpus pub;
@@ -152,6 +153,7 @@ static int parse_args(flexmix *fm, int argc, char **argv)
 	    {"embed-windows", required_argument, 0, 'w'},
 	    {"eval-tokens", required_argument, 0, 'E'},
 	    {"no-btm", no_argument, 0, 'N'},
+	    {"mix-router-only", no_argument, 0, 'R'},
 	    {"threads", required_argument, 0, 't'},
 	    {"seed", required_argument, 0, 'S'},
 	    {"help", no_argument, 0, 'h'},
@@ -199,6 +201,7 @@ static int parse_args(flexmix *fm, int argc, char **argv)
 		case 'w': bad = fx_cli_int(CMD, "--embed-windows", optarg, 1, 1000000, &fm->windows); break;
 		case 'E': bad = fx_cli_int(CMD, "--eval-tokens", optarg, 0, INT64_MAX, &fm->eval_tokens); break;
 		case 'N': fm->btm = false; break;
+		case 'R': fm->mix_router_only = true; break;
 		case 't': bad = fx_cli_int(CMD, "--threads", optarg, 1, 64, &fm->threads); break;
 		case 'S': bad = fx_cli_int(CMD, "--seed", optarg, 0, INT64_MAX, &fm->seed); break;
 		case 'h': fputs(usage_text, stdout); return 1;
@@ -405,6 +408,7 @@ static fx_err run(flexmix *fm, const fx_logger *log, fx_diag *diag)
 		o.train.eval_tokens = (size_t)fm->eval_tokens;
 		o.train.mix = fm->mix_rows ? &fm->pub : NULL;
 		o.train.mix_rows = (int)fm->mix_rows;
+		o.train.mix_router_only = fm->mix_router_only;
 		o.bias_init = (float)fm->bias_init;
 		double ts = now_s();
 		err = fx_expert_train(&fm->anchor, fm->r_pub, r_init, &fm->dom[i],
@@ -543,11 +547,13 @@ static fx_err run(flexmix *fm, const fx_logger *log, fx_diag *diag)
 
 	printf("\nflexmix: anchor %s, %d domains, %" PRId64 " expert steps, "
 	       "batch %" PRId64 ", lr %g, top-%" PRId64 ", embed %s, router "
-	       "norm %g, bias init %g, public mix %" PRId64 ", z-loss %g, "
+	       "norm %g, bias init %g, public mix %" PRId64 "%s, z-loss %g, "
 	       "router tuning %" PRId64 " steps\n\n",
 	       fm->anchor_path, N, fm->steps, fm->batch, fm->lr, fm->top_k,
 	       fm->mode == FX_EMBED_SHARED ? "shared" : "per-layer", fm->norm,
-	       fm->bias_init, fm->mix_rows, fm->z_loss, fm->tune_steps);
+	       fm->bias_init, fm->mix_rows,
+	       fm->mix_router_only ? " (router only)" : "", fm->z_loss,
+	       fm->tune_steps);
 	print_table(fm, stdout);
 	printf("\nexpert training %.1f s total; merged evaluation %.1f s; "
 	       "BTM evaluation %.1f s (%d forward passes per token); wall "

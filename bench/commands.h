@@ -7,6 +7,7 @@
 
 int cmd_train(int argc, char **argv, const fx_logger *log);
 int cmd_flexmix(int argc, char **argv, const fx_logger *log);
+int cmd_upload(int argc, char **argv, const fx_logger *log);
 int cmd_audit(int argc, char **argv, const fx_logger *log);
 
 #endif

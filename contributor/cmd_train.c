@@ -38,6 +38,7 @@ static const char usage_text[] =
     "  --public DIR       public text mixed into the router's training\n"
     "  --public-mix R     rows of public text per batch (default 0; needs "
     "--public)\n"
+    "  --mix-router-only  public rows train the router only, not the FFN\n"
     "  --steps N          training steps (default 300)\n"
     "  --batch B          sequences per step (default 8)\n"
     "  --lr X             peak learning rate (default 1e-3)\n"
@@ -51,6 +52,7 @@ typedef struct train_args {
 	const char *anchor, *router_pub, *data, *domain, *out, *embedding,
 	    *public_dir;
 	int64_t steps, batch, mix, seed, threads;
+	bool mix_router_only;
 	double lr, bias_init, z_loss, heldout;
 } train_args;
 
@@ -65,6 +67,7 @@ static int parse(train_args *a, int argc, char **argv)
 	    {"embedding", required_argument, 0, 'e'},
 	    {"public", required_argument, 0, 'p'},
 	    {"public-mix", required_argument, 0, 'm'},
+	    {"mix-router-only", no_argument, 0, 'R'},
 	    {"steps", required_argument, 0, 's'},
 	    {"batch", required_argument, 0, 'b'},
 	    {"lr", required_argument, 0, 'l'},
@@ -97,6 +100,7 @@ static int parse(train_args *a, int argc, char **argv)
 		case 'e': a->embedding = optarg; break;
 		case 'p': a->public_dir = optarg; break;
 		case 'm': bad = fx_cli_int(CMD, "--public-mix", optarg, 0, 4095, &a->mix); break;
+		case 'R': a->mix_router_only = true; break;
 		case 's': bad = fx_cli_int(CMD, "--steps", optarg, 1, 10000000, &a->steps); break;
 		case 'b': bad = fx_cli_int(CMD, "--batch", optarg, 1, 4096, &a->batch); break;
 		case 'l': bad = fx_cli_num(CMD, "--lr", optarg, 0, 1, &a->lr); break;
@@ -236,6 +240,7 @@ int cmd_train(int argc, char **argv, const fx_logger *log)
 	o.train.eval_tokens = 0;
 	o.train.mix = a.mix ? &pub : NULL;
 	o.train.mix_rows = (int)a.mix;
+	o.train.mix_router_only = a.mix_router_only;
 	o.bias_init = (float)a.bias_init;
 	err = fx_expert_train(&anchor, rp.rows, rows, &corpus, &o, log, &expert,
 	                      &rep, &diag);
@@ -270,6 +275,10 @@ int cmd_train(int argc, char **argv, const fx_logger *log)
 	if (err == FX_OK)
 		err = set_meta_num(&expert, "train.public_mix", (double)a.mix,
 		                   &diag);
+	if (err == FX_OK)
+		err = fx_expert_set_meta(&expert, "train.mix_router_only",
+		                         a.mix_router_only ? "true" : "false",
+		                         &diag);
 	if (err == FX_OK)
 		err = set_meta_num(&expert, "train.heldout_bpb", rep.heldout_bpb,
 		                   &diag);

@@ -8,5 +8,7 @@
 int cmd_fetch(int argc, char **argv, const fx_logger *log);
 int cmd_train(int argc, char **argv, const fx_logger *log);
 int cmd_manifest(int argc, char **argv, const fx_logger *log);
+int cmd_download(int argc, char **argv, const fx_logger *log);
+int cmd_submit(int argc, char **argv, const fx_logger *log);
 
 #endif

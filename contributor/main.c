@@ -8,6 +8,8 @@ static const fx_command commands[] = {
     {"train", "train an expert on local text from the anchor", cmd_train},
     {"manifest", "sign the contribution manifest of an expert file",
      cmd_manifest},
+    {"download", "download the anchor release from the coordinator", cmd_download},
+    {"submit", "sign and upload an expert, wait for the verdict", cmd_submit},
 };
 
 int main(int argc, char **argv)

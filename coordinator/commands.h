@@ -7,7 +7,9 @@
 
 int cmd_anchor(int argc, char **argv, const fx_logger *log);
 int cmd_assemble(int argc, char **argv, const fx_logger *log);
+int cmd_eval(int argc, char **argv, const fx_logger *log);
 int cmd_release(int argc, char **argv, const fx_logger *log);
+int cmd_serve(int argc, char **argv, const fx_logger *log);
 int cmd_ledger(int argc, char **argv, const fx_logger *log);
 
 #endif

@@ -6,7 +6,9 @@
 static const fx_command commands[] = {
     {"anchor", "train the anchor and make its public router rows", cmd_anchor},
     {"assemble", "merge expert files into one mixture-of-experts model", cmd_assemble},
+    {"eval", "held-out bits/byte of models per domain, with opt-outs", cmd_eval},
     {"release", "publish a signed anchor release", cmd_release},
+    {"serve", "run the contribution endpoint (uploads, downloads, admission)", cmd_serve},
     {"ledger", "ledger status, checkpoints, receipts, export", cmd_ledger},
 };
 

@@ -61,8 +61,8 @@ static fx_err check_range(const char *field, int v, int lo, int hi,
 {
 	if (v < lo || v > hi)
 		return fx_diag_set(diag, FX_EINVAL,
-		                   "config %s = %d is outside [%d, %d]", field, v,
-		                   lo, hi);
+		                   "config %s = %d is outside [%d, %d]", field,
+		                   v, lo, hi);
 	return FX_OK;
 }
 
@@ -75,8 +75,8 @@ fx_err fx_config_validate(const fx_config *cfg, fx_diag *diag)
 	    (err = check_range("d_model", cfg->d_model, 2, FX_MAX_DIM, diag)) ||
 	    (err = check_range("n_layers", cfg->n_layers, 1, FX_MAX_LAYERS,
 	                       diag)) ||
-	    (err = check_range("n_heads", cfg->n_heads, 1, cfg->d_model,
-	                       diag)) ||
+	    (err =
+	         check_range("n_heads", cfg->n_heads, 1, cfg->d_model, diag)) ||
 	    (err = check_range("d_ff", cfg->d_ff, 1, 4 * FX_MAX_DIM, diag)) ||
 	    (err = check_range("n_experts", cfg->n_experts, 1, FX_MAX_EXPERTS,
 	                       diag)) ||
@@ -89,14 +89,16 @@ fx_err fx_config_validate(const fx_config *cfg, fx_diag *diag)
 		                   "n_heads = %d",
 		                   cfg->d_model, cfg->n_heads);
 	if ((cfg->d_model / cfg->n_heads) % 2 != 0)
-		return fx_diag_set(diag, FX_EINVAL,
-		                   "config head_dim = d_model / n_heads = %d is odd "
-		                   "(RoPE pairs the two halves of a head)",
-		                   cfg->d_model / cfg->n_heads);
+		return fx_diag_set(
+		    diag, FX_EINVAL,
+		    "config head_dim = d_model / n_heads = %d is odd "
+		    "(RoPE pairs the two halves of a head)",
+		    cfg->d_model / cfg->n_heads);
 	if (!isfinite(cfg->rope_theta) || cfg->rope_theta <= 1.0f)
-		return fx_diag_set(diag, FX_EINVAL,
-		                   "config rope_theta = %g must be finite and > 1",
-		                   (double)cfg->rope_theta);
+		return fx_diag_set(
+		    diag, FX_EINVAL,
+		    "config rope_theta = %g must be finite and > 1",
+		    (double)cfg->rope_theta);
 	if (!isfinite(cfg->norm_eps) || cfg->norm_eps <= 0.0f ||
 	    cfg->norm_eps > 1.0f)
 		return fx_diag_set(diag, FX_EINVAL,
@@ -112,9 +114,9 @@ size_t fx_config_param_count(const fx_config *cfg)
 {
 	size_t V = (size_t)cfg->vocab_size, d = (size_t)cfg->d_model;
 	size_t E = (size_t)cfg->n_experts, F = (size_t)cfg->d_ff;
-	size_t per_layer = 4 * d * d     /* q, k, v, o */
-	                   + 4 * d       /* q_norm, k_norm, two post norms */
-	                   + E * d       /* router rows */
+	size_t per_layer = 4 * d * d /* q, k, v, o */
+	                   + 4 * d   /* q_norm, k_norm, two post norms */
+	                   + E * d   /* router rows */
 	                   + (cfg->router_bias ? E : 0) + E * 3 * d * F;
 	return 2 * V * d + d + (size_t)cfg->n_layers * per_layer;
 }

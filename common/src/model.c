@@ -49,9 +49,9 @@ bool fx_freeze_has(const fx_freeze *f, fx_group g, int expert)
 
 /* Appends one tensor of `numel` floats at arena offset *off (or only
  * counts, when m->tensors is NULL) and returns its offset. */
-static size_t add_tensor(fx_model *m, size_t *off, const char *name,
-                         int ndim, int64_t d0, int64_t d1, fx_group g,
-                         int layer, int expert)
+static size_t add_tensor(fx_model *m, size_t *off, const char *name, int ndim,
+                         int64_t d0, int64_t d1, fx_group g, int layer,
+                         int expert)
 {
 	size_t at = *off;
 	size_t numel = (size_t)d0 * (size_t)(ndim == 2 ? d1 : 1);
@@ -108,12 +108,14 @@ static size_t layout(fx_model *m)
 		}
 		snprintf(name, sizeof(name),
 		         "model.layers.%d.self_attn.q_norm.weight", l);
-		at = add_tensor(m, &off, name, 1, d, 0, FX_GROUP_QK_NORM, l, -1);
+		at =
+		    add_tensor(m, &off, name, 1, d, 0, FX_GROUP_QK_NORM, l, -1);
 		if (fill)
 			ly->q_norm = m->params + at;
 		snprintf(name, sizeof(name),
 		         "model.layers.%d.self_attn.k_norm.weight", l);
-		at = add_tensor(m, &off, name, 1, d, 0, FX_GROUP_QK_NORM, l, -1);
+		at =
+		    add_tensor(m, &off, name, 1, d, 0, FX_GROUP_QK_NORM, l, -1);
 		if (fill)
 			ly->k_norm = m->params + at;
 		snprintf(name, sizeof(name),
@@ -123,9 +125,10 @@ static size_t layout(fx_model *m)
 		if (fill)
 			ly->post_attn_norm = m->params + at;
 		snprintf(name, sizeof(name),
-		         "model.layers.%d.post_feedforward_layernorm.weight", l);
-		at = add_tensor(m, &off, name, 1, d, 0, FX_GROUP_POST_FF_NORM, l,
-		                -1);
+		         "model.layers.%d.post_feedforward_layernorm.weight",
+		         l);
+		at = add_tensor(m, &off, name, 1, d, 0, FX_GROUP_POST_FF_NORM,
+		                l, -1);
 		if (fill)
 			ly->post_ff_norm = m->params + at;
 		snprintf(name, sizeof(name), "model.layers.%d.mlp.gate.weight",
@@ -142,15 +145,17 @@ static size_t layout(fx_model *m)
 				ly->router_bias = m->params + at;
 		}
 		for (int e = 0; e < (int)E; e++) {
-			static const char *const ffn[3] = {"gate", "up", "down"};
+			static const char *const ffn[3] = {"gate", "up",
+			                                   "down"};
 			for (int i = 0; i < 3; i++) {
-				snprintf(name, sizeof(name),
-				         "model.layers.%d.mlp.experts.%d.%s_proj."
-				         "weight",
-				         l, e, ffn[i]);
-				at = add_tensor(m, &off, name, 2, i == 2 ? d : F,
-				                i == 2 ? F : d, FX_GROUP_EXPERT,
-				                l, e);
+				snprintf(
+				    name, sizeof(name),
+				    "model.layers.%d.mlp.experts.%d.%s_proj."
+				    "weight",
+				    l, e, ffn[i]);
+				at = add_tensor(m, &off, name, 2,
+				                i == 2 ? d : F, i == 2 ? F : d,
+				                FX_GROUP_EXPERT, l, e);
 				if (fill) {
 					float **dst[3] = {&ly->gate[e],
 					                  &ly->up[e],
@@ -205,9 +210,9 @@ fx_err fx_model_init(fx_model *m, const fx_config *cfg, bool training,
 		m->grads = alloc_floats(n);
 	if (m->params == NULL || m->layers == NULL || m->tensors == NULL ||
 	    (training && m->grads == NULL)) {
-		err = fx_diag_set(diag, FX_ENOMEM,
-		                  "cannot allocate a model of %zu parameters",
-		                  n);
+		err =
+		    fx_diag_set(diag, FX_ENOMEM,
+		                "cannot allocate a model of %zu parameters", n);
 		goto out;
 	}
 	layout(m); /* fill */
@@ -280,10 +285,20 @@ fx_tensor *fx_model_tensor(fx_model *m, const char *name)
 	return NULL;
 }
 
+/* Field by field: memcmp would also compare the struct's padding. */
+static bool same_config(const fx_config *a, const fx_config *b)
+{
+	return a->vocab_size == b->vocab_size && a->d_model == b->d_model &&
+	       a->n_layers == b->n_layers && a->n_heads == b->n_heads &&
+	       a->d_ff == b->d_ff && a->n_experts == b->n_experts &&
+	       a->top_k == b->top_k && a->max_seq == b->max_seq &&
+	       a->rope_theta == b->rope_theta && a->norm_eps == b->norm_eps &&
+	       a->router_bias == b->router_bias;
+}
+
 fx_err fx_model_copy_params(fx_model *m, const fx_model *src, fx_diag *diag)
 {
-	if (memcmp(&m->cfg, &src->cfg, sizeof(m->cfg)) != 0 ||
-	    m->n_params != src->n_params)
+	if (!same_config(&m->cfg, &src->cfg) || m->n_params != src->n_params)
 		return fx_diag_set(diag, FX_EMISMATCH,
 		                   "cannot copy parameters between models of "
 		                   "different configurations");
@@ -328,13 +343,15 @@ fx_err fx_model_reserve(fx_model *m, int max_b, int max_t, fx_diag *diag)
 
 	if (max_b < 1 || max_t < 1 || max_t > c->max_seq ||
 	    (int64_t)max_b * max_t > FX_MAX_BATCH_TOKENS)
-		return fx_diag_set(diag, FX_EINVAL,
-		                   "batch %d x %d tokens: need 1 <= T <= max_seq "
-		                   "(%d) and B*T <= %d",
-		                   max_b, max_t, c->max_seq, FX_MAX_BATCH_TOKENS);
+		return fx_diag_set(
+		    diag, FX_EINVAL,
+		    "batch %d x %d tokens: need 1 <= T <= max_seq "
+		    "(%d) and B*T <= %d",
+		    max_b, max_t, c->max_seq, FX_MAX_BATCH_TOKENS);
 	cap = (size_t)max_b * (size_t)max_t;
 	rows = cap * K;
-	ok = mul(&cd, cap, d) && mul(&rf, rows, F) && mul(&pst, cap * H, (size_t)max_t);
+	ok = mul(&cd, cap, d) && mul(&rf, rows, F) &&
+	     mul(&pst, cap * H, (size_t)max_t);
 	/* float buffers, in the order they are pointed below */
 	ok = ok && take(&nf, 2 * (size_t)max_t * hd2) && mul(&t1, L + 1, cd) &&
 	     take(&nf, t1) && mul(&t1, L, cd) && take(&nf, 9 * t1) &&
@@ -362,6 +379,7 @@ fx_err fx_model_reserve(fx_model *m, int max_b, int max_t, fx_diag *diag)
 	a->max_t = max_t;
 	a->cap = cap;
 	a->p_stride = pst;
+	a->att_block = FX_ATT_BLOCK;
 	{
 		float *p = a->arena;
 		int32_t *q = a->iarena;
@@ -482,8 +500,9 @@ void fx_mm(bool naive, bool ta, bool tb, int M, int N, int K, float alpha,
 					s += (double)x * w;
 				}
 				float *cij = &C[(size_t)i * ldc + j];
-				*cij = (float)(alpha * s +
-				               (beta == 0.0f ? 0.0 : beta * *cij));
+				*cij =
+				    (float)(alpha * s +
+				            (beta == 0.0f ? 0.0 : beta * *cij));
 			}
 		return;
 	}
@@ -513,10 +532,7 @@ void fx_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w,
 	for (size_t i = 0; i < n; i++) {
 		const float *xi = x + i * (size_t)d;
 		float *yi = y + i * (size_t)d;
-		float ss = 0.0f;
-		for (int j = 0; j < d; j++)
-			ss += xi[j] * xi[j];
-		float r = 1.0f / sqrtf(ss / (float)d + eps);
+		float r = 1.0f / sqrtf(fx_dot(xi, xi, d) / (float)d + eps);
 		rstd[i] = r;
 		for (int j = 0; j < d; j++)
 			yi[j] = xi[j] * r * w[j];
@@ -530,9 +546,7 @@ void fx_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x,
 	for (size_t i = 0; i < n; i++) {
 		const float *xi = x + i * (size_t)d, *gi = dy + i * (size_t)d;
 		float *dxi = dx + i * (size_t)d;
-		float r = rstd[i], dot = 0.0f;
-		for (int j = 0; j < d; j++)
-			dot += gi[j] * w[j] * xi[j];
+		float r = rstd[i], dot = fx_dot3(gi, w, xi, d);
 		/* d(x r)/dx = r (I - x xᵀ r² / d) */
 		float c = dot * r * r / (float)d;
 		for (int j = 0; j < d; j++) {

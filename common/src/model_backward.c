@@ -38,45 +38,75 @@ static void attention_bwd(const fx_model *m, int l, int B, int T)
 	const float *v = a->v + l * cd, *P = a->P + l * a->p_stride;
 	float scale = 1.0f / sqrtf((float)hd);
 	float *dP = a->dP;
+	int blk = a->att_block;
 
 	for (int b = 0; b < B; b++)
 		for (int h = 0; h < H; h++) {
 			size_t base = (size_t)b * T * d + (size_t)h * hd;
 			const float *S = P + ((size_t)b * H + h) * T * T;
 			const float *dO = a->datt + base;
-			/* dV = Pᵀ dO, dP = dO Vᵀ */
-			fx_mm(m->naive, true, false, T, hd, T, 1.0f, S, T, dO, d,
-			      0.0f, a->dv + base, d);
-			fx_mm(m->naive, false, true, T, T, hd, 1.0f, dO, d,
-			      v + base, d, 0.0f, dP, T);
-			/* softmax backward, scaled: dS = P (dP - rowsum(P dP)) */
-			for (int i = 0; i < T; i++) {
-				const float *p = S + (size_t)i * T;
-				float *g = dP + (size_t)i * T, dot = 0.0f;
-				for (int j = 0; j <= i; j++)
-					dot += p[j] * g[j];
-				for (int j = 0; j <= i; j++)
-					g[j] = p[j] * (g[j] - dot) * scale;
-				for (int j = i + 1; j < T; j++)
-					g[j] = 0.0f;
+			float *dV = a->dv + base, *dK = a->dk + base;
+			/* Row blocks as in the forward, last first: it spans
+			 * every key, so it initialises dV and dK (beta 0) and
+			 * the earlier, shorter blocks add to them. */
+			int last = (T - 1) / blk * blk;
+			for (int r0 = last; r0 >= 0; r0 -= blk) {
+				int r1 = r0 + blk < T ? r0 + blk : T;
+				int nr = r1 - r0;
+				float beta = r0 == last ? 0.0f : 1.0f;
+				const float *Sb = S + (size_t)r0 * T;
+				const float *dOb = dO + (size_t)r0 * d;
+				float *dPb = dP + (size_t)r0 * T;
+				/* dV = Pᵀ dO, dP = dO Vᵀ */
+				fx_mm(m->naive, true, false, r1, hd, nr, 1.0f,
+				      Sb, T, dOb, d, beta, dV, d);
+				fx_mm(m->naive, false, true, nr, r1, hd, 1.0f,
+				      dOb, d, v + base, d, 0.0f, dPb, T);
+				/* softmax backward, scaled:
+				 * dS = P (dP - rowsum(P dP)) */
+				for (int i = r0; i < r1; i++) {
+					const float *p = S + (size_t)i * T;
+					float *g = dP + (size_t)i * T;
+					float dot = fx_dot(p, g, i + 1);
+					for (int j = 0; j <= i; j++)
+						g[j] =
+						    p[j] * (g[j] - dot) * scale;
+					for (int j = i + 1; j < r1; j++)
+						g[j] = 0.0f;
+				}
+				/* dQ = dS K, dK = dSᵀ Q */
+				fx_mm(m->naive, false, false, nr, hd, r1, 1.0f,
+				      dPb, T, kr + base, d, 0.0f,
+				      a->dq + base + (size_t)r0 * d, d);
+				fx_mm(m->naive, true, false, r1, hd, nr, 1.0f,
+				      dPb, T, qr + base + (size_t)r0 * d, d,
+				      beta, dK, d);
 			}
-			/* dQ = dS K, dK = dSᵀ Q */
-			fx_mm(m->naive, false, false, T, hd, T, 1.0f, dP, T,
-			      kr + base, d, 0.0f, a->dq + base, d);
-			fx_mm(m->naive, true, false, T, hd, T, 1.0f, dP, T,
-			      qr + base, d, 0.0f, a->dk + base, d);
 		}
+}
+
+/* On entry dg holds dL/d(silu(g) u); on exit dL/dg, and du = dL/du.
+ * silu'(g) = s (1 + g (1 - s)) with s = sigmoid(g). */
+static void swiglu_bwd(float *restrict dg, float *restrict du,
+                       const float *restrict g, const float *restrict u,
+                       size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		float sg = 1.0f / (1.0f + fx_exp(-g[i]));
+		float da = dg[i];
+		du[i] = da * g[i] * sg;
+		dg[i] = da * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
+	}
 }
 
 /* dW (out, in) += dYᵀ X unless frozen. */
 static void weight_grad(const fx_model *m, bool frozen, float *dw,
-                        const float *dy, const float *x, int n, int out,
-                        int in)
+                        const float *dy, const float *x, int n, int out, int in)
 {
 	if (frozen || n == 0)
 		return;
-	fx_mm(m->naive, true, false, out, in, n, 1.0f, dy, out, x, in, 1.0f,
-	      dw, in);
+	fx_mm(m->naive, true, false, out, in, n, 1.0f, dy, out, x, in, 1.0f, dw,
+	      in);
 }
 
 static float *grad_of(const fx_model *m, const float *param)
@@ -118,32 +148,25 @@ static void moe_bwd(fx_model *m, int l, size_t N, const fx_freeze *fz)
 
 		for (int r = 0; r < n; r++) {
 			size_t t = (size_t)row_tok[r0 + r];
-			float p = pr[t * E + e], dot = 0.0f;
+			float p = pr[t * E + e];
 			const float *gm = dm + t * d, *yr = y + (size_t)r * d;
 			float *dyr = dy + (size_t)r * d;
-			for (int j = 0; j < d; j++) {
-				dot += gm[j] * yr[j];
+			for (int j = 0; j < d; j++)
 				dyr[j] = p * gm[j];
-			}
-			dprob[t * E + e] = dot;
+			dprob[t * E + e] = fx_dot(gm, yr, d);
 		}
 		weight_grad(m, frozen, grad_of(m, ly->down[e]), dy, act, n, d,
 		            F);
 		/* dA = dY down, into dg; then split into dG and dU */
 		fx_mm(m->naive, false, false, n, F, d, 1.0f, dy, d, ly->down[e],
 		      F, 0.0f, dg, F);
-		for (size_t i = 0; i < (size_t)n * F; i++) {
-			float sg = 1.0f / (1.0f + expf(-g[i]));
-			float da = dg[i];
-			du[i] = da * g[i] * sg;
-			dg[i] = da * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
-		}
+		swiglu_bwd(dg, du, g, u, (size_t)n * F);
 		weight_grad(m, frozen, grad_of(m, ly->gate[e]), dg, x, n, F, d);
 		weight_grad(m, frozen, grad_of(m, ly->up[e]), du, x, n, F, d);
 		fx_mm(m->naive, false, false, n, d, F, 1.0f, dg, F, ly->gate[e],
 		      d, 0.0f, dxg, d);
-		fx_mm(m->naive, false, false, n, d, F, 1.0f, du, F, ly->up[e], d,
-		      1.0f, dxg, d);
+		fx_mm(m->naive, false, false, n, d, F, 1.0f, du, F, ly->up[e],
+		      d, 1.0f, dxg, d);
 		for (int r = 0; r < n; r++) {
 			size_t t = (size_t)row_tok[r0 + r];
 			float *dst = a->dh + t * d;
@@ -185,8 +208,8 @@ static void moe_bwd(fx_model *m, int l, size_t N, const fx_freeze *fz)
 			gb[e] += s;
 		}
 	}
-	fx_mm(m->naive, false, false, (int)N, d, E, 1.0f, drl, E, ly->router,
-	      d, 1.0f, a->dh, d);
+	fx_mm(m->naive, false, false, (int)N, d, E, 1.0f, drl, E, ly->router, d,
+	      1.0f, a->dh, d);
 }
 
 /* One layer: a->dx holds dL/dy on entry and dL/dx on exit. */
@@ -208,15 +231,20 @@ static void layer_bwd(fx_model *m, int l, int B, int T, const fx_freeze *fz)
 
 	/* y = h + norm(moe): dh = dy + moe backward of norm backward */
 	memcpy(a->dh, a->dx, nd * sizeof(float));
-	fx_rmsnorm_bwd(a->dt, f_pf ? NULL : grad_of(m, ly->post_ff_norm),
-	               a->dx, moe, a->rstd_m + l * a->cap, ly->post_ff_norm, N,
-	               d, false);
+	fx_rmsnorm_bwd(a->dt, f_pf ? NULL : grad_of(m, ly->post_ff_norm), a->dx,
+	               moe, a->rstd_m + l * a->cap, ly->post_ff_norm, N, d,
+	               false);
 	moe_bwd(m, l, N, fz);
+	/* Below the first MoE only frozen parameters left (the contributor's
+	 * case): nothing further down needs a gradient. */
+	if (l == 0 && f_attn && f_qk && f_pa &&
+	    fx_freeze_has(fz, FX_GROUP_EMBED, -1))
+		return;
 	/* h = x + norm(ao): dx = dh + ... */
 	memcpy(a->dx, a->dh, nd * sizeof(float));
 	fx_rmsnorm_bwd(a->dt, f_pa ? NULL : grad_of(m, ly->post_attn_norm),
-	               a->dh, ao, a->rstd_a + l * a->cap, ly->post_attn_norm,
-	               N, d, false);
+	               a->dh, ao, a->rstd_a + l * a->cap, ly->post_attn_norm, N,
+	               d, false);
 	/* ao = att Woᵀ */
 	weight_grad(m, f_attn, grad_of(m, ly->wo), a->dt, att, (int)N, d, d);
 	fx_mm(m->naive, false, false, (int)N, d, d, 1.0f, a->dt, d, ly->wo, d,
@@ -256,11 +284,13 @@ fx_err fx_model_backward(fx_model *m, const fx_freeze *frozen, fx_diag *diag)
 	size_t N;
 
 	if (m->grads == NULL)
-		return fx_diag_set(diag, FX_ESTATE,
-		                   "backward on a model without training state");
+		return fx_diag_set(
+		    diag, FX_ESTATE,
+		    "backward on a model without training state");
 	if (a == NULL || !a->valid || !a->have_targets)
-		return fx_diag_set(diag, FX_ESTATE,
-		                   "backward needs a forward pass with targets");
+		return fx_diag_set(
+		    diag, FX_ESTATE,
+		    "backward needs a forward pass with targets");
 	N = (size_t)a->B * a->T;
 
 	/* d(mean CE)/dlogits = (softmax - onehot) / n_targets */
@@ -273,21 +303,18 @@ fx_err fx_model_backward(fx_model *m, const fx_freeze *frozen, fx_diag *diag)
 			memset(g, 0, (size_t)V * sizeof(float));
 			continue;
 		}
-		float mx = z[0];
-		for (int j = 1; j < V; j++)
-			mx = z[j] > mx ? z[j] : mx;
-		float s = 0.0f;
-		for (int j = 0; j < V; j++) {
-			g[j] = expf(z[j] - mx);
-			s += g[j];
-		}
+		float mx = fx_max(z, V);
+		for (int j = 0; j < V; j++)
+			g[j] = fx_exp(z[j] - mx);
+		float s = fx_sum(g, V);
 		float sc = inv / s;
 		for (int j = 0; j < V; j++)
 			g[j] *= sc;
 		g[tgt] -= inv;
 	}
-	weight_grad(m, fx_freeze_has(frozen, FX_GROUP_LM_HEAD, -1), m->grads +
-	            (m->lm_head - m->params), a->dlogits, a->xf, (int)N, V, d);
+	weight_grad(m, fx_freeze_has(frozen, FX_GROUP_LM_HEAD, -1),
+	            m->grads + (m->lm_head - m->params), a->dlogits, a->xf,
+	            (int)N, V, d);
 	fx_mm(m->naive, false, false, (int)N, d, V, 1.0f, a->dlogits, V,
 	      m->lm_head, d, 0.0f, a->dt, d);
 	fx_rmsnorm_bwd(a->dx,

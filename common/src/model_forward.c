@@ -30,37 +30,43 @@ static void rope(float *x, const fx_acts *a, int n_seq, int T, int d, int H)
 }
 
 /* Causal multi-head attention of one layer: att = softmax(q kᵀ / sqrt(hd),
- * causal) v, per (sequence, head), probabilities kept in P. */
-static void attention(const fx_model *m, float *att, float *P,
-                      const float *qr, const float *kr, const float *v,
-                      int B, int T)
+ * causal) v, per (sequence, head), probabilities kept in P. Row blocks
+ * of FX_ATT_BLOCK queries see only the keys up to their last row, so the
+ * upper-triangle blocks are never computed; within a block, entries
+ * above the diagonal are set to 0. P beyond a block's last key column is
+ * never written or read. */
+static void attention(const fx_model *m, float *att, float *P, const float *qr,
+                      const float *kr, const float *v, int B, int T)
 {
 	int d = m->cfg.d_model, H = m->cfg.n_heads, hd = d / H;
+	int blk = m->acts->att_block;
 	float scale = 1.0f / sqrtf((float)hd);
 
 	for (int b = 0; b < B; b++)
 		for (int h = 0; h < H; h++) {
 			size_t base = (size_t)b * T * d + (size_t)h * hd;
 			float *S = P + ((size_t)b * H + h) * T * T;
-			fx_mm(m->naive, false, true, T, T, hd, scale, qr + base,
-			      d, kr + base, d, 0.0f, S, T);
-			for (int i = 0; i < T; i++) {
-				float *s = S + (size_t)i * T, mx = s[0];
-				for (int j = 1; j <= i; j++)
-					mx = s[j] > mx ? s[j] : mx;
-				float sum = 0.0f;
-				for (int j = 0; j <= i; j++) {
-					s[j] = expf(s[j] - mx);
-					sum += s[j];
+			for (int r0 = 0; r0 < T; r0 += blk) {
+				int r1 = r0 + blk < T ? r0 + blk : T;
+				float *Sb = S + (size_t)r0 * T;
+				fx_mm(m->naive, false, true, r1 - r0, r1, hd,
+				      scale, qr + base + (size_t)r0 * d, d,
+				      kr + base, d, 0.0f, Sb, T);
+				for (int i = r0; i < r1; i++) {
+					float *s = S + (size_t)i * T;
+					float mx = fx_max(s, i + 1);
+					for (int j = 0; j <= i; j++)
+						s[j] = fx_exp(s[j] - mx);
+					float inv = 1.0f / fx_sum(s, i + 1);
+					for (int j = 0; j <= i; j++)
+						s[j] *= inv;
+					for (int j = i + 1; j < r1; j++)
+						s[j] = 0.0f;
 				}
-				float inv = 1.0f / sum;
-				for (int j = 0; j <= i; j++)
-					s[j] *= inv;
-				for (int j = i + 1; j < T; j++)
-					s[j] = 0.0f;
+				fx_mm(m->naive, false, false, r1 - r0, hd, r1,
+				      1.0f, Sb, T, v + base, d, 0.0f,
+				      att + base + (size_t)r0 * d, d);
 			}
-			fx_mm(m->naive, false, false, T, hd, T, 1.0f, S, T,
-			      v + base, d, 0.0f, att + base, d);
 		}
 }
 
@@ -78,7 +84,8 @@ static double route(fx_model *m, int l, size_t N, const fx_fwd_opts *o)
 	float *lg = a->rlogit + l * a->cap * E, *pr = a->prob + l * a->cap * E;
 	float *lse = a->lse + l * a->cap;
 	int32_t *sel = a->sel + l * a->cap * K;
-	int32_t *off = a->off + l * (E + 1), *row_tok = a->row_tok + l * a->cap * K;
+	int32_t *off = a->off + l * (E + 1),
+	        *row_tok = a->row_tok + l * a->cap * K;
 	float *xg = a->xg + l * a->cap * K * d;
 	int32_t cursor[FX_MAX_EXPERTS];
 	double zsum = 0.0;
@@ -103,7 +110,8 @@ static double route(fx_model *m, int l, size_t N, const fx_fwd_opts *o)
 		zsum += (double)ls * ls;
 		for (int e = 0; e < E; e++)
 			p[e] = (a->disabled >> e & 1) ? 0.0f : expf(z[e] - ls);
-		/* top-k by repeated arg-max over the unchosen enabled experts */
+		/* top-k by repeated arg-max over the unchosen enabled experts
+		 */
 		uint64_t taken = a->disabled;
 		for (int s_ = 0; s_ < K; s_++) {
 			int best = -1;
@@ -134,14 +142,18 @@ static double route(fx_model *m, int l, size_t N, const fx_fwd_opts *o)
 				continue;
 			int r = cursor[e]++;
 			row_tok[r] = (int32_t)t;
-			memcpy(xg + (size_t)r * d, h + t * d, (size_t)d * sizeof(float));
+			memcpy(xg + (size_t)r * d, h + t * d,
+			       (size_t)d * sizeof(float));
 		}
 	return zsum;
 }
 
-static float silu(float x)
+/* act = silu(g) * u; restrict lets the compiler vectorise it. */
+static void swiglu(float *restrict act, const float *restrict g,
+                   const float *restrict u, size_t n)
 {
-	return x / (1.0f + expf(-x));
+	for (size_t i = 0; i < n; i++)
+		act[i] = g[i] / (1.0f + fx_exp(-g[i])) * u[i];
 }
 
 /* Experts of one layer over their gathered rows; moe = Σ p_e SwiGLU_e. */
@@ -168,12 +180,11 @@ static void experts(fx_model *m, int l, size_t N)
 		float *u = a->u + l * rows * F + r0 * F;
 		float *act = a->a + l * rows * F + r0 * F;
 		float *y = a->y + l * rows * d + r0 * d;
-		fx_mm(m->naive, false, true, n, F, d, 1.0f, x, d, ly->gate[e], d,
-		      0.0f, g, F);
+		fx_mm(m->naive, false, true, n, F, d, 1.0f, x, d, ly->gate[e],
+		      d, 0.0f, g, F);
 		fx_mm(m->naive, false, true, n, F, d, 1.0f, x, d, ly->up[e], d,
 		      0.0f, u, F);
-		for (size_t i = 0; i < (size_t)n * F; i++)
-			act[i] = silu(g[i]) * u[i];
+		swiglu(act, g, u, (size_t)n * F);
 		fx_mm(m->naive, false, true, n, d, F, 1.0f, act, F, ly->down[e],
 		      F, 0.0f, y, d);
 		for (int r = 0; r < n; r++) {
@@ -232,8 +243,7 @@ static void layer_forward(fx_model *m, int l, int B, int T, double *zsum,
 
 fx_err fx_model_forward(fx_model *m, const int32_t *tokens,
                         const int32_t *targets, int B, int T,
-                        const fx_fwd_opts *opts, fx_loss *loss,
-                        fx_diag *diag)
+                        const fx_fwd_opts *opts, fx_loss *loss, fx_diag *diag)
 {
 	const fx_config *c = &m->cfg;
 	fx_acts *a = m->acts;
@@ -247,8 +257,7 @@ fx_err fx_model_forward(fx_model *m, const int32_t *tokens,
 	if (a == NULL)
 		return fx_diag_set(diag, FX_ESTATE,
 		                   "forward before fx_model_reserve");
-	if (B < 1 || T < 1 || T > a->max_t ||
-	    (size_t)B * (size_t)T > a->cap)
+	if (B < 1 || T < 1 || T > a->max_t || (size_t)B * (size_t)T > a->cap)
 		return fx_diag_set(diag, FX_EINVAL,
 		                   "batch %d x %d exceeds the reserved %d x %d "
 		                   "tokens",
@@ -260,23 +269,27 @@ fx_err fx_model_forward(fx_model *m, const int32_t *tokens,
 		                   (unsigned long long)disabled, E);
 	if ((disabled & all) == all)
 		return fx_diag_set(diag, FX_EINVAL,
-		                   "disabled_experts disables all %d experts", E);
+		                   "disabled_experts disables all %d experts",
+		                   E);
 	if (opts != NULL && !(opts->z_loss >= 0.0f && isfinite(opts->z_loss)))
-		return fx_diag_set(diag, FX_EINVAL,
-		                   "z_loss coefficient %g must be finite and >= 0",
-		                   (double)opts->z_loss);
+		return fx_diag_set(
+		    diag, FX_EINVAL,
+		    "z_loss coefficient %g must be finite and >= 0",
+		    (double)opts->z_loss);
 	N = (size_t)B * T;
 	for (size_t t = 0; t < N; t++) {
 		if (tokens[t] < 0 || tokens[t] >= V)
-			return fx_diag_set(diag, FX_EINVAL,
-			                   "token %d at position %zu is outside "
-			                   "the vocabulary [0, %d)",
-			                   tokens[t], t, V);
+			return fx_diag_set(
+			    diag, FX_EINVAL,
+			    "token %d at position %zu is outside "
+			    "the vocabulary [0, %d)",
+			    tokens[t], t, V);
 		if (targets != NULL && targets[t] >= V)
-			return fx_diag_set(diag, FX_EINVAL,
-			                   "target %d at position %zu is outside "
-			                   "the vocabulary [0, %d)",
-			                   targets[t], t, V);
+			return fx_diag_set(
+			    diag, FX_EINVAL,
+			    "target %d at position %zu is outside "
+			    "the vocabulary [0, %d)",
+			    targets[t], t, V);
 	}
 	a->valid = false;
 	a->B = B;
@@ -293,8 +306,9 @@ fx_err fx_model_forward(fx_model *m, const int32_t *tokens,
 		       (size_t)d * sizeof(float));
 	for (int l = 0; l < c->n_layers; l++)
 		layer_forward(m, l, B, T, &zsum, opts);
-	fx_rmsnorm_fwd(a->xf, a->rstd_f, a->res + (size_t)c->n_layers * a->cap * d,
-	               m->final_norm, N, d, c->norm_eps);
+	fx_rmsnorm_fwd(a->xf, a->rstd_f,
+	               a->res + (size_t)c->n_layers * a->cap * d, m->final_norm,
+	               N, d, c->norm_eps);
 	fx_mm(m->naive, false, true, (int)N, V, d, 1.0f, a->xf, d, m->lm_head,
 	      d, 0.0f, a->logits, V);
 
@@ -302,13 +316,14 @@ fx_err fx_model_forward(fx_model *m, const int32_t *tokens,
 		for (size_t t = 0; t < N; t++) {
 			if (targets[t] < 0)
 				continue;
+			/* the exps go through dlogits as scratch: backward
+			 * rewrites it whole */
 			const float *z = a->logits + t * V;
-			float mx = z[0];
-			for (int j = 1; j < V; j++)
-				mx = z[j] > mx ? z[j] : mx;
-			double s = 0.0;
+			float *ex = a->dlogits + t * V;
+			float mx = fx_max(z, V);
 			for (int j = 0; j < V; j++)
-				s += exp((double)(z[j] - mx));
+				ex[j] = fx_exp(z[j] - mx);
+			double s = (double)fx_sum(ex, V);
 			nll += (double)mx + log(s) - (double)z[targets[t]];
 			n_targets++;
 		}
@@ -316,7 +331,8 @@ fx_err fx_model_forward(fx_model *m, const int32_t *tokens,
 		if (loss != NULL) {
 			loss->nll_sum = nll;
 			loss->n_targets = n_targets;
-			loss->ce = n_targets > 0 ? nll / (double)n_targets : 0.0;
+			loss->ce =
+			    n_targets > 0 ? nll / (double)n_targets : 0.0;
 			loss->z = zsum / ((double)N * c->n_layers);
 			loss->total = loss->ce + (double)a->z_loss * loss->z;
 		}
@@ -330,9 +346,8 @@ const float *fx_model_logits(const fx_model *m)
 	return m->acts != NULL ? m->acts->logits : NULL;
 }
 
-fx_err fx_model_eval(fx_model *m, const int32_t *tokens,
-                     const int32_t *targets, int B, int T,
-                     uint64_t disabled_experts, double *nll_nats,
+fx_err fx_model_eval(fx_model *m, const int32_t *tokens, const int32_t *targets,
+                     int B, int T, uint64_t disabled_experts, double *nll_nats,
                      int64_t *n_tokens, fx_diag *diag)
 {
 	fx_fwd_opts o = {.disabled_experts = disabled_experts};

@@ -11,6 +11,7 @@
 #include "flexo/model.h"
 #include "flexo/optim.h"
 #include "fx_test.h"
+#include "model_internal.h"
 
 enum { B_ = 2, T_ = 8 };
 
@@ -43,7 +44,7 @@ static fx_config tiny_cfg(int E, int k, bool bias)
 
 /* A model whose weights are large enough that every gradient is well
  * above float rounding: matrices std 0.2, norm gains 1 +- 0.2, biases in
- * [-0.5, 0]. */
+ * [-0.5, 0]; attention in blocks of 3 query rows. */
 static void make_model(fx_model *m, const fx_config *c, bool training,
                        uint64_t seed)
 {
@@ -63,6 +64,9 @@ static void make_model(fx_model *m, const fx_config *c, bool training,
 		}
 	}
 	CHECK(fx_model_reserve(m, B_, T_, &d) == FX_OK);
+	/* attention row blocks of 3 over T = 8: full, full, partial, so
+	 * the block-causal edges are exercised at test sizes */
+	m->acts->att_block = 3;
 }
 
 static void make_batch(int32_t *tok, int32_t *tgt, int V)
@@ -72,6 +76,22 @@ static void make_batch(int32_t *tok, int32_t *tgt, int V)
 		tgt[i] = (int32_t)(urand() * V);
 	}
 	tgt[3] = -1; /* an ignored position */
+}
+
+/* fx_exp against libm's double exp: relative error under 1e-6 (a few
+ * float ulps) over the range the softmaxes use, and exp(-inf) ~ 0. */
+static void test_fast_exp(void)
+{
+	double worst = 0;
+	for (int i = 0; i <= 200000; i++) {
+		float x = -87.0f + 175.0f * (float)i / 200000.0f;
+		double ref = exp((double)x);
+		worst = fmax(worst, fabs(fx_exp(x) - ref) / ref);
+	}
+	CHECK_MSG(worst < 1e-6, "fx_exp relative error %g", worst);
+	CHECK(fx_exp(0.0f) == 1.0f);
+	CHECK(fx_exp(-INFINITY) < 1e-37f);
+	CHECK(isnan(fx_exp(NAN)));
 }
 
 static void test_config(void)
@@ -90,8 +110,8 @@ static void test_config(void)
 	CHECK(c.d_model >= 256);
 	/* tiny by hand: 2*259*32 + 32 + 2*(4*32*32 + 4*32 + 32 + 3*32*64) */
 	fx_config_preset("tiny", &c, NULL);
-	CHECK(fx_config_param_count(&c) == 16576 + 32 + 2 * (4096 + 128 + 32 +
-	                                                      6144));
+	CHECK(fx_config_param_count(&c) ==
+	      16576 + 32 + 2 * (4096 + 128 + 32 + 6144));
 	c.n_heads = 3;
 	CHECK(fx_config_validate(&c, &d) == FX_EINVAL);
 	CHECK(strstr(d.msg, "n_heads") != NULL);
@@ -120,14 +140,15 @@ static void test_tensor_table(void)
 		      t->data + t->numel <= m.params + m.n_params);
 		CHECK(t->grad == m.grads + (t->data - m.params));
 		if (i > 0)
-			CHECK(t->data >= m.tensors[i - 1].data +
-			                     m.tensors[i - 1].numel);
+			CHECK(t->data >=
+			      m.tensors[i - 1].data + m.tensors[i - 1].numel);
 	}
 	CHECK(total == fx_config_param_count(&c));
 	fx_tensor *t = fx_model_tensor(&m, "model.layers.1.mlp.experts.2."
 	                                   "down_proj.weight");
 	CHECK(t != NULL && t->shape[0] == 32 && t->shape[1] == 64 &&
-	      t->expert == 2 && t->layer == 1 && t->data == m.layers[1].down[2]);
+	      t->expert == 2 && t->layer == 1 &&
+	      t->data == m.layers[1].down[2]);
 	t = fx_model_tensor(&m, "model.layers.0.mlp.gate.weight");
 	CHECK(t != NULL && t->shape[0] == 3 && t->shape[1] == 32 &&
 	      t->group == FX_GROUP_ROUTER);
@@ -170,13 +191,14 @@ static double loss_of(fx_model *m, const int32_t *tok, const int32_t *tgt,
 
 /* Directional central differences along a unit direction u = normalised
  * (random unit vector + unit gradient), so g·u is large enough to test and
- * a wrong gradient (wrong direction or wrong scale) shows, restricted to one span [off, off+n) of the arena: (L(w + hu) - L(w -
- * hu)) / 2h against g·u. The reference (double-accumulating) matmuls keep
- * the loss noise near 1e-7, so with h = 1e-2 the quotient is good to
- * ~1e-5 plus an O(h^2) truncation term; we allow 1e-4 + 1% relative. The
- * router selection must not change between the evaluations, else the
- * difference straddles the top-k discontinuity: then h shrinks (4x, at most
- * 4 times) until the step stays on one side; never reaching that fails. */
+ * a wrong gradient (wrong direction or wrong scale) shows, restricted to one
+ * span [off, off+n) of the arena: (L(w + hu) - L(w - hu)) / 2h against g·u. The
+ * reference (double-accumulating) matmuls keep the loss noise near 1e-7, so
+ * with h = 1e-2 the quotient is good to ~1e-5 plus an O(h^2) truncation term;
+ * we allow 1e-4 + 1% relative. The router selection must not change between the
+ * evaluations, else the difference straddles the top-k discontinuity: then h
+ * shrinks (4x, at most 4 times) until the step stays on one side; never
+ * reaching that fails. */
 static void fd_span(fx_model *m, const char *what, size_t off, size_t n,
                     const int32_t *tok, const int32_t *tgt,
                     const fx_fwd_opts *o, bool expect_zero, int *checked)
@@ -222,16 +244,18 @@ static void fd_span(fx_model *m, const char *what, size_t off, size_t n,
 		same = memcmp(c0, cp, sizeof(uint64_t) * LE) == 0 &&
 		       memcmp(c0, cm, sizeof(uint64_t) * LE) == 0;
 	}
-	CHECK_MSG(same, "%s: every finite-difference step changed the top-k "
-	          "routing", what);
+	CHECK_MSG(same,
+	          "%s: every finite-difference step changed the top-k "
+	          "routing",
+	          what);
 	CHECK_MSG(fabs(fd - an) <= 1e-4 + 0.01 * fabs(an),
 	          "%s: analytic %.6g vs finite difference %.6g", what, an, fd);
 	if (expect_zero)
 		CHECK_MSG(an == 0.0, "%s: unused expert has gradient %g", what,
 		          an);
 	else
-		CHECK_MSG(fabs(an) > 1e-3, "%s: gradient %.3g too small to test",
-		          what, an);
+		CHECK_MSG(fabs(an) > 1e-3,
+		          "%s: gradient %.3g too small to test", what, an);
 	(*checked)++;
 	free(u);
 	free(saved);
@@ -240,9 +264,8 @@ static void fd_span(fx_model *m, const char *what, size_t off, size_t n,
 /* Runs fd_span over every tensor; router matrices and biases row by row
  * (each row is its own freeze group). FFN tensors of the experts in
  * `unused` must have exactly zero gradient. Returns the number of spans. */
-static int grad_check_all(fx_model *m, const int32_t *tok,
-                          const int32_t *tgt, const fx_fwd_opts *o,
-                          uint64_t unused)
+static int grad_check_all(fx_model *m, const int32_t *tok, const int32_t *tgt,
+                          const fx_fwd_opts *o, uint64_t unused)
 {
 	int checked = 0;
 	fx_model_zero_grad(m);
@@ -342,6 +365,48 @@ static void test_topk_tie(void)
 	fx_model_release(&m);
 }
 
+/* Backward with the contributor's freeze mask (everything but expert 1,
+ * router row 1 and bias 1) skips work, but the gradients it does compute
+ * are bitwise those of the full backward, and frozen ones stay zero. */
+static void test_frozen_grads(void)
+{
+	fx_config c = tiny_cfg(2, 2, true);
+	fx_model m;
+	int32_t tok[B_ * T_], tgt[B_ * T_];
+	fx_fwd_opts o = {.z_loss = 1e-3f};
+	fx_freeze f = {true, true, true, true, true, true, true, 1, 1, 1};
+	make_model(&m, &c, true, 8);
+	make_batch(tok, tgt, c.vocab_size);
+	float *full = malloc(m.n_params * sizeof(float));
+	fx_model_zero_grad(&m);
+	CHECK(fx_model_forward(&m, tok, tgt, B_, T_, &o, NULL, NULL) == FX_OK);
+	CHECK(fx_model_backward(&m, NULL, NULL) == FX_OK);
+	memcpy(full, m.grads, m.n_params * sizeof(float));
+	fx_model_zero_grad(&m);
+	CHECK(fx_model_backward(&m, &f, NULL) == FX_OK);
+	for (int i = 0; i < m.n_tensors; i++) {
+		const fx_tensor *t = &m.tensors[i];
+		bool rows = t->group == FX_GROUP_ROUTER ||
+		            t->group == FX_GROUP_ROUTER_BIAS;
+		size_t w = rows ? t->numel / (size_t)t->shape[0] : t->numel;
+		for (size_t r = 0; r * w < t->numel; r++) {
+			bool frozen = fx_freeze_has(&f, t->group,
+			                            rows ? (int)r : t->expert);
+			const float *g = t->grad + r * w;
+			const float *ref = full + (t->grad - m.grads) + r * w;
+			bool ok = true;
+			for (size_t j = 0; j < w; j++)
+				ok = ok &&
+				     (frozen ? g[j] == 0.0f
+				             : memcmp(&g[j], &ref[j], 4) == 0);
+			CHECK_MSG(ok, "%s row %zu (%s)", t->name, r,
+			          frozen ? "frozen, not zero" : "differs");
+		}
+	}
+	free(full);
+	fx_model_release(&m);
+}
+
 static double max_abs(const float *x, size_t n)
 {
 	double mx = 0;
@@ -353,10 +418,12 @@ static double max_abs(const float *x, size_t n)
 /* OpenBLAS vs reference loops. Both are fp32 with different summation
  * orders (the reference accumulates in double), so they agree to a few
  * ulps of the largest value: we allow 1e-4 of the maximum magnitude for
- * logits and for each tensor's gradient. */
-static void test_blas_vs_naive(void)
+ * logits and for each tensor's gradient. Batch shapes: the usual 2 x 8,
+ * an odd 3 x 5, and 1 x 1, where every product has one row and goes
+ * through sgemv. */
+static void blas_vs_naive(int E, int k, int B, int T)
 {
-	fx_config c = tiny_cfg(3, 2, true);
+	fx_config c = tiny_cfg(E, k, E > 1);
 	fx_model a, b;
 	int32_t tok[B_ * T_], tgt[B_ * T_];
 	fx_fwd_opts o = {.z_loss = 0.01f};
@@ -365,31 +432,43 @@ static void test_blas_vs_naive(void)
 	CHECK(fx_model_reserve(&b, B_, T_, NULL) == FX_OK);
 	CHECK(fx_model_copy_params(&b, &a, NULL) == FX_OK);
 	b.naive = true;
+	b.acts->att_block = 5; /* different blocks must not change results */
 	make_batch(tok, tgt, c.vocab_size);
+	tgt[0] = 7; /* make_batch ignores position 3; keep one target at 1x1 */
 	for (int pass = 0; pass < 2; pass++) {
 		fx_model *m = pass ? &b : &a;
 		fx_model_zero_grad(m);
-		CHECK(fx_model_forward(m, tok, tgt, B_, T_, &o, NULL, NULL) ==
+		CHECK(fx_model_forward(m, tok, tgt, B, T, &o, NULL, NULL) ==
 		      FX_OK);
 		CHECK(fx_model_backward(m, NULL, NULL) == FX_OK);
 	}
-	size_t nl = (size_t)B_ * T_ * c.vocab_size;
+	size_t nl = (size_t)B * T * c.vocab_size;
 	const float *la = fx_model_logits(&a), *lb = fx_model_logits(&b);
 	double tol = 1e-4 * max_abs(lb, nl), worst = 0;
 	for (size_t i = 0; i < nl; i++)
 		worst = fmax(worst, fabs(la[i] - lb[i]));
-	CHECK_MSG(worst <= tol, "logits differ by %g > %g", worst, tol);
+	CHECK_MSG(worst <= tol, "%dx%d: logits differ by %g > %g", B, T, worst,
+	          tol);
 	for (int i = 0; i < a.n_tensors; i++) {
 		const fx_tensor *ta = &a.tensors[i], *tb = &b.tensors[i];
 		double tl = 1e-4 * max_abs(tb->grad, tb->numel) + 1e-9;
 		double w = 0;
 		for (size_t j = 0; j < ta->numel; j++)
 			w = fmax(w, fabs(ta->grad[j] - tb->grad[j]));
-		CHECK_MSG(w <= tl, "%s grad differs by %g > %g", ta->name, w,
-		          tl);
+		CHECK_MSG(w <= tl, "%dx%d: %s grad differs by %g > %g", B, T,
+		          ta->name, w, tl);
 	}
 	fx_model_release(&a);
 	fx_model_release(&b);
+}
+
+static void test_blas_vs_naive(void)
+{
+	blas_vs_naive(3, 2, 2, 8);
+	blas_vs_naive(3, 2, 3, 5);
+	blas_vs_naive(3, 2, 1, 1);
+	blas_vs_naive(1, 1, 2, 8);
+	blas_vs_naive(1, 1, 1, 1);
 }
 
 /* Same seed, one thread: bitwise-identical parameters after training. */
@@ -412,8 +491,8 @@ static void test_determinism(void)
 		fx_model_init_weights(&m[r], r < 2 ? 99 : 100);
 		CHECK(fx_adamw_init(&a, &m[r], &ao, NULL) == FX_OK);
 		for (int s = 0; s < 4; s++)
-			CHECK(fx_train_step(&m[r], &a, NULL, tok, tgt, B_, T_, &o,
-			                    NULL, NULL, NULL) == FX_OK);
+			CHECK(fx_train_step(&m[r], &a, NULL, tok, tgt, B_, T_,
+			                    &o, NULL, NULL, NULL) == FX_OK);
 		fx_adamw_release(&a);
 	}
 	size_t bytes = m[0].n_params * sizeof(float);
@@ -457,7 +536,8 @@ static void test_disabled_experts(void)
 	make_model(&m2, &c2, false, 6);
 	for (int i = 0; i < m2.n_tensors; i++) {
 		fx_tensor *t = &m2.tensors[i];
-		if (t->group == FX_GROUP_EXPERT || t->group == FX_GROUP_ROUTER ||
+		if (t->group == FX_GROUP_EXPERT ||
+		    t->group == FX_GROUP_ROUTER ||
 		    t->group == FX_GROUP_ROUTER_BIAS)
 			continue;
 		memcpy(t->data, fx_model_tensor(&m3, t->name)->data,
@@ -503,6 +583,66 @@ static void test_disabled_experts(void)
 	fx_model_release(&m2);
 }
 
+/* Token-by-token decoding with a KV cache reproduces the full forward's
+ * logits at every position (within 1e-4 of their magnitude: sgemv vs
+ * sgemm rounding), with and without an expert disabled. */
+static void decode_case(int E, int k, uint64_t disabled)
+{
+	fx_config c = tiny_cfg(E, k, E > 1);
+	fx_model m;
+	fx_kv_cache kv;
+	int32_t tok[B_ * T_], tgt[B_ * T_];
+	fx_fwd_opts o = {.disabled_experts = disabled};
+	float lg[259];
+	fx_diag d;
+
+	make_model(&m, &c, false, 9);
+	make_batch(tok, tgt, c.vocab_size);
+	CHECK(fx_model_forward(&m, tok, NULL, 1, T_, &o, NULL, NULL) == FX_OK);
+	const float *ref = fx_model_logits(&m);
+	CHECK(fx_kv_init(&kv, &c, T_, &d) == FX_OK);
+	for (int rep = 0; rep < 2; rep++) { /* again after a reset */
+		double worst = 0, mag = 0;
+		for (int t = 0; t < T_; t++) {
+			CHECK(fx_model_decode(&m, &kv, tok[t], disabled, lg,
+			                      &d) == FX_OK);
+			for (int j = 0; j < 259; j++) {
+				double r = ref[(size_t)t * 259 + j];
+				worst = fmax(worst, fabs(lg[j] - r));
+				mag = fmax(mag, fabs(r));
+			}
+		}
+		CHECK_MSG(
+		    worst <= 1e-4 * mag,
+		    "E=%d: decode vs forward logits differ by %g (max %g)", E,
+		    worst, mag);
+		CHECK(fx_model_decode(&m, &kv, tok[0], disabled, lg, &d) ==
+		      FX_ETOOBIG);
+		CHECK(strstr(d.msg, "full") != NULL);
+		fx_kv_reset(&kv);
+	}
+	CHECK(fx_model_decode(&m, &kv, 259, disabled, lg, &d) == FX_EINVAL);
+	fx_kv_release(&kv);
+	fx_model_release(&m);
+}
+
+static void test_decode(void)
+{
+	decode_case(1, 1, 0);
+	decode_case(3, 2, 0);
+	decode_case(3, 2, 1u << 0);
+	fx_config a = tiny_cfg(1, 1, false), b = tiny_cfg(2, 1, false);
+	fx_model m;
+	fx_kv_cache kv;
+	float lg[259];
+	CHECK(fx_model_init(&m, &a, false, NULL) == FX_OK);
+	CHECK(fx_kv_init(&kv, &b, 4, NULL) == FX_OK);
+	CHECK(fx_model_decode(&m, &kv, 1, 0, lg, NULL) == FX_EMISMATCH);
+	fx_kv_release(&kv);
+	CHECK(fx_kv_init(&kv, &a, a.max_seq + 1, NULL) == FX_EINVAL);
+	fx_model_release(&m);
+}
+
 static void test_bad_input(void)
 {
 	fx_config c = tiny_cfg(1, 1, false);
@@ -535,14 +675,17 @@ static void test_bad_input(void)
 
 int main(void)
 {
+	RUN(test_fast_exp);
 	RUN(test_config);
 	RUN(test_tensor_table);
 	RUN(test_grad_dense);
 	RUN(test_grad_moe);
 	RUN(test_topk_tie);
+	RUN(test_frozen_grads);
 	RUN(test_blas_vs_naive);
 	RUN(test_determinism);
 	RUN(test_disabled_experts);
+	RUN(test_decode);
 	RUN(test_bad_input);
 	return FX_TEST_REPORT();
 }

@@ -31,11 +31,11 @@ fx_err fx_adamw_validate(const fx_adamw_opts *o, fx_diag *diag)
 		                   "lr_min %g must be in [0, lr = %g]",
 		                   (double)o->lr_min, (double)o->lr);
 	if (o->warmup_steps < 0 || o->total_steps < 0)
-		return fx_diag_set(diag, FX_EINVAL,
-		                   "warmup_steps %lld and total_steps %lld must "
-		                   "be >= 0",
-		                   (long long)o->warmup_steps,
-		                   (long long)o->total_steps);
+		return fx_diag_set(
+		    diag, FX_EINVAL,
+		    "warmup_steps %lld and total_steps %lld must "
+		    "be >= 0",
+		    (long long)o->warmup_steps, (long long)o->total_steps);
 	if (!(o->beta1 >= 0.0f && o->beta1 < 1.0f && o->beta2 >= 0.0f &&
 	      o->beta2 < 1.0f))
 		return fx_diag_set(diag, FX_EINVAL,
@@ -58,8 +58,8 @@ float fx_lr_at(const fx_adamw_opts *o, int64_t step)
 	if (step < o->warmup_steps)
 		return o->lr * (float)(step + 1) / (float)o->warmup_steps;
 	int64_t span = o->total_steps - o->warmup_steps;
-	double q = span > 0 ? (double)(step - o->warmup_steps) / (double)span
-	                    : 1.0;
+	double q =
+	    span > 0 ? (double)(step - o->warmup_steps) / (double)span : 1.0;
 	if (q > 1.0)
 		q = 1.0;
 	return (float)(o->lr_min + 0.5 * (o->lr - o->lr_min) *
@@ -146,27 +146,38 @@ static void sumsq_fn(const span *s, void *p)
 	c->sumsq += acc;
 }
 
+/* The AdamW update of n parameters; restrict and a branch-free body let it
+ * vectorise (sqrtf too: optim.c is built with -fno-math-errno). */
+static void adamw_update(float *restrict w, const float *restrict g,
+                         float *restrict m, float *restrict v, size_t n,
+                         float b1, float b2, float eps, float lr, float decay,
+                         float gscale, float bc1, float bc2)
+{
+	for (size_t i = 0; i < n; i++) {
+		float gi = g[i] * gscale;
+		m[i] = b1 * m[i] + (1.0f - b1) * gi;
+		v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+		float mh = m[i] / bc1, vh = v[i] / bc2;
+		/* decoupled decay first, as torch.optim.AdamW does */
+		w[i] = w[i] * decay - lr * mh / (sqrtf(vh) + eps);
+	}
+}
+
 static void update_fn(const span *s, void *p)
 {
 	step_ctx *c = p;
 	const fx_adamw_opts *o = &c->a->opts;
 	float *w = c->model->params + s->off;
-	const float *g = c->model->grads + s->off;
-	float *m = c->a->m + s->off, *v = c->a->v + s->off;
-	float decay = s->decay ? 1.0f - c->lr * o->weight_decay : 1.0f;
 
 	if (s->frozen)
 		return;
-	for (size_t i = 0; i < s->n; i++) {
-		float gi = g[i] * c->gscale;
-		m[i] = o->beta1 * m[i] + (1.0f - o->beta1) * gi;
-		v[i] = o->beta2 * v[i] + (1.0f - o->beta2) * gi * gi;
-		float mh = m[i] / c->bc1, vh = v[i] / c->bc2;
-		/* decoupled decay first, as torch.optim.AdamW does */
-		w[i] = w[i] * decay - c->lr * mh / (sqrtf(vh) + o->eps);
-		if (s->clamp && w[i] > 0.0f)
-			w[i] = 0.0f;
-	}
+	adamw_update(w, c->model->grads + s->off, c->a->m + s->off,
+	             c->a->v + s->off, s->n, o->beta1, o->beta2, o->eps, c->lr,
+	             s->decay ? 1.0f - c->lr * o->weight_decay : 1.0f,
+	             c->gscale, c->bc1, c->bc2);
+	if (s->clamp)
+		for (size_t i = 0; i < s->n; i++)
+			w[i] = w[i] > 0.0f ? 0.0f : w[i];
 }
 
 fx_err fx_adamw_step(fx_adamw *a, fx_model *model, const fx_freeze *frozen,

@@ -182,8 +182,8 @@ static void freeze_case(const char *what, const fx_freeze *fz)
 			bool same = memcmp(t->data + r * w, orig + off + r * w,
 			                   w * sizeof(float)) == 0;
 			CHECK_MSG(same == frozen,
-			          "freezing %s: %s row %zu is %s", what, t->name,
-			          r, same ? "unchanged" : "changed");
+			          "freezing %s: %s row %zu is %s", what,
+			          t->name, r, same ? "unchanged" : "changed");
 		}
 	}
 	free(orig);

@@ -136,6 +136,37 @@ out:
 	return err;
 }
 
+/* One step whose last mix_rows rows train only the router: two forward and
+ * backward passes accumulate into the gradients, then one AdamW step. */
+static fx_err split_step(fx_model *m, fx_adamw *adam, const fx_train_opts *o,
+                         const int32_t *tokens, const int32_t *targets,
+                         int mix_rows, fx_loss *loss, fx_step_info *info,
+                         fx_diag *diag)
+{
+	int main_rows = o->batch - mix_rows;
+	size_t off = (size_t)main_rows * (size_t)o->seq;
+	fx_freeze router_only = o->freeze;
+	fx_loss mix_loss;
+	fx_err err;
+
+	router_only.experts = ~(uint64_t)0;
+	fx_model_zero_grad(m);
+	err = fx_model_forward(m, tokens, targets, main_rows, o->seq, &o->fwd,
+	                       loss, diag);
+	if (err == FX_OK)
+		err = fx_model_backward(m, &o->freeze, diag);
+	if (err == FX_OK)
+		err = fx_model_forward(m, tokens + off, targets + off, mix_rows,
+		                       o->seq, &o->fwd, &mix_loss, diag);
+	if (err == FX_OK)
+		err = fx_model_backward(m, &router_only, diag);
+	if (err == FX_OK && (!isfinite(loss->total) || !isfinite(mix_loss.total)))
+		err = fx_diag_set(diag, FX_ENUMERIC, "loss is not finite");
+	if (err == FX_OK)
+		err = fx_adamw_step(adam, m, &o->freeze, info, diag);
+	return err;
+}
+
 static bool file_exists(const char *path)
 {
 	struct stat st;
@@ -207,9 +238,13 @@ fx_err fx_train_run(fx_model *m, const fx_corpus *c, const fx_train_opts *o,
 			                 mix_rows, o->seq, &rng,
 			                 tokens + (o->batch - mix_rows) * o->seq,
 			                 targets + (o->batch - mix_rows) * o->seq);
-		err = fx_train_step(m, &adam, &o->freeze, tokens, targets,
-		                    o->batch, o->seq, &o->fwd, &loss, &info,
-		                    diag);
+		if (mix_rows > 0 && o->mix_router_only)
+			err = split_step(m, &adam, o, tokens, targets, mix_rows,
+			                 &loss, &info, diag);
+		else
+			err = fx_train_step(m, &adam, &o->freeze, tokens, targets,
+			                    o->batch, o->seq, &o->fwd, &loss,
+			                    &info, diag);
 		if (err != FX_OK) {
 			fx_diag_prefix(diag, "step %" PRId64, adam.t);
 			goto out;

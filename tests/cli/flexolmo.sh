@@ -25,7 +25,7 @@ for i in $(seq 1 60); do
 done
 
 # Every command answers --help.
-for c in "$coord anchor train" "$coord anchor embed" "$coord assemble" \
+for c in "$coord anchor train" "$coord anchor embed" "$coord assemble" "$coord eval" \
          "$contrib train" "$bench flexmix"; do
   $c --help | grep -q usage || fail "$c --help"
 done
@@ -68,8 +68,25 @@ sed 's/"router\.pub"/"embedding" /' "$work/rpub.safetensors" > "$work/emb.raw"
 
 "$coord" -q assemble --anchor "$anchor" --router-pub "$work/rpub.safetensors" \
   --out "$work/merged.safetensors" --top-k 2 "$work/code.expert" \
-  "$work/verse.expert"
+  "$work/verse.expert" > "$work/digest1"
 [[ -s $work/merged.safetensors ]] || fail "no merged model"
+# Assembly is a pure function of its inputs: same files, same bytes.
+"$coord" -q assemble --anchor "$anchor" --router-pub "$work/rpub.safetensors" \
+  --out "$work/merged2.safetensors" --top-k 2 "$work/code.expert" \
+  "$work/verse.expert" > "$work/digest2"
+cmp "$work/merged.safetensors" "$work/merged2.safetensors" \
+  || fail "assembly is not reproducible"
+[[ $(cut -d' ' -f1 "$work/digest1") == $(b2sum -l 256 "$work/merged.safetensors" | cut -d' ' -f1) ]] \
+  || fail "printed digest is not the file's BLAKE2b-256"
+
+# Evaluation: opting both experts out of the merged model gives the anchor's
+# numbers exactly (masking = removal), and a single opt-out row per expert.
+"$coord" -q eval --corpus "$work" --domains public,code,verse \
+  --eval-tokens 2048 "$anchor" "$work/merged.safetensors" > "$work/table"
+grep -q "merged.safetensors, code opted out" "$work/table" || fail "no opt-out row"
+grep -q "merged.safetensors, verse opted out" "$work/table" || fail "no opt-out row"
+anchor_row=$(grep "^| anchor.safetensors" "$work/table" | cut -d'|' -f3-)
+[[ -n $anchor_row ]] || fail "no anchor row"
 
 # An expert trained from another anchor is refused, naming the digest.
 "$coord" -q anchor train --data "$work/public" --out "$work/other" \

@@ -14,6 +14,11 @@
 
 /* "model.layers.63.mlp.experts.63.gate_proj.weight" is 48 bytes. */
 #define FX_TENSOR_NAME_MAX 96
+/* Query rows per attention block: key blocks above the causal diagonal
+ * are skipped (62.5% of the T x T square is computed at T = 256), at the
+ * price of more, smaller sgemm calls. Public for the benchmark, which
+ * times the same shapes. */
+#define FX_ATT_BLOCK 64
 /* Bound on B*T of one forward call: activations are sized from it. */
 #define FX_MAX_BATCH_TOKENS (1 << 20)
 
@@ -54,29 +59,29 @@ bool fx_freeze_has(const fx_freeze *f, fx_group g, int expert);
  * (expert = -1 in both). For expert FFN tensors expert = e. */
 typedef struct fx_tensor {
 	char name[FX_TENSOR_NAME_MAX];
-	int ndim;          /* 1 or 2 */
-	int64_t shape[2];  /* [out, in] for matrices, as PyTorch nn.Linear */
+	int ndim;         /* 1 or 2 */
+	int64_t shape[2]; /* [out, in] for matrices, as PyTorch nn.Linear */
 	size_t numel;
-	float *data;       /* row-major, contiguous */
-	float *grad;       /* same layout; NULL when no training state */
+	float *data; /* row-major, contiguous */
+	float *grad; /* same layout; NULL when no training state */
 	fx_group group;
-	int layer;         /* -1 for embed, lm_head, final norm */
-	int expert;        /* expert index for FX_GROUP_EXPERT, else -1 */
+	int layer;  /* -1 for embed, lm_head, final norm */
+	int expert; /* expert index for FX_GROUP_EXPERT, else -1 */
 } fx_tensor;
 
 /* Parameters of one layer; every pointer points into fx_model.params.
  * Within a layer the tensors are laid out in this order, contiguous. */
 typedef struct fx_layer {
-	float *wq;          /* (d, d) */
-	float *wk;          /* (d, d) */
-	float *wv;          /* (d, d) */
-	float *wo;          /* (d, d) */
-	float *q_norm;      /* (d) */
-	float *k_norm;      /* (d) */
+	float *wq;             /* (d, d) */
+	float *wk;             /* (d, d) */
+	float *wv;             /* (d, d) */
+	float *wo;             /* (d, d) */
+	float *q_norm;         /* (d) */
+	float *k_norm;         /* (d) */
 	float *post_attn_norm; /* (d) */
 	float *post_ff_norm;   /* (d) */
-	float *router;      /* (E, d) row e = expert e's router embedding */
-	float *router_bias; /* (E) or NULL when !cfg.router_bias */
+	float *router;         /* (E, d) row e = expert e's router embedding */
+	float *router_bias;    /* (E) or NULL when !cfg.router_bias */
 	float *gate[FX_MAX_EXPERTS]; /* [e] -> (d_ff, d) */
 	float *up[FX_MAX_EXPERTS];   /* [e] -> (d_ff, d) */
 	float *down[FX_MAX_EXPERTS]; /* [e] -> (d, d_ff) */
@@ -94,16 +99,16 @@ typedef struct fx_model {
 	/* Arena length in floats: fx_config_param_count plus zero padding
 	 * that starts every tensor on a 64-byte boundary. */
 	size_t n_params;
-	float *params;     /* (n_params) arena */
-	float *grads;      /* (n_params) arena, NULL unless training */
-	float *embed;      /* (V, d) */
-	float *lm_head;    /* (V, d) */
-	float *final_norm; /* (d) */
-	fx_layer *layers;  /* (L) */
+	float *params;      /* (n_params) arena */
+	float *grads;       /* (n_params) arena, NULL unless training */
+	float *embed;       /* (V, d) */
+	float *lm_head;     /* (V, d) */
+	float *final_norm;  /* (d) */
+	fx_layer *layers;   /* (L) */
 	fx_tensor *tensors; /* tensor table, in arena order */
 	int n_tensors;
-	fx_acts *acts;     /* NULL until fx_model_reserve */
-	bool naive;        /* use the reference loops instead of OpenBLAS */
+	fx_acts *acts; /* NULL until fx_model_reserve */
+	bool naive;    /* use the reference loops instead of OpenBLAS */
 } fx_model;
 
 /* Validates cfg and allocates the parameter arena (and the gradient arena
@@ -119,8 +124,8 @@ void fx_model_release(fx_model *m);
 
 /* Deterministic initialisation from a seed (splitmix64 + Box-Muller, no
  * rand()): normal(0, 0.02) for matrices, ones for norm weights, zeros for
- * router biases. The same seed gives the same bits on every machine with
- * IEEE floats and a correctly rounded libm log/sqrt/cos. */
+ * router biases, drawn in tensor-table order. The same seed gives the
+ * same bits wherever libm's log and cos round alike (any one glibc). */
 void fx_model_init_weights(fx_model *m, uint64_t seed);
 
 /* Sizes the activation arena for up to `max_b` sequences of `max_t`
@@ -144,7 +149,7 @@ typedef struct fx_fwd_opts {
 	 * is never selected and gets probability 0 (per-request opt-out). At
 	 * least one expert must stay enabled. */
 	uint64_t disabled_experts;
-	float z_loss;   /* router z-loss coefficient, 0 disables */
+	float z_loss; /* router z-loss coefficient, 0 disables */
 	/* Routing statistic hook, caller-owned, may be NULL: route_counts[l*E
 	 * + e] += number of top-k slots expert e took in layer l (one per
 	 * token that selected it); route_prob[l*E + e] += its probability. */
@@ -154,11 +159,13 @@ typedef struct fx_fwd_opts {
 
 /* What a forward pass with targets measured. */
 typedef struct fx_loss {
-	double nll_sum;   /* summed cross-entropy in nats over counted targets */
+	double nll_sum; /* summed cross-entropy in nats over counted targets */
 	int64_t n_targets; /* targets >= 0 */
-	double ce;        /* nll_sum / n_targets (0 if none) */
-	double z;         /* mean over tokens and layers of logsumexp(router)^2 */
-	double total;     /* ce + z_loss * z: what backward differentiates */
+	double ce;         /* nll_sum / n_targets (0 if none) */
+	/* mean over all B*T tokens (ignored targets included: the router sees
+	 * them) and layers of logsumexp(router logits)^2 */
+	double z;
+	double total; /* ce + z_loss * z: what backward differentiates */
 } fx_loss;
 
 /* Forward pass over tokens (B, T) row-major. targets (B, T) may be NULL
@@ -168,8 +175,7 @@ typedef struct fx_loss {
  * loss may be NULL. Tokens or targets >= V are FX_EINVAL. */
 fx_err fx_model_forward(fx_model *m, const int32_t *tokens,
                         const int32_t *targets, int B, int T,
-                        const fx_fwd_opts *opts, fx_loss *loss,
-                        fx_diag *diag);
+                        const fx_fwd_opts *opts, fx_loss *loss, fx_diag *diag);
 
 /* Logits (B, T, V) of the last forward; valid until the next forward or
  * release. */
@@ -182,16 +188,43 @@ void fx_model_zero_grad(fx_model *m);
  * targets), ACCUMULATING into m->grads. Gradients of groups frozen in
  * `frozen` (may be NULL) are not computed and stay as they were (zero
  * after fx_model_zero_grad). Needs a model initialised with training. */
-fx_err fx_model_backward(fx_model *m, const fx_freeze *frozen,
-                         fx_diag *diag);
+fx_err fx_model_backward(fx_model *m, const fx_freeze *frozen, fx_diag *diag);
 
 /* Evaluation helper: summed NLL in nats and number of counted targets of
  * (B, T) tokens/targets, honouring disabled_experts. Adds to *nll_nats and
  * *n_tokens (so a caller can sum over batches). */
-fx_err fx_model_eval(fx_model *m, const int32_t *tokens,
-                     const int32_t *targets, int B, int T,
-                     uint64_t disabled_experts, double *nll_nats,
+fx_err fx_model_eval(fx_model *m, const int32_t *tokens, const int32_t *targets,
+                     int B, int T, uint64_t disabled_experts, double *nll_nats,
                      int64_t *n_tokens, fx_diag *diag);
+
+/* Incremental decoding (serving): one sequence's keys and values, so each
+ * new token costs matrix-vector products only, and only its top-k experts
+ * are computed. Owns its memory (one allocation); a model may be shared
+ * by several caches on several threads, as decoding does not write to it.
+ * Caveat: concurrent decodes share OpenBLAS's one thread pool. */
+typedef struct fx_kv_cache {
+	int n_layers, d, d_ff, n_experts, max_t; /* the shape it was made for */
+	int len;     /* tokens decoded so far = position of the next one */
+	float *k;    /* (L, max_t, d) QK-normed, rotated keys */
+	float *v;    /* (L, max_t, d) values */
+	float *work; /* scratch of one decode step */
+} fx_kv_cache;
+
+/* Allocates a cache for up to max_t tokens (<= cfg->max_seq). */
+fx_err fx_kv_init(fx_kv_cache *kv, const fx_config *cfg, int max_t,
+                  fx_diag *diag);
+void fx_kv_release(fx_kv_cache *kv);
+
+/* Forgets the sequence (len = 0) without freeing. */
+void fx_kv_reset(fx_kv_cache *kv);
+
+/* Feeds `token` at position kv->len and writes the next-token logits
+ * (V floats, caller-owned) — the same numbers as row kv->len of a forward
+ * over the whole prefix. disabled_experts as in fx_fwd_opts. FX_ETOOBIG
+ * when the cache is full, FX_EINVAL for a bad token or mask, FX_EMISMATCH
+ * when the cache was made for another shape. */
+fx_err fx_model_decode(const fx_model *m, fx_kv_cache *kv, int32_t token,
+                       uint64_t disabled_experts, float *logits, fx_diag *diag);
 
 /* Reference kernel, kept for tests (STYLE §7): C (M, N) = beta*C +
  * op(A) · op(B), with op(A) (M, K) = A (M, K), or A (K, M) transposed when

@@ -10,8 +10,8 @@
 #include "flexo/model.h"
 
 typedef struct fx_adamw_opts {
-	float lr;           /* peak learning rate */
-	float lr_min;       /* learning rate at the end of the cosine */
+	float lr;             /* peak learning rate */
+	float lr_min;         /* learning rate at the end of the cosine */
 	int64_t warmup_steps; /* linear ramp (step+1)/warmup * lr */
 	int64_t total_steps;  /* warm-up + cosine length; after it lr_min */
 	float beta1, beta2, eps;
@@ -20,7 +20,7 @@ typedef struct fx_adamw_opts {
 	 * norm weights or router biases (decaying a gain towards 0 or a bias
 	 * towards 0 is not regularisation, it changes the function). */
 	float weight_decay;
-	float clip_norm;    /* global gradient-norm clip; <= 0 disables */
+	float clip_norm; /* global gradient-norm clip; <= 0 disables */
 } fx_adamw_opts;
 
 /* Sensible small-model defaults: lr 1e-3, lr_min 1e-4, warm-up 100,
@@ -39,10 +39,10 @@ float fx_lr_at(const fx_adamw_opts *o, int64_t step);
  * exactly like the model's parameter arena. */
 typedef struct fx_adamw {
 	fx_adamw_opts opts;
-	size_t n;   /* = model n_params */
-	float *m;   /* (n) arena */
-	float *v;   /* (n) arena */
-	int64_t t;  /* steps taken so far */
+	size_t n;  /* = model n_params */
+	float *m;  /* (n) arena */
+	float *v;  /* (n) arena */
+	int64_t t; /* steps taken so far */
 } fx_adamw;
 
 /* Allocates zeroed moments for `model`. *a is caller-owned storage; free
@@ -53,8 +53,9 @@ void fx_adamw_release(fx_adamw *a);
 
 /* What one step did. */
 typedef struct fx_step_info {
-	float lr;        /* learning rate used */
-	float grad_norm; /* global L2 norm of trainable grads, before clipping */
+	float lr; /* learning rate used */
+	float
+	    grad_norm; /* global L2 norm of trainable grads, before clipping */
 } fx_step_info;
 
 /* One AdamW update of every non-frozen parameter from model->grads (global

@@ -37,6 +37,12 @@ typedef struct fx_train_opts {
 	 * expert). NULL / 0 = none. Evaluation stays on the main corpus. */
 	const fx_corpus *mix;
 	int mix_rows;
+	/* With a mix: the mixed rows train only the router (rows and
+	 * biases), not the expert FFNs — they teach the router where the
+	 * expert does NOT belong without making the expert generic. Done as a
+	 * second forward/backward over the mixed rows with every expert FFN
+	 * frozen, accumulated before the one AdamW step. */
+	bool mix_router_only;
 } fx_train_opts;
 
 /* Defaults: B 8, T from the model's max_seq, 1000 steps, AdamW defaults,
