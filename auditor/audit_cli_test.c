@@ -54,37 +54,44 @@ static int output_has(const char *needle)
 }
 
 /* A ledger at tmp/name.db; `variant` changes one rejection's reason. */
+/* A ledger at tmp/name.db over real model files (so that --reassemble
+ * rebuilds the served model); `reason` varies one rejection. */
 static void build(const char *name, const char *reason)
 {
-	char db[256], blobs[256];
+	char db[256], blobs[256], work[256], anchor_path[256], router_path[256];
+	char ex[2][256];
 	fxt_party *m[] = {&coord, &alice, &bob};
 	const fx_role r[] = {FX_ROLE_COORDINATOR, FX_ROLE_CONTRIBUTOR,
 	                     FX_ROLE_CONTRIBUTOR};
 	uint64_t idx, anchor, a, b, inc[1];
-	uint8_t model[32];
+	uint8_t model[32], anchor_d[32], router_d[32];
+	const char *served[1];
 	fx_blobstore bs;
 	fx_ledger *l = NULL;
 	fx_diag d;
 
 	snprintf(db, sizeof(db), "%s/%s.db", tmp, name);
 	snprintf(blobs, sizeof(blobs), "%s/blobs", tmp);
+	snprintf(work, sizeof(work), "%s/work-%s", tmp, name);
 	CHECK_OK(fx_blobstore_open(&bs, blobs, NULL));
+	CHECK_OK(fx_mkdir_p(work, 0700, NULL));
+	CHECK_MSG(fxt_model_files(&bs, work, 2, anchor_path, router_path, ex,
+	                          anchor_d, router_d, &d) == FX_OK,
+	          "%s", d.msg);
 	CHECK_OK(fx_ledger_open(db, "flexo.test/cli", &l, &d));
 	if (l == NULL)
 		exit(1);
 	CHECK_OK(fxt_roster(l, 1, &croot, m, r, 3, &idx, &d));
-	CHECK_OK(fxt_anchor(l, &coord, 1, 1, &anchor, &d));
 	CHECK_OK(
-	    fx_blobstore_put(&bs, (const uint8_t *)"expert a", 8, model, NULL));
-	CHECK_OK(
-	    fxt_accepted(l, &alice, (const uint8_t *)"expert a", 8, &a, &d));
+	    fxt_anchor_files(l, &coord, 1, 1, anchor_d, router_d, &anchor, &d));
+	CHECK_OK(fxt_accepted_file(l, &alice, ex[0], &a, &d));
 	CHECK_OK(fxt_rejected(l, reason, &idx, &d));
-	CHECK_OK(
-	    fx_blobstore_put(&bs, (const uint8_t *)"expert b", 8, model, NULL));
-	CHECK_OK(fxt_accepted(l, &bob, (const uint8_t *)"expert b", 8, &b, &d));
+	CHECK_OK(fxt_accepted_file(l, &bob, ex[1], &b, &d));
 	CHECK_OK(fxt_withdrawal(l, &alice, a, &idx, &d));
-	CHECK_OK(
-	    fx_blobstore_put(&bs, (const uint8_t *)"model b", 7, model, NULL));
+	served[0] = ex[1];
+	CHECK_MSG(fxt_served_model(&bs, work, anchor_path, router_path, served,
+	                           1, 0, model, &d) == FX_OK,
+	          "%s", d.msg);
 	inc[0] = b;
 	CHECK_OK(fxt_assembly(l, anchor, inc, 1, model, &idx, &d));
 	fx_ledger_close(l);
@@ -136,7 +143,8 @@ static void test_end_to_end(void)
 	CHECK(run(FLEXO_AUDIT_BIN " verify %s/exp --key %s --state %s/state "
 	                          "--reassemble",
 	          tmp, vkey, tmp) == 0);
-	CHECK(output_has("result:       OK") && output_has("blobs:        2"));
+	CHECK(output_has("result:       OK") &&
+	      output_has("blobs:        4 checked, 1 assembly rebuilt"));
 	/* the state alone is now enough, and stays consistent */
 	CHECK(run(FLEXO_AUDIT_BIN " verify %s/exp --state %s/state", tmp,
 	          tmp) == 0);

@@ -31,13 +31,12 @@
 	"                   checkpoint; the next audit must be consistent "    \
 	"with\n"                                                               \
 	"                   it (created on first use)\n"                       \
-	"  --reassemble     also check the blobs every assembly names: each\n" \
-	"                   included expert's payload and the served model\n"  \
-	"                   file must exist in DIR/blobs and hash "            \
-	"(BLAKE2b-256)\n"                                                      \
-	"                   to the logged digest. Rebuilding the model "       \
-	"itself\n"                                                             \
-	"                   from the experts is not done yet.\n"               \
+	"  --reassemble     rebuild every assembly from DIR/blobs: the\n"      \
+	"                   release's model and router-rows files and each\n"  \
+	"                   included expert (each hashing, BLAKE2b-256, to\n"  \
+	"                   its logged digest) merged by fx_assemble in the\n" \
+	"                   logged order and top-k must hash to the logged\n"  \
+	"                   model digest\n"                                    \
 	"  --roster FILE    the consortium roster (flexo-keys roster file) "   \
 	"the\n"                                                                \
 	"                   log's first roster must be, or a rotation of;\n"   \
@@ -198,8 +197,10 @@ static int cmd_verify(int argc, char **argv, const fx_logger *log)
 		       "checkpoint\n",
 		       (unsigned long long)rep.unattested);
 	if (o.reassemble)
-		printf("blobs:        %llu checked\n",
-		       (unsigned long long)rep.blobs_checked);
+		printf("blobs:        %llu checked, %llu assembl%s rebuilt\n",
+		       (unsigned long long)rep.blobs_checked,
+		       (unsigned long long)rep.reassembled,
+		       rep.reassembled == 1 ? "y" : "ies");
 	printf("time:         %.3f s\n", rep.seconds);
 	if (err != FX_OK) {
 		printf("result:       FAIL\n");

@@ -18,7 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "flexo/assemble.h"
 #include "flexo/blobstore.h"
+#include "flexo/config.h"
 #include "flexo/fsutil.h"
 #include "flexo/ledger.h"
 #include "flexo/merkle.h"
@@ -485,21 +487,114 @@ static fx_err check_assembly(const rules *r, uint64_t i,
 	return FX_OK;
 }
 
-static fx_err check_blobs(const char *dir, uint64_t i,
-                          const Flexo__Ledger__V1__Assembly *a,
-                          const mapped *em, const uint64_t *pos,
-                          fx_audit_report *rep, fx_diag *diag)
+/* A blob of the export by digest: present and hashing to its name. */
+static fx_err blob_path(const fx_blobstore *bs, const uint8_t digest[32],
+                        char *path, size_t cap, fx_audit_report *rep,
+                        fx_diag *diag)
 {
-	char bdir[4200];
-	fx_blobstore bs;
+	fx_err err;
+	if ((err = fx_blobstore_check(bs, digest, diag)) != FX_OK ||
+	    (err = fx_blobstore_path(bs, digest, path, cap, diag)) != FX_OK)
+		return err;
+	rep->blobs_checked++;
+	return FX_OK;
+}
+
+/* The anchor file and router-rows file digests of the release at entry k. */
+static fx_err release_files(const mapped *em, const uint64_t *pos, uint64_t k,
+                            uint8_t anchor[32], uint8_t router[32],
+                            fx_diag *diag)
+{
+	const uint8_t *p = em->p + pos[k];
+	fx_entry *e = flexo__ledger__v1__entry__unpack(NULL, rd_be32(p - 4), p);
+	Flexo__V1__Envelope *env = NULL;
+	ProtobufCMessage *m = NULL;
+	Flexo__V1__AnchorRelease *rel;
 	fx_err err;
 
+	if (e == NULL || (int)e->kind_case != K_ANCHOR) {
+		err = fx_diag_set(diag, FX_EINTERNAL,
+		                  "entry %llu changed under the audit",
+		                  (unsigned long long)k);
+		goto out;
+	}
+	if ((err = fx_envelope_open(e->anchor->envelope.data,
+	                            e->anchor->envelope.len, FX_TYPE_RELEASE,
+	                            &env, diag)) != FX_OK ||
+	    (err = fx_wire_decode(&flexo__v1__anchor_release__descriptor,
+	                          env->payload.data, env->payload.len,
+	                          FX_WIRE_DOC_MAX, &m, diag)) != FX_OK)
+		goto out;
+	rel = (Flexo__V1__AnchorRelease *)m;
+	if (rel->anchor_blake2b.len != 32 ||
+	    rel->router_pub_blake2b.len != 32) {
+		err = fx_diag_set(diag, FX_EFORMAT,
+		                  "release of entry %llu lacks file digests",
+		                  (unsigned long long)k);
+		goto out;
+	}
+	memcpy(anchor, rel->anchor_blake2b.data, 32);
+	memcpy(router, rel->router_pub_blake2b.data, 32);
+out:
+	fx_wire_free(m);
+	if (env != NULL)
+		fx_wire_free(&env->base);
+	if (e != NULL)
+		flexo__ledger__v1__entry__free_unpacked(e, NULL);
+	return err;
+}
+
+/* --reassemble: every input of the assembly at entry i is in DIR/blobs and
+ * hashes to its logged digest (the release's anchor and router-rows files,
+ * each included expert's payload); fx_assemble over them, in the logged
+ * order with the logged top-k, must reproduce the logged model digest. The
+ * served model file itself, if exported too, must hash to it. */
+static fx_err reassemble(const char *dir, uint64_t i,
+                         const Flexo__Ledger__V1__Assembly *a, const mapped *em,
+                         const uint64_t *pos, fx_audit_report *rep,
+                         fx_diag *diag)
+{
+	char bdir[FX_PATH_MAX], anchor_path[FX_PATH_MAX],
+	    router_path[FX_PATH_MAX];
+	char tmpdir[FX_PATH_MAX], out_path[FX_PATH_MAX + 16];
+	char got_hex[65], want_hex[65];
+	uint8_t anchor[32], router[32], got[32];
+	char(*paths)[FX_PATH_MAX] = NULL;
+	const char **list = NULL;
+	const char *tmp = getenv("TMPDIR");
+	fx_blobstore bs;
+	fx_err err;
+	size_t n = a->n_included;
+
+	tmpdir[0] = '\0';
 	snprintf(bdir, sizeof(bdir), "%s/%s", dir, FX_EXPORT_BLOBS);
 	if (strlen(bdir) > FX_BLOB_MAX_DIR)
 		return fx_diag_set(diag, FX_EINVAL, "export path too long");
 	memcpy(bs.dir, bdir, strlen(bdir) + 1);
-	for (size_t n = 0; n < a->n_included; n++) {
-		uint64_t j = a->included[n];
+	if (n > FX_MAX_EXPERTS)
+		return fx_diag_set(diag, FX_ETOOBIG,
+		                   "entry %llu (assembly): %zu experts",
+		                   (unsigned long long)i, n);
+	if ((paths = calloc(n + 1, sizeof(*paths))) == NULL ||
+	    (list = calloc(n + 1, sizeof(*list))) == NULL) {
+		err = fx_diag_set(diag, FX_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((err = release_files(em, pos, a->anchor_index, anchor, router,
+	                         diag)) != FX_OK ||
+	    (err = blob_path(&bs, anchor, anchor_path, sizeof(anchor_path), rep,
+	                     diag)) != FX_OK ||
+	    (err = blob_path(&bs, router, router_path, sizeof(router_path), rep,
+	                     diag)) != FX_OK) {
+		fx_diag_prefix(diag,
+		               "entry %llu (assembly): anchor release of entry "
+		               "%llu",
+		               (unsigned long long)i,
+		               (unsigned long long)a->anchor_index);
+		goto out;
+	}
+	for (size_t k = 0; k < n; k++) {
+		uint64_t j = a->included[k];
 		const uint8_t *p = em->p + pos[j];
 		fx_entry *e =
 		    flexo__ledger__v1__entry__unpack(NULL, rd_be32(p - 4), p);
@@ -507,12 +602,13 @@ static fx_err check_blobs(const char *dir, uint64_t i,
 			if (e != NULL)
 				flexo__ledger__v1__entry__free_unpacked(e,
 				                                        NULL);
-			return fx_diag_set(diag, FX_EINTERNAL,
-			                   "entry %llu changed under the audit",
-			                   (unsigned long long)j);
+			err = fx_diag_set(diag, FX_EINTERNAL,
+			                  "entry %llu changed under the audit",
+			                  (unsigned long long)j);
+			goto out;
 		}
-		err = fx_blobstore_check(&bs, e->accepted->payload_digest.data,
-		                         diag);
+		err = blob_path(&bs, e->accepted->payload_digest.data, paths[k],
+		                sizeof(paths[k]), rep, diag);
 		flexo__ledger__v1__entry__free_unpacked(e, NULL);
 		if (err != FX_OK) {
 			fx_diag_prefix(diag,
@@ -520,17 +616,55 @@ static fx_err check_blobs(const char *dir, uint64_t i,
 			               "%llu",
 			               (unsigned long long)i,
 			               (unsigned long long)j);
-			return err;
+			goto out;
 		}
-		rep->blobs_checked++;
+		list[k] = paths[k];
 	}
-	if ((err = fx_blobstore_check(&bs, a->model_digest.data, diag))) {
+	snprintf(tmpdir, sizeof(tmpdir), "%s/flexo-audit.XXXXXX",
+	         tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
+	if (mkdtemp(tmpdir) == NULL) {
+		tmpdir[0] = '\0';
+		err = fx_diag_set(diag, FX_EIO,
+		                  "cannot create a folder to re-assemble in");
+		goto out;
+	}
+	snprintf(out_path, sizeof(out_path), "%s/model", tmpdir);
+	err = fx_assemble(anchor_path, router_path, list, (int)n, (int)a->top_k,
+	                  out_path, got, diag);
+	unlink(out_path);
+	if (err != FX_OK) {
+		fx_diag_prefix(diag, "entry %llu (assembly): re-assembly",
+		               (unsigned long long)i);
+		goto out;
+	}
+	if (memcmp(got, a->model_digest.data, 32) != 0) {
+		fx_hex(got_hex, got, 32);
+		fx_hex(want_hex, a->model_digest.data, 32);
+		err = fx_diag_set(
+		    diag, FX_EMISMATCH,
+		    "entry %llu (assembly): the experts re-assemble "
+		    "to a model with BLAKE2b-256 %.16s..., the log "
+		    "says %.16s...",
+		    (unsigned long long)i, got_hex, want_hex);
+		goto out;
+	}
+	rep->reassembled++;
+	/* The served file, if the export carries it, is that model. */
+	err = fx_blobstore_check(&bs, a->model_digest.data, diag);
+	if (err == FX_ENOTFOUND) {
+		err = FX_OK;
+	} else if (err != FX_OK) {
 		fx_diag_prefix(diag, "entry %llu (assembly): served model",
 		               (unsigned long long)i);
-		return err;
+	} else {
+		rep->blobs_checked++;
 	}
-	rep->blobs_checked++;
-	return FX_OK;
+out:
+	if (tmpdir[0] != '\0')
+		rmdir(tmpdir);
+	free(paths);
+	free(list);
+	return err;
 }
 
 /* ---- roots at chosen sizes ---- */
@@ -1014,8 +1148,8 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 			err = check_assembly(&r, i, e->assembly, info, &failed,
 			                     diag);
 			if (err == FX_OK && opts->reassemble)
-				err = check_blobs(dir, i, e->assembly, &em, pos,
-				                  rep, diag);
+				err = reassemble(dir, i, e->assembly, &em, pos,
+				                 rep, diag);
 		}
 		flexo__ledger__v1__entry__free_unpacked(e, NULL);
 		if (err != FX_OK) {

@@ -12,6 +12,7 @@
 
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static char root[] = "/tmp/fx_audit_test.XXXXXX";
 static fxt_party croot, coord, alice, bob, carol, eve;
@@ -30,6 +31,7 @@ static buf good_leaves, good_vkey;
 static buf *good_cps;
 static size_t n_good_cps;
 static uint64_t acc_a, acc_b, acc_c, wd_a, asm_idx, anchor_idx;
+static char ex[3][256]; /* the experts' files (payloads of a, b, c) */
 
 static void path_of(char *out, size_t cap, const char *a, const char *b)
 {
@@ -149,7 +151,9 @@ static fx_err audit(const char *dir, const char *state, int reassemble,
 
 static void build_good(void)
 {
-	char db[256], blobs[256], exp[256], p[512];
+	char db[256], blobs[256], exp[256], p[512], work[256];
+	char anchor_path[256], router_path[256];
+	uint8_t anchor_d[32], router_d[32];
 	fxt_party *members[] = {&coord, &alice, &bob, &carol};
 	const fx_role roles[] = {FX_ROLE_COORDINATOR, FX_ROLE_CONTRIBUTOR,
 	                         FX_ROLE_CONTRIBUTOR, FX_ROLE_CONTRIBUTOR};
@@ -170,25 +174,28 @@ static void build_good(void)
 	CHECK_MSG(fxt_roster(l, 1, &croot, members, roles, 4, &idx, &d) ==
 	              FX_OK,
 	          "%s", d.msg);
-	CHECK_MSG(fxt_anchor(l, &coord, 1, 1, &anchor_idx, &d) == FX_OK, "%s",
-	          d.msg);
-	CHECK_OK(fx_blobstore_put(&bs, (const uint8_t *)"expert A", 8,
-	                          model_digest, NULL));
-	CHECK_OK(fxt_accepted(l, &alice, (const uint8_t *)"expert A", 8, &acc_a,
-	                      &d));
+	/* Real model files, so that --reassemble rebuilds the served model. */
+	path_of(work, sizeof(work), root, "work");
+	CHECK(mkdir(work, 0700) == 0);
+	CHECK_MSG(fxt_model_files(&bs, work, 3, anchor_path, router_path, ex,
+	                          anchor_d, router_d, &d) == FX_OK,
+	          "%s", d.msg);
+	CHECK_MSG(fxt_anchor_files(l, &coord, 1, 1, anchor_d, router_d,
+	                           &anchor_idx, &d) == FX_OK,
+	          "%s", d.msg);
+	CHECK_OK(fxt_accepted_file(l, &alice, ex[0], &acc_a, &d));
 	CHECK_OK(fx_ledger_sign_checkpoint(l, coord.kp.sk, NULL, NULL, &d));
 	CHECK_OK(fxt_rejected(l, "public loss rose by 0.4 nats", &idx, &d));
-	CHECK_OK(fx_blobstore_put(&bs, (const uint8_t *)"expert B", 8,
-	                          model_digest, NULL));
-	CHECK_OK(
-	    fxt_accepted(l, &bob, (const uint8_t *)"expert B", 8, &acc_b, &d));
-	CHECK_OK(fx_blobstore_put(&bs, (const uint8_t *)"expert C", 8,
-	                          model_digest, NULL));
-	CHECK_OK(fxt_accepted(l, &carol, (const uint8_t *)"expert C", 8, &acc_c,
-	                      &d));
+	CHECK_OK(fxt_accepted_file(l, &bob, ex[1], &acc_b, &d));
+	CHECK_OK(fxt_accepted_file(l, &carol, ex[2], &acc_c, &d));
 	CHECK_OK(fxt_withdrawal(l, &alice, acc_a, &wd_a, &d));
-	CHECK_OK(fx_blobstore_put(&bs, (const uint8_t *)"merged B+C", 10,
-	                          model_digest, NULL));
+	{
+		const char *served[2] = {ex[1], ex[2]};
+		CHECK_MSG(fxt_served_model(&bs, work, anchor_path, router_path,
+		                           served, 2, 0, model_digest,
+		                           &d) == FX_OK,
+		          "%s", d.msg);
+	}
 	inc[0] = acc_b;
 	inc[1] = acc_c;
 	CHECK_MSG(fxt_assembly(l, anchor_idx, inc, 2, model_digest, &asm_idx,
@@ -225,7 +232,9 @@ static void test_good(void)
 	CHECK_MSG(audit(exp, NULL, 1, &rep, &d) == FX_OK, "%s", d.msg);
 	CHECK(rep.entries == 8 && rep.checkpoints == 2 && rep.unattested == 0);
 	CHECK(rep.signatures == 6); /* roster, anchor, 3 accepted, withdrawal */
-	CHECK(rep.assemblies == 1 && rep.blobs_checked == 3);
+	/* anchor, router rows, experts b and c, the served model */
+	CHECK(rep.assemblies == 1 && rep.blobs_checked == 5 &&
+	      rep.reassembled == 1);
 	CHECK(rep.by_kind[FLEXO__LEDGER__V1__ENTRY__KIND_ACCEPTED -
 	                  FLEXO__LEDGER__V1__ENTRY__KIND_ROSTER] == 3);
 	/* first audit remembers the checkpoint; the second checks against it */
@@ -404,6 +413,11 @@ static void omit_one(fx_entry *e)
 	e->assembly->n_included = 1;
 }
 
+static void other_model(fx_entry *e)
+{
+	e->assembly->model_digest.data[0] ^= 0x80;
+}
+
 static void test_assembly_rules(void)
 {
 	char dir[256];
@@ -430,25 +444,40 @@ static void test_assembly_rules(void)
 	free(v[asm_idx].p);
 	free(cp.p);
 
-	/* a missing blob is caught by the re-assembly check only */
+	/* a corrupted expert blob is caught by the re-assembly check only */
 	{
-		char p[512], hex[65];
-		uint8_t dg[32];
-		fx_blobstore bs;
-		path_of(p, sizeof(p), root, "good/blobs");
-		CHECK_OK(fx_blobstore_open(&bs, p, NULL));
-		crypto_generichash(dg, 32, (const uint8_t *)"expert C", 8, NULL,
-		                   0);
+		char p[512], hex[65], good[256], blobs[300];
+		uint8_t dg[32], *orig = NULL;
+		size_t olen = 0;
+		CHECK_OK(fx_blake2b_file(ex[2], dg, NULL, NULL));
 		fx_merkle_hex(dg, hex);
 		snprintf(p, sizeof(p), "%s/good/blobs/%s", root, hex);
+		CHECK_OK(fx_read_file(p, 64u << 20, &orig, &olen, NULL));
 		CHECK_OK(fx_write_file_atomic(p, "expert D", 8, 0644, NULL));
-		path_of(p, sizeof(p), root, "good");
-		CHECK(audit(p, NULL, 0, &rep, &d) == FX_OK);
-		CHECK(audit(p, NULL, 1, &rep, &d) == FX_EMISMATCH);
+		path_of(good, sizeof(good), root, "good");
+		CHECK(audit(good, NULL, 0, &rep, &d) == FX_OK);
+		CHECK(audit(good, NULL, 1, &rep, &d) == FX_EMISMATCH);
 		CHECK_MSG(strstr(d.msg, "expert of entry") != NULL, "%s",
 		          d.msg);
-		snprintf(p, sizeof(p), "%s/good/blobs/%s", root, hex);
-		CHECK_OK(fx_write_file_atomic(p, "expert C", 8, 0644, NULL));
+		CHECK_OK(fx_write_file_atomic(p, orig, olen, 0644, NULL));
+		free(orig);
+		CHECK_MSG(audit(good, NULL, 1, &rep, &d) == FX_OK, "%s", d.msg);
+
+		/* a log whose assembly names another model digest than its
+		 * experts make: signed, consistent, and caught by rebuilding */
+		v[asm_idx] = repack(&good_entries[asm_idx], other_model);
+		cp = sign_over(v, n_good);
+		write_export(dir, v, n_good, NULL, &cp, 1);
+		snprintf(blobs, sizeof(blobs), "%s/%s", dir, FX_EXPORT_BLOBS);
+		snprintf(p, sizeof(p), "%s/good/blobs", root);
+		CHECK(symlink(p, blobs) == 0);
+		CHECK(audit(dir, NULL, 0, &rep, &d) == FX_OK);
+		CHECK(audit(dir, NULL, 1, &rep, &d) == FX_EMISMATCH);
+		CHECK_MSG(rep.failed_index == asm_idx &&
+		              strstr(d.msg, "re-assemble to a model") != NULL,
+		          "%s", d.msg);
+		free(v[asm_idx].p);
+		free(cp.p);
 	}
 }
 

@@ -1147,40 +1147,91 @@ out:
  * link when both are on one file system, else a streamed, re-hashed copy. A
  * blob missing (or corrupted) at the source ends up missing in the export,
  * where the auditor names it. */
+/* Puts blob `digest` of blob_dir into the export's store: a hard link when
+ * both are on one file system, else a streamed, re-hashed copy. A blob
+ * missing at the source stays missing; the auditor names it. */
+static fx_err copy_blob(const fx_blobstore *out, const char *blob_dir,
+                        const uint8_t digest[FX_BLAKE2B_BYTES], fx_diag *diag)
+{
+	char src[FX_PATH_MAX], dst[FX_PATH_MAX], hex[2 * FX_BLAKE2B_BYTES + 1];
+	uint8_t got[FX_BLAKE2B_BYTES];
+
+	fx_hex(hex, digest, FX_BLAKE2B_BYTES);
+	snprintf(src, sizeof(src), "%s/%s", blob_dir, hex);
+	snprintf(dst, sizeof(dst), "%s/%s", out->dir, hex);
+	if (access(src, R_OK) != 0 || access(dst, F_OK) == 0 ||
+	    link(src, dst) == 0)
+		return FX_OK;
+	return fx_blobstore_put_file(out, src, got, diag);
+}
+
+/* The files an anchor release entry names: anchor model, public router
+ * rows and tokenizer, which re-assembling a served model needs. */
+static fx_err copy_release_blobs(const fx_blobstore *out, const char *blob_dir,
+                                 const uint8_t *body, size_t len, fx_diag *diag)
+{
+	fx_entry *e = flexo__ledger__v1__entry__unpack(NULL, len, body);
+	Flexo__V1__Envelope *env = NULL;
+	ProtobufCMessage *m = NULL;
+	Flexo__V1__AnchorRelease *rel;
+	fx_err err = FX_OK;
+
+	if (e == NULL ||
+	    e->kind_case != FLEXO__LEDGER__V1__ENTRY__KIND_ANCHOR ||
+	    fx_envelope_open(e->anchor->envelope.data, e->anchor->envelope.len,
+	                     FX_TYPE_RELEASE, &env, NULL) != FX_OK ||
+	    fx_wire_decode(&flexo__v1__anchor_release__descriptor,
+	                   env->payload.data, env->payload.len, FX_WIRE_DOC_MAX,
+	                   &m, NULL) != FX_OK)
+		goto out; /* verified when appended; nothing to copy */
+	rel = (Flexo__V1__AnchorRelease *)m;
+	if (rel->anchor_blake2b.len == FX_BLAKE2B_BYTES)
+		err = copy_blob(out, blob_dir, rel->anchor_blake2b.data, diag);
+	if (err == FX_OK && rel->router_pub_blake2b.len == FX_BLAKE2B_BYTES)
+		err = copy_blob(out, blob_dir, rel->router_pub_blake2b.data,
+		                diag);
+	if (err == FX_OK && rel->tokenizer_blake2b.len == FX_BLAKE2B_BYTES)
+		err =
+		    copy_blob(out, blob_dir, rel->tokenizer_blake2b.data, diag);
+out:
+	fx_wire_free(m);
+	if (env != NULL)
+		fx_wire_free(&env->base);
+	if (e != NULL)
+		flexo__ledger__v1__entry__free_unpacked(e, NULL);
+	return err;
+}
+
+/* Copies every blob the entries name from blob_dir into dir/blobs. */
 static fx_err export_blobs(fx_ledger *l, const char *blob_dir, const char *dir,
                            fx_diag *diag)
 {
-	char bdir[FX_PATH_MAX], src[FX_PATH_MAX], dst[FX_PATH_MAX], hex[65];
-	uint8_t got[FX_BLAKE2B_BYTES];
+	char bdir[FX_PATH_MAX];
 	sqlite3_stmt *st = NULL;
 	fx_blobstore out;
 	fx_err err;
-	int rc;
+	int rc = SQLITE_DONE;
 
 	snprintf(bdir, sizeof(bdir), "%s/%s", dir, FX_EXPORT_BLOBS);
 	if ((err = fx_blobstore_open(&out, bdir, diag)) != FX_OK)
 		return err;
 	if (sqlite3_prepare_v2(l->db,
-	                       "SELECT DISTINCT blob FROM entries WHERE blob "
-	                       "IS NOT NULL",
+	                       "SELECT kind, blob, body FROM entries WHERE "
+	                       "blob IS NOT NULL OR kind = 11",
 	                       -1, &st, NULL) != SQLITE_OK)
 		return db_err(l, diag, "listing blobs");
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (sqlite3_column_bytes(st, 0) != FX_BLAKE2B_BYTES)
-			continue;
-		fx_hex(hex, sqlite3_column_blob(st, 0), FX_BLAKE2B_BYTES);
-		snprintf(src, sizeof(src), "%s/%s", blob_dir, hex);
-		snprintf(dst, sizeof(dst), "%s/%s", bdir, hex);
-		if (access(src, R_OK) != 0 || access(dst, F_OK) == 0)
-			continue;
-		if (link(src, dst) == 0)
-			continue;
-		if ((err = fx_blobstore_put_file(&out, src, got, diag)))
-			goto out;
+	while (err == FX_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_int(st, 0) ==
+		    FLEXO__LEDGER__V1__ENTRY__KIND_ANCHOR)
+			err = copy_release_blobs(
+			    &out, blob_dir, sqlite3_column_blob(st, 2),
+			    (size_t)sqlite3_column_bytes(st, 2), diag);
+		else if (sqlite3_column_bytes(st, 1) == FX_BLAKE2B_BYTES)
+			err = copy_blob(&out, blob_dir,
+			                sqlite3_column_blob(st, 1), diag);
 	}
-	if (rc != SQLITE_DONE)
+	if (err == FX_OK && rc != SQLITE_DONE)
 		err = db_err(l, diag, "listing blobs");
-out:
 	sqlite3_finalize(st);
 	return err;
 }

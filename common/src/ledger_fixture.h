@@ -11,9 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flexo/assemble.h"
+#include "flexo/blobstore.h"
+#include "flexo/expert.h"
+#include "flexo/fsutil.h"
 #include "flexo/keys.h"
 #include "flexo/ledger.h"
+#include "flexo/model.h"
+#include "flexo/modelfile.h"
 #include "flexo/roster.h"
+#include "flexo/routerpub.h"
 #include "flexo/wire.h"
 
 #define FXT_CONSORTIUM "flexo-test"
@@ -80,9 +87,13 @@ out:
 	return err;
 }
 
-static inline fx_err fxt_anchor(fx_ledger *l, const fxt_party *coord,
-                                uint64_t release, uint64_t roster_version,
-                                uint64_t *idx, fx_diag *d)
+/* An anchor release naming anchor file `anchor` and router-rows file
+ * `router` by digest (NULL: made-up digests, for logs never re-assembled). */
+static inline fx_err fxt_anchor_files(fx_ledger *l, const fxt_party *coord,
+                                      uint64_t release, uint64_t roster_version,
+                                      const uint8_t *anchor,
+                                      const uint8_t *router, uint64_t *idx,
+                                      fx_diag *d)
 {
 	Flexo__Ledger__V1__AnchorRelease a =
 	    FLEXO__LEDGER__V1__ANCHOR_RELEASE__INIT;
@@ -91,7 +102,7 @@ static inline fx_err fxt_anchor(fx_ledger *l, const fxt_party *coord,
 	Flexo__V1__TensorDigest t = FLEXO__V1__TENSOR_DIGEST__INIT, *tp = &t;
 	Flexo__V1__RouterRows rr = FLEXO__V1__ROUTER_ROWS__INIT;
 	const fx_keypair *keys[1] = {&coord->kp};
-	uint8_t h1[32], h2[32], h3[32], *body = NULL, *env = NULL;
+	uint8_t h1[32], h2[32], h3[32], h4[32], *body = NULL, *env = NULL;
 	float rows[4] = {0.5f, -0.5f, 0.25f, 1.0f};
 	int64_t shape[2] = {2, 2};
 	size_t blen = 0, elen = 0;
@@ -100,6 +111,12 @@ static inline fx_err fxt_anchor(fx_ledger *l, const fxt_party *coord,
 	crypto_generichash(h1, 32, (const uint8_t *)"anchor", 6, NULL, 0);
 	crypto_generichash(h2, 32, (const uint8_t *)"tokenizer", 9, NULL, 0);
 	crypto_generichash(h3, 32, (const uint8_t *)"tensor", 6, NULL, 0);
+	if (anchor != NULL)
+		memcpy(h1, anchor, 32);
+	if (router != NULL)
+		memcpy(h4, router, 32);
+	else
+		memcpy(h4, h3, 32);
 	t.name = (char *)"model.embed_tokens.weight";
 	t.dtype = (char *)"F32";
 	t.n_shape = 2;
@@ -128,7 +145,7 @@ static inline fx_err fxt_anchor(fx_ledger *l, const fxt_party *coord,
 	m.tokenizer_file = (char *)"tokenizer.json";
 	m.router_pub = &rr;
 	m.router_pub_file = (char *)"router_pub.safetensors";
-	m.router_pub_blake2b.data = h3;
+	m.router_pub_blake2b.data = h4;
 	m.router_pub_blake2b.len = 32;
 	if ((err = fx_wire_encode(&m.base, &body, &blen, d)) != FX_OK ||
 	    (err = fx_envelope_seal(FX_TYPE_RELEASE, body, blen, keys, 1, &env,
@@ -143,6 +160,14 @@ out:
 	free(body);
 	free(env);
 	return err;
+}
+
+static inline fx_err fxt_anchor(fx_ledger *l, const fxt_party *coord,
+                                uint64_t release, uint64_t roster_version,
+                                uint64_t *idx, fx_diag *d)
+{
+	return fxt_anchor_files(l, coord, release, roster_version, NULL, NULL,
+	                        idx, d);
 }
 
 /* A contribution manifest by c for an expert whose bytes are `payload`,
@@ -300,10 +325,10 @@ out:
 	return err;
 }
 
-static inline fx_err fxt_assembly(fx_ledger *l, uint64_t anchor,
-                                  uint64_t *included, size_t n,
-                                  const uint8_t model_digest[32], uint64_t *idx,
-                                  fx_diag *d)
+static inline fx_err fxt_assembly_k(fx_ledger *l, uint64_t anchor,
+                                    uint64_t *included, size_t n, int top_k,
+                                    const uint8_t model_digest[32],
+                                    uint64_t *idx, fx_diag *d)
 {
 	Flexo__Ledger__V1__Assembly a = FLEXO__LEDGER__V1__ASSEMBLY__INIT;
 	fx_entry e = FLEXO__LEDGER__V1__ENTRY__INIT;
@@ -313,9 +338,133 @@ static inline fx_err fxt_assembly(fx_ledger *l, uint64_t anchor,
 	a.model_digest.data = (uint8_t *)model_digest;
 	a.model_digest.len = 32;
 	a.anchor_index = anchor;
+	a.top_k = (uint32_t)top_k;
 	e.kind_case = FLEXO__LEDGER__V1__ENTRY__KIND_ASSEMBLY;
 	e.assembly = &a;
 	return fx_ledger_append(l, &e, idx, d);
+}
+
+static inline fx_err fxt_assembly(fx_ledger *l, uint64_t anchor,
+                                  uint64_t *included, size_t n,
+                                  const uint8_t model_digest[32], uint64_t *idx,
+                                  fx_diag *d)
+{
+	return fxt_assembly_k(l, anchor, included, n, 0, model_digest, idx, d);
+}
+
+/* Real, tiny model files for re-assembly: in `work`, an anchor model
+ * ("tiny" preset), its public router rows and n experts with distinct
+ * weights, each also stored in bs. Paths are written to anchor_path,
+ * router_path and expert_paths[k] (256 bytes each); digests to anchor,
+ * router. */
+static inline fx_err fxt_model_files(const fx_blobstore *bs, const char *work,
+                                     int n, char anchor_path[256],
+                                     char router_path[256],
+                                     char (*expert_paths)[256],
+                                     uint8_t anchor[32], uint8_t router[32],
+                                     fx_diag *d)
+{
+	fx_config cfg;
+	fx_model m;
+	fx_routerpub rp;
+	fx_expert x;
+	uint8_t dg[32];
+	char hex[65];
+	fx_err err;
+	size_t L, D, F;
+
+	memset(&m, 0, sizeof(m));
+	memset(&rp, 0, sizeof(rp));
+	if ((err = fx_config_preset("tiny", &cfg, d)) != FX_OK ||
+	    (err = fx_model_init(&m, &cfg, false, d)) != FX_OK)
+		return err;
+	fx_model_init_weights(&m, 5);
+	snprintf(anchor_path, 256, "%s/anchor.safetensors", work);
+	err = fx_modelfile_save(&m, anchor_path, NULL, 0, d);
+	fx_model_release(&m);
+	if (err != FX_OK ||
+	    (err = fx_blobstore_put_file(bs, anchor_path, anchor, d)))
+		return err;
+	L = (size_t)cfg.n_layers;
+	D = (size_t)cfg.d_model;
+	F = (size_t)cfg.d_ff;
+	rp.n_layers = cfg.n_layers;
+	rp.d_model = cfg.d_model;
+	rp.mode = FX_EMBED_SHARED;
+	rp.norm = 1.0f;
+	rp.windows = 1;
+	if ((rp.rows = calloc(L * D, sizeof(float))) == NULL)
+		return FX_ENOMEM;
+	for (size_t j = 0; j < L * D; j++)
+		rp.rows[j] = (float)((j % 7) + 1) * 0.01f;
+	snprintf(router_path, 256, "%s/router_pub.safetensors", work);
+	err = fx_routerpub_save(&rp, router_path, d);
+	free(rp.rows);
+	if (err != FX_OK ||
+	    (err = fx_blobstore_put_file(bs, router_path, router, d)))
+		return err;
+	fx_hex(hex, anchor, 32);
+	for (int k = 0; k < n; k++) {
+		char domain[16];
+		if ((err = fx_expert_init(&x, &cfg, d)) != FX_OK)
+			return err;
+		for (size_t j = 0; j < L * F * D; j++) {
+			x.gate[j] = (float)(((j + (size_t)k) % 11) - 5) * 0.01f;
+			x.up[j] =
+			    (float)(((j * 3 + (size_t)k) % 13) - 6) * 0.01f;
+			x.down[j] =
+			    (float)(((j * 5 + (size_t)k) % 9) - 4) * 0.01f;
+		}
+		for (size_t j = 0; j < L * D; j++)
+			x.router[j] = (float)((j + (size_t)k) % 5) * 0.02f;
+		snprintf(domain, sizeof(domain), "domain%d", k);
+		snprintf(expert_paths[k], 256, "%s/expert%d.safetensors", work,
+		         k);
+		err = fx_expert_set_meta(&x, "anchor_digest", hex, d);
+		if (err == FX_OK)
+			err = fx_expert_set_meta(&x, "domain", domain, d);
+		if (err == FX_OK)
+			err = fx_expert_save(&x, expert_paths[k], d);
+		fx_expert_release(&x);
+		if (err != FX_OK ||
+		    (err = fx_blobstore_put_file(bs, expert_paths[k], dg, d)))
+			return err;
+	}
+	return FX_OK;
+}
+
+/* An accepted contribution whose payload is the file at path. */
+static inline fx_err fxt_accepted_file(fx_ledger *l, fxt_party *c,
+                                       const char *path, uint64_t *idx,
+                                       fx_diag *d)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	fx_err err;
+
+	if ((err = fx_read_file(path, 64u << 20, &buf, &len, d)) != FX_OK)
+		return err;
+	err = fxt_accepted(l, c, buf, len, idx, d);
+	free(buf);
+	return err;
+}
+
+/* The served model of these experts (fx_assemble), stored in bs. */
+static inline fx_err fxt_served_model(const fx_blobstore *bs, const char *work,
+                                      const char *anchor_path,
+                                      const char *router_path,
+                                      const char *const *experts, int n,
+                                      int top_k, uint8_t digest[32], fx_diag *d)
+{
+	char out[300];
+	uint8_t again[32];
+	fx_err err;
+
+	snprintf(out, sizeof(out), "%s/served.safetensors", work);
+	if ((err = fx_assemble(anchor_path, router_path, experts, n, top_k, out,
+	                       digest, d)) != FX_OK)
+		return err;
+	return fx_blobstore_put_file(bs, out, again, d);
 }
 
 #endif

@@ -40,12 +40,12 @@ typedef struct fx_audit_opts {
 	const fx_note_verifier *trusted; /* log key; NULL: the state's */
 	const char *state_path;          /* NULL: no memory between runs */
 	int threads;                     /* signature threads, 1..64 */
-	int reassemble;                  /* check the blobs assemblies name */
-	const fx_logger *log;            /* progress lines; may be NULL */
-	const fx_roster *pinned;         /* the consortium's roster as the
-	                                  * auditor knows it; NULL: trust the
-	                                  * log's first roster on its own
-	                                  * root signatures */
+	int reassemble;          /* rebuild every assembly from the blobs */
+	const fx_logger *log;    /* progress lines; may be NULL */
+	const fx_roster *pinned; /* the consortium's roster as the
+	                          * auditor knows it; NULL: trust the
+	                          * log's first roster on its own
+	                          * root signatures */
 } fx_audit_opts;
 
 typedef struct fx_audit_report {
@@ -58,6 +58,7 @@ typedef struct fx_audit_report {
 	uint64_t previous_size; /* accepted on the previous audit, or 0 */
 	uint64_t assemblies;
 	uint64_t blobs_checked; /* with reassemble */
+	uint64_t reassembled;   /* assemblies rebuilt to their logged digest */
 	uint64_t failed_index;  /* entry named by a failure, or NO_INDEX */
 	double seconds;
 } fx_audit_report;
