@@ -268,6 +268,7 @@ static fx_err one_run(const char *coord_bin, const char *dir, int port,
 	args[n++] = "16G";
 	args[n++] = "--quota";
 	args[n++] = "16G";
+	args[n++] = "--signature-only"; /* measures transport, not gates */
 	if (checkpoint != NULL) {
 		args[n++] = "--checkpoint";
 		args[n++] = (char *)checkpoint;

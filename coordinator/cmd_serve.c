@@ -1,6 +1,7 @@
 /* `flexo-coordinator serve`: runs the contribution endpoint (service.h) on
  * the given listeners until SIGINT/SIGTERM — uploads, release downloads,
- * admission. Options from --config FILE and flags (flags win). */
+ * admission through every gate into the ledger (admission.h), withdrawals.
+ * Options from --config FILE and flags (flags win). */
 #include <getopt.h>
 #include <inttypes.h>
 #include <malloc.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "admission.h"
 #include "commands.h"
 #include "flexo/admit.h"
 #include "flexo/fsutil.h"
@@ -25,8 +27,12 @@ static void usage(FILE *out)
 	    "--staging DIR --roster FILE [options]\n\n"
 	    "Runs the contribution endpoint until SIGINT or SIGTERM: upload "
 	    "sessions\n(chunked, resumable, per-contributor quota), release "
-	    "downloads, admission.\nAdmission here checks the signature of a "
-	    "roster contributor and the payload\ndigest (no ledger).\n\n"
+	    "downloads, admission through every gate (signature, roster, "
+	    "anchor, replay,\npayload, finite, norms, public-loss, "
+	    "routing-capture), each verdict logged\nin the ledger of --state "
+	    "with a signed checkpoint and a receipt, the served\nmodel "
+	    "re-assembled after each acceptance or withdrawal "
+	    "(docs/operations.md).\n\n"
 	    "  --config FILE          'name = value' lines for any option "
 	    "below; flags win\n"
 	    "  --listen URL           tls+tcp://HOST:PORT, tcp://HOST:PORT "
@@ -34,8 +40,34 @@ static void usage(FILE *out)
 	    "  --tls-cert FILE        PEM certificate (chain) for tls+tcp://\n"
 	    "  --tls-key FILE         PEM private key for tls+tcp://\n"
 	    "  --staging DIR          upload sessions (created 0700)\n"
-	    "  --release DIR          release directory served by name "
-	    "(optional)\n"
+	    "  --release DIR          the signed release, served by name and "
+	    "gated against\n"
+	    "  --state DIR            ledger.db, blobs/, served/model.safetensors "
+	    "(created)\n"
+	    "  --key FILE             this coordinator's key (signs "
+	    "checkpoints)\n"
+	    "  --passphrase-file F    passphrase of a sealed --key\n"
+	    "  --passphrase-env V     ... or from this environment variable\n"
+	    "  --public DIR           public text; its held-out part feeds the "
+	    "public gates\n"
+	    "  --heldout F            held-out fraction of --public, as the "
+	    "anchor's (0.1)\n"
+	    "  --origin NAME          ledger origin (default flexo/CONSORTIUM)\n"
+	    "  --top-k N              experts per token of the served model "
+	    "(0 = min(4, E))\n"
+	    "  --threads N            BLAS threads for the gates (default 1)\n"
+	    "  --max-ffn-norm-ratio X     norms gate: expert FFN / anchor FFN "
+	    "(3)\n"
+	    "  --max-router-norm-ratio X  norms gate: router row / r_pub row "
+	    "(4)\n"
+	    "  --max-public-loss-rise X   public-loss gate: fraction (0.02)\n"
+	    "  --max-public-capture X     routing-capture gate: top-1 share "
+	    "(0.5)\n"
+	    "  --gate-eval-bytes N        public held-out bytes the gates use "
+	    "(65536, 0 = all)\n"
+	    "  --signature-only       no ledger, no model gates: signature and "
+	    "payload digest\n"
+	    "                         only (transport tests and benchmarks)\n"
 	    "  --roster FILE          signed roster (verified against its own "
 	    "roots)\n"
 	    "  --quota BYTES          staged bytes per contributor (default "
@@ -81,6 +113,27 @@ bad:
 	return -1;
 }
 
+/* A real number >= 0 for the option with value `opt` in longopts. */
+static int parse_real(const struct option *longopts, int opt, const char *s,
+                      double *out)
+{
+	const char *name = "?";
+	char *end = NULL;
+	double v;
+
+	for (const struct option *o = longopts; o->name != NULL; o++)
+		if (o->val == opt)
+			name = o->name;
+	v = strtod(s, &end);
+	if (end == s || *end != '\0' || !(v >= 0) || v > 1e6) {
+		fprintf(stderr, "serve: --%s wants a number >= 0, not '%s'\n",
+		        name, s);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
 int cmd_serve(int argc, char **argv, const fx_logger *log)
 {
 	static const struct option longopts[] = {
@@ -97,6 +150,21 @@ int cmd_serve(int argc, char **argv, const fx_logger *log)
 	    {"idle-expiry", required_argument, 0, 'e'},
 	    {"contexts", required_argument, 0, 'x'},
 	    {"timeout-ms", required_argument, 0, 't'},
+	    {"state", required_argument, 0, 1000},
+	    {"key", required_argument, 0, 1001},
+	    {"passphrase-file", required_argument, 0, 1002},
+	    {"passphrase-env", required_argument, 0, 1003},
+	    {"public", required_argument, 0, 1004},
+	    {"heldout", required_argument, 0, 1005},
+	    {"origin", required_argument, 0, 1006},
+	    {"top-k", required_argument, 0, 1007},
+	    {"threads", required_argument, 0, 1008},
+	    {"max-ffn-norm-ratio", required_argument, 0, 1009},
+	    {"max-router-norm-ratio", required_argument, 0, 1010},
+	    {"max-public-loss-rise", required_argument, 0, 1011},
+	    {"max-public-capture", required_argument, 0, 1012},
+	    {"gate-eval-bytes", required_argument, 0, 1013},
+	    {"signature-only", no_argument, 0, 1014},
 	    {"help", no_argument, 0, 'h'},
 	    {0, 0, 0, 0},
 	};
@@ -104,6 +172,10 @@ int cmd_serve(int argc, char **argv, const fx_logger *log)
 	fx_service *svc = NULL;
 	fx_roster roster;
 	fx_optargs args = {0};
+	adm_config acfg;
+	admission *adm = NULL;
+	int signature_only = 0;
+	double x;
 	const char *roster_path = NULL;
 	uint8_t *env = NULL;
 	size_t env_len = 0;
@@ -114,6 +186,8 @@ int cmd_serve(int argc, char **argv, const fx_logger *log)
 
 	fx_roster_init(&roster);
 	fx_service_config_init(&cfg);
+	adm_config_init(&acfg);
+	acfg.log = log;
 	if (fx_optfile_merge(argc, argv, &args, &d) != FX_OK) {
 		fprintf(stderr, "serve: %s\n", d.msg);
 		return 2;
@@ -188,6 +262,66 @@ int cmd_serve(int argc, char **argv, const fx_logger *log)
 			else
 				cfg.timeout_ms = (int)v;
 			break;
+		case 1000:
+			acfg.state_dir = optarg;
+			break;
+		case 1001:
+			acfg.key_path = optarg;
+			break;
+		case 1002:
+			acfg.pass_file = optarg;
+			break;
+		case 1003:
+			acfg.pass_env = optarg;
+			break;
+		case 1004:
+			acfg.public_dir = optarg;
+			break;
+		case 1006:
+			acfg.origin = optarg;
+			break;
+		case 1005:
+		case 1009:
+		case 1010:
+		case 1011:
+		case 1012:
+			if (parse_real(longopts, opt, optarg, &x) != 0) {
+				rc = 2;
+				goto out;
+			}
+			if (opt == 1005)
+				acfg.heldout_frac = x;
+			else if (opt == 1009)
+				acfg.limits.max_ffn_norm_ratio = x;
+			else if (opt == 1010)
+				acfg.limits.max_router_norm_ratio = x;
+			else if (opt == 1011)
+				acfg.limits.max_public_loss_rise = x;
+			else
+				acfg.limits.max_public_capture = x;
+			break;
+		case 1007:
+		case 1008:
+		case 1013:
+			if (parse_size(opt == 1007   ? "--top-k"
+			               : opt == 1008 ? "--threads"
+			                             : "--gate-eval-bytes",
+			               optarg, opt == 1008 ? 1 : 0, &v) != 0 ||
+			    (opt != 1013 && v > 64)) {
+				fprintf(stderr, "serve: value out of range\n");
+				rc = 2;
+				goto out;
+			}
+			if (opt == 1007)
+				acfg.top_k = (int)v;
+			else if (opt == 1008)
+				acfg.threads = (int)v;
+			else
+				acfg.limits.eval_tokens = (size_t)v;
+			break;
+		case 1014:
+			signature_only = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			rc = 0;
@@ -223,9 +357,32 @@ int cmd_serve(int argc, char **argv, const fx_logger *log)
 	 * thread is reused by the next, so the peak does not grow with the
 	 * number of threads a long upload happens to pass through. */
 	mallopt(M_ARENA_MAX, 1);
-	cfg.admit = fx_admit_signed;
-	cfg.precheck = fx_precheck_signed;
-	cfg.ctx = &roster;
+	if (signature_only) {
+		cfg.admit = fx_admit_signed;
+		cfg.precheck = fx_precheck_signed;
+		cfg.ctx = &roster;
+		fx_log(log, FX_WARN,
+		       "--signature-only: no ledger and no model gates");
+	} else {
+		acfg.release_dir = cfg.release_dir;
+		acfg.roster_path = roster_path;
+		if (acfg.state_dir == NULL || acfg.release_dir == NULL ||
+		    acfg.key_path == NULL || acfg.public_dir == NULL) {
+			fprintf(stderr,
+			        "serve: admission needs --state, --release, "
+			        "--key and --public (or --signature-only)\n");
+			rc = 2;
+			goto out;
+		}
+		if (admission_open(&adm, &acfg, &d) != FX_OK) {
+			fprintf(stderr, "serve: %s\n", d.msg);
+			goto out;
+		}
+		cfg.admit = admission_admit;
+		cfg.precheck = admission_precheck;
+		cfg.other = admission_request;
+		cfg.ctx = adm;
+	}
 	cfg.log = log;
 	/* Block the stop signals before nng starts its threads, so that they
 	 * inherit the mask and only sigwait below sees them. */
@@ -246,6 +403,7 @@ int cmd_serve(int argc, char **argv, const fx_logger *log)
 	rc = 0;
 out:
 	fx_service_stop(svc);
+	admission_close(adm);
 	fx_roster_release(&roster);
 	free(env);
 	fx_optargs_release(&args);

@@ -78,6 +78,7 @@ staging = staging
 release = release
 roster = roster.bin
 checkpoint = 256K
+signature-only
 CONF
 }
 write_conf
