@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "ledger_local.h"
 #include "flexo/client.h"
 #include "flexo/fsutil.h"
 #include "flexo/optfile.h"
@@ -38,6 +39,13 @@ static void usage(FILE *out)
 	    "  --payload FILE         the expert safetensors it describes\n"
 	    "  --receipt-out FILE     write the receipt carried by the "
 	    "verdict\n"
+	    "  --state DIR            the state of 'fetch': the receipt is "
+	    "verified against\n"
+	    "                         its roster's coordinator keys and the "
+	    "verdict recorded\n"
+	    "                         in DIR/submissions (for 'status')\n"
+	    "  --log-origin NAME      the ledger's origin (default "
+	    "flexo/CONSORTIUM)\n"
 	    "  --chunk BYTES          chunk size (default %u)\n"
 	    "  --max-rate BYTES       bandwidth limit per second (default "
 	    "none)\n"
@@ -88,6 +96,8 @@ int cmd_submit(int argc, char **argv, const fx_logger *log)
 		O_RATE,
 		O_TIMEOUT,
 		O_RETRIES,
+		O_STATE,
+		O_ORIGIN,
 	};
 	static const struct option longopts[] = {
 	    {"coordinator", required_argument, 0, O_COORD},
@@ -100,10 +110,14 @@ int cmd_submit(int argc, char **argv, const fx_logger *log)
 	    {"max-rate", required_argument, 0, O_RATE},
 	    {"timeout-ms", required_argument, 0, O_TIMEOUT},
 	    {"retries", required_argument, 0, O_RETRIES},
+	    {"state", required_argument, 0, O_STATE},
+	    {"log-origin", required_argument, 0, O_ORIGIN},
 	    {"help", no_argument, 0, 'h'},
 	    {0, 0, 0, 0},
 	};
 	const char *payload = NULL, *env_path = NULL, *receipt_out = NULL;
+	const char *state = NULL, *origin = NULL;
+	char rmsg[512];
 	uint8_t *env = NULL;
 	char hex[2 * FX_BLAKE2B_BYTES + 1];
 	size_t env_len = 0;
@@ -166,6 +180,12 @@ int cmd_submit(int argc, char **argv, const fx_logger *log)
 				goto usage_err;
 			o.retries = (int)v;
 			break;
+		case O_STATE:
+			state = optarg;
+			break;
+		case O_ORIGIN:
+			origin = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			rc = 0;
@@ -202,6 +222,25 @@ int cmd_submit(int argc, char **argv, const fx_logger *log)
 	if (r.receipt_len > 0)
 		printf("ledger index %" PRIu64 ", receipt of %zu bytes\n",
 		       r.ledger_index, r.receipt_len);
+	if (state != NULL) {
+		if (r.receipt_len == 0) {
+			printf("receipt: none (the verdict is not logged)\n");
+		} else if (receipt_check(state, origin, r.receipt,
+		                         r.receipt_len, rmsg, sizeof(rmsg),
+		                         &d) == FX_OK) {
+			printf("receipt: verified: %s\n", rmsg);
+		} else {
+			printf("receipt: NOT verified: %s\n", d.msg);
+			goto out;
+		}
+		if (record_append(state, "contribution",
+		                  r.contribution_digest,
+		                  decision_name(r.decision), r.gate,
+		                  r.ledger_index, &d) != FX_OK) {
+			fprintf(stderr, "submit: %s\n", d.msg);
+			goto out;
+		}
+	}
 	if (r.resumes + r.rewinds > 0)
 		fx_log(log, FX_INFO, "upload resumed %u time(s)",
 		       r.resumes + r.rewinds);

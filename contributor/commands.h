@@ -10,5 +10,7 @@ int cmd_train(int argc, char **argv, const fx_logger *log);
 int cmd_manifest(int argc, char **argv, const fx_logger *log);
 int cmd_download(int argc, char **argv, const fx_logger *log);
 int cmd_submit(int argc, char **argv, const fx_logger *log);
+int cmd_withdraw(int argc, char **argv, const fx_logger *log);
+int cmd_status(int argc, char **argv, const fx_logger *log);
 
 #endif

@@ -10,6 +10,8 @@ static const fx_command commands[] = {
      cmd_manifest},
     {"download", "download the anchor release from the coordinator", cmd_download},
     {"submit", "sign and upload an expert, wait for the verdict", cmd_submit},
+    {"withdraw", "withdraw an accepted contribution", cmd_withdraw},
+    {"status", "what this contributor submitted and the verdicts", cmd_status},
 };
 
 int main(int argc, char **argv)

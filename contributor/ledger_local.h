@@ -1,0 +1,32 @@
+/* The contributor's view of the coordinator's ledger: checking a receipt
+ * against the log key of a roster coordinator, and the local record of
+ * what this contributor submitted and withdrew (state/submissions), which
+ * `status` prints. Shared by submit, withdraw and status. */
+#ifndef FLEXO_CONTRIBUTOR_LEDGER_LOCAL_H
+#define FLEXO_CONTRIBUTOR_LEDGER_LOCAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flexo/err.h"
+#include "flexo/hash.h"
+
+#define SUBMISSIONS_FILE "submissions"
+#define SUBMISSIONS_MAX  (16u << 20) /* bytes of the record */
+
+/* Verifies an encoded receipt against the log key of each coordinator of
+ * the roster in state_dir/roster.bin (the one `fetch` verified), under
+ * origin (NULL = "flexo/<consortium>"). On success writes a one-line
+ * description into msg[cap]; on failure the reason into diag. */
+fx_err receipt_check(const char *state_dir, const char *origin,
+                     const uint8_t *receipt, size_t len, char *msg, size_t cap,
+                     fx_diag *diag);
+
+/* Appends "KIND HEX DECISION GATE INDEX" to state_dir/submissions (fsynced;
+ * the file is rewritten atomically with the new line). */
+fx_err record_append(const char *state_dir, const char *kind,
+                     const uint8_t digest[FX_BLAKE2B_BYTES],
+                     const char *decision, const char *gate, uint64_t index,
+                     fx_diag *diag);
+
+#endif

@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# Federation integration tests: a real coordinator (`serve` with the full
+# admission and ledger) and contributor processes on loopback, tiny preset.
+# Modes:
+#   gates      an accepted expert, then one crafted submission per gate,
+#              each rejected by that gate (its name in the verdict), logged
+#              as a rejected entry, changing nothing else (served model
+#              digest, blobs); retries of decided uploads get the same
+#              verdict; a coordinator restart keeps replay protection
+#   roundtrip  two experts accepted, one withdrawn (re-assembled), the
+#              ledger exported and verified by flexo-audit --reassemble,
+#              contributor status
+# Usage: fed_test.sh MODE BUILD_DIR
+set -euo pipefail
+mode=$1 build=$2
+keys=$build/keys/flexo-keys
+coord=$build/coordinator/flexo-coordinator
+contrib=$build/contributor/flexo-contributor
+audit=$build/auditor/flexo-audit
+craft=$build/tests/federation/fx_craft
+
+work=$(mktemp -d /tmp/fx-fed-XXXXXX)
+coord_pid=
+cleanup() {
+  [ -n "$coord_pid" ] && kill "$coord_pid" 2>/dev/null && wait "$coord_pid" 2>/dev/null
+  [ -n "${FX_KEEP:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+fail() {
+  echo "FAIL: $*" >&2
+  for f in "$work"/*.log; do echo "== $f" >&2; tail -15 "$f" >&2; done
+  exit 1
+}
+cd "$work"
+
+# --- consortium: 2 roots (threshold 2), a coordinator, 2 contributors ---
+for k in root1 root2 coordk c1 c2 stranger; do
+  "$keys" -q keygen --out $k.key >/dev/null
+done
+"$keys" -q roster init --out roster.bin --expires +1d --consortium fedtest \
+  --threshold 2 --root root1=root1.key.pub --root root2=root2.key.pub >/dev/null
+"$keys" -q roster add --roster roster.bin --name coord --role coordinator \
+  --pub coordk.key.pub >/dev/null
+for c in c1 c2; do
+  "$keys" -q roster add --roster roster.bin --name $c --role contributor \
+    --pub $c.key.pub >/dev/null
+done
+"$keys" -q roster sign --roster roster.bin --key root1.key >/dev/null
+"$keys" -q roster sign --roster roster.bin --key root2.key >/dev/null
+
+# --- tiny corpora, anchor, r_pub, release ---
+mkdir -p public code legal
+for i in $(seq 1 40); do
+  printf 'Public documentation number %d for everyone to read. ' "$i" >public/p$i.txt
+  for j in $(seq 1 8); do echo "int f$i$j(int x) { return x * $j + $i; }"; done >code/c$i.txt
+  for j in $(seq 1 6); do echo "Licensee shall not sublicense clause $i.$j."; done >legal/l$i.txt
+done
+"$coord" -q anchor train --data public --out a --preset tiny --steps 5 \
+  --threads 1 >/dev/null || fail "anchor train"
+"$coord" -q anchor embed --anchor a/anchor.safetensors --data public \
+  --out rpub.safetensors --windows 4 --mode per-layer --threads 1 || fail "anchor embed"
+"$coord" -q release --anchor a/anchor.safetensors --router-pub rpub.safetensors \
+  --key coordk.key --roster roster.bin --version 1 --expires +1d \
+  --out release >/dev/null || fail "release"
+
+port=$((14000 + (($$ + RANDOM) % 4000) * 2))
+url=tcp://127.0.0.1:$port
+cat >serve.conf <<CONF
+listen = $url
+staging = staging
+release = release
+roster = roster.bin
+state = state
+key = coordk.key
+public = public
+threads = 1
+# A tiny, barely trained anchor barely uses its FFN, so a poisoned one moves
+# public loss little: the margin is tighter than the default 2%. (The good
+# expert measures -0.1% and 40% capture; the crafted ones +1.6% and 88%.)
+max-public-loss-rise = 0.005
+max-public-capture = 0.6
+CONF
+
+start_coord() { # LOG
+  "$coord" serve --config serve.conf >"$1" 2>&1 &
+  coord_pid=$!
+  for _ in $(seq 1 200); do
+    grep -q "listening on" "$1" 2>/dev/null && return 0
+    kill -0 "$coord_pid" 2>/dev/null || fail "coordinator exited: $(tail -3 "$1")"
+    sleep 0.05
+  done
+  fail "coordinator did not start"
+}
+stop_coord() {
+  kill "$coord_pid"
+  wait "$coord_pid" 2>/dev/null || true
+  coord_pid=
+}
+
+# A contributor's whole side up to a signed manifest: download, verify,
+# train, sign. NAME DOMAIN
+contributor() {
+  local n=$1 dom=$2
+  mkdir -p $n
+  "$contrib" -q download --coordinator "$url" --out $n/dl 2>$n.log || fail "$n download"
+  "$contrib" -q fetch --verify --from $n/dl --roster roster.bin --state $n/state \
+    >/dev/null 2>>$n.log || fail "$n fetch"
+  "$contrib" -q train --anchor $n/state/release-v1/anchor.safetensors \
+    --router-pub $n/state/release-v1/router.pub.safetensors --data $dom \
+    --domain $dom --out $n/expert --steps 2 --batch 2 --threads 1 \
+    >/dev/null 2>>$n.log || fail "$n train"
+  "$contrib" -q manifest --expert $n/expert --key $n.key --state $n/state \
+    >/dev/null 2>>$n.log || fail "$n manifest"
+}
+
+submit() { # NAME ENVELOPE PAYLOAD -> prints the verdict lines; sets rc
+  set +e
+  out=$("$contrib" submit --coordinator "$url" --state "$1/state" \
+    --envelope "$2" --payload "$3" --timeout-ms 20000 2>>"$1.log")
+  rc=$?
+  set -e
+}
+
+ledger_size() { "$coord" ledger status --db state/ledger.db | sed -n 's/^size: *//p'; }
+served() { b2sum state/served/model.safetensors | cut -c1-64; }
+blobs() { ls state/blobs | wc -l; }
+
+start_coord coord.log
+contributor c1 code
+submit c1 c1/expert.manifest c1/expert
+[ $rc -eq 0 ] && grep -q '^accepted: gates' <<<"$out" || fail "good expert: rc $rc: $out"
+grep -q '^receipt: verified' <<<"$out" || fail "receipt not verified: $out"
+[ -f state/served/model.safetensors ] || fail "no served model"
+
+case "$mode" in
+gates)
+  good_out=$out
+  seq=10
+  expect_reject() { # GATE ENVELOPE PAYLOAD
+    local gate=$1 size0 served0 blobs0
+    size0=$(ledger_size) served0=$(served) blobs0=$(blobs)
+    submit c1 "$2" "$3"
+    [ $rc -eq 3 ] || fail "$gate: exit $rc ($out)"
+    grep -q "^rejected: $gate: " <<<"$out" || fail "$gate: verdict: $out"
+    [ "$(ledger_size)" -eq $((size0 + 1)) ] || fail "$gate: ledger grew by $(($(ledger_size) - size0))"
+    [ "$(served)" = "$served0" ] || fail "$gate: served model changed"
+    [ "$(blobs)" -eq "$blobs0" ] || fail "$gate: a blob was stored"
+    echo "gate $gate: rejected and logged" >&2
+  }
+  craft_sign() { # FROM PAYLOAD KEY OUT [MODE]
+    seq=$((seq + 1))
+    "$craft" sign "$1" "$2" "$3" release roster.bin $seq "$4" ${5:-normal} || fail "craft sign"
+  }
+  # signature: a flipped signature bit
+  craft_sign c1/expert c1/expert c1.key sig.env flip-sig
+  expect_reject signature sig.env c1/expert
+  # roster: a key outside the roster
+  craft_sign c1/expert c1/expert stranger.key roster.env
+  expect_reject roster roster.env c1/expert
+  # anchor: another release digest
+  craft_sign c1/expert c1/expert c1.key anchor.env other-release
+  expect_reject anchor anchor.env c1/expert
+  # replay: a new manifest with the sequence already used (1)
+  "$craft" sign c1/expert c1/expert c1.key release roster.bin 1 replay.env || fail craft
+  expect_reject replay replay.env c1/expert
+  # payload: the manifest's router rows are not the payload's
+  "$craft" mutate c1/expert rows.x router-pub 1.5 rpub.safetensors || fail craft
+  craft_sign c1/expert rows.x c1.key rows.env
+  expect_reject payload rows.env rows.x
+  # payload: trained from another anchor
+  "$craft" mutate c1/expert other.x anchor-digest || fail craft
+  craft_sign other.x other.x c1.key other.env
+  expect_reject payload other.env other.x
+  # finite: a NaN in the FFN
+  "$craft" mutate c1/expert nan.x nan || fail craft
+  craft_sign c1/expert nan.x c1.key nan.env
+  expect_reject finite nan.env nan.x
+  # norms: FFN weights 10x the anchor's
+  "$craft" mutate c1/expert big.x scale-ffn 10 || fail craft
+  craft_sign big.x big.x c1.key big.env
+  expect_reject norms big.env big.x
+  # public-loss: an FFN that pushes against the anchor, routed to
+  "$craft" mutate c1/expert neg0.x router-pub 1.2 rpub.safetensors || fail craft
+  "$craft" mutate neg0.x neg.x negate-down 2.5 || fail craft
+  craft_sign neg.x neg.x c1.key neg.env
+  expect_reject public-loss neg.env neg.x
+  # routing-capture: a router row that takes public text from r_pub
+  "$craft" mutate c1/expert cap.x router-pub 3 rpub.safetensors || fail craft
+  craft_sign cap.x cap.x c1.key cap.env
+  expect_reject routing-capture cap.env cap.x
+
+  # Retries of decided uploads: the same verdicts, nothing new logged.
+  size0=$(ledger_size)
+  submit c1 c1/expert.manifest c1/expert
+  [ $rc -eq 0 ] || fail "retry of the accepted upload: $out"
+  [ "$(sed -n 's/^ledger index //p' <<<"$out" | cut -d, -f1)" = \
+    "$(sed -n 's/^ledger index //p' <<<"$good_out" | cut -d, -f1)" ] ||
+    fail "retry got another ledger index: $out vs $good_out"
+  submit c1 nan.env nan.x
+  grep -q '^rejected: finite' <<<"$out" || fail "retry of a rejected upload: $out"
+  [ "$(ledger_size)" -eq "$size0" ] || fail "retries were logged again"
+
+  # After a restart: replay protection and retries come from the ledger.
+  stop_coord
+  start_coord coord2.log
+  submit c1 nan.env nan.x
+  grep -q '^rejected: finite' <<<"$out" || fail "retry after restart: $out"
+  "$craft" sign c1/expert c1/expert c1.key release roster.bin 5 replay2.env || fail craft
+  submit c1 replay2.env c1/expert
+  grep -q '^rejected: replay' <<<"$out" || fail "replay after restart: $out"
+  ;;
+roundtrip)
+  contributor c2 legal
+  submit c2 c2/expert.manifest c2/expert
+  [ $rc -eq 0 ] || fail "c2: $out"
+  digest1=$(served)
+  "$contrib" withdraw --coordinator "$url" --key c1.key --state c1/state \
+    --contribution "$(sed -n 's/^contribution //p' c1/state/submissions | head -1 | cut -d' ' -f1)" \
+    --reason "test" >wd.out 2>>c1.log || fail "withdraw: $(cat wd.out)"
+  grep -q '^withdrawn' wd.out || fail "withdraw: $(cat wd.out)"
+  grep -q '^receipt: verified' wd.out || fail "withdraw receipt: $(cat wd.out)"
+  [ "$(served)" != "$digest1" ] || fail "served model not re-assembled"
+  # a second withdrawal of the same contribution is refused
+  set +e
+  "$contrib" withdraw --coordinator "$url" --key c1.key --state c1/state \
+    --contribution "$(sed -n 's/^contribution //p' c1/state/submissions | head -1 | cut -d' ' -f1)" \
+    >wd2.out 2>>c1.log
+  rc=$?
+  set -e
+  [ $rc -eq 3 ] || fail "second withdrawal: exit $rc $(cat wd2.out)"
+  "$contrib" status --state c1/state >status.out || fail "status"
+  grep -q 'withdrawn' status.out && grep -q 'accepted' status.out || fail "status: $(cat status.out)"
+  "$coord" ledger export exp --db state/ledger.db --blobs state/blobs \
+    --key coordk.key >/dev/null 2>export.log || fail "export"
+  vkey=$("$coord" ledger status --db state/ledger.db | sed -n 's/^log key: *//p')
+  [ -n "$vkey" ] || vkey=$(cat exp/log.vkey)
+  "$audit" verify exp --key "$vkey" --reassemble >audit.out 2>&1 || fail "audit: $(cat audit.out)"
+  grep -q 'result: *OK' audit.out || fail "audit: $(cat audit.out)"
+  ;;
+*)
+  echo "unknown mode $mode" >&2
+  exit 2
+  ;;
+esac
+echo "federation $mode: ok"
