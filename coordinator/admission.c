@@ -70,6 +70,8 @@ struct admission {
 	char anchor_path[ADM_STATE_MAX + 128];
 	char rpub_path[ADM_STATE_MAX + 128];
 	char served_path[ADM_STATE_MAX + 64];
+	uint8_t logged_roster[FX_BLAKE2B_BYTES]; /* newest roster entry's */
+	int have_logged_roster;
 	seen_key *keys;
 	size_t n_keys;
 	decided *dec;
@@ -959,6 +961,15 @@ static fx_err scan_ledger(admission *a, fx_diag *diag)
 			break;
 		}
 		switch (e->kind_case) {
+		case FLEXO__LEDGER__V1__ENTRY__KIND_ROSTER:
+			if (fx_envelope_open(e->roster->envelope.data,
+			                     e->roster->envelope.len,
+			                     FX_TYPE_ROSTER, &env, NULL) != FX_OK)
+				break;
+			fx_blake2b(a->logged_roster, env->payload.data,
+			           env->payload.len);
+			a->have_logged_roster = 1;
+			break;
 		case FLEXO__LEDGER__V1__ENTRY__KIND_ACCEPTED:
 			if (open_contribution(e->accepted->envelope.data,
 			                      e->accepted->envelope.len, &env,
@@ -1029,7 +1040,9 @@ static fx_err put_release_file(admission *a, const char *path,
 	return FX_OK;
 }
 
-/* Logs the roster (empty ledger) and the release (if not yet logged). */
+/* Logs the roster when it is not the newest logged one (the first entry
+ * of an empty ledger, or a rotation the ledger checks against the previous
+ * roster), then the release if it is not the newest logged one. */
 static fx_err log_genesis(admission *a, const char *release_dir,
                           fx_diag *diag)
 {
@@ -1042,13 +1055,19 @@ static fx_err log_genesis(admission *a, const char *release_dir,
 	fx_diag d = {{0}};
 	fx_err err;
 
-	if (fx_ledger_size(a->l) == 0) {
+	if (!a->have_logged_roster ||
+	    memcmp(a->logged_roster, a->roster.digest, FX_BLAKE2B_BYTES) != 0) {
 		ru.envelope.data = a->roster.envelope;
 		ru.envelope.len = a->roster.envelope_len;
 		e.kind_case = FLEXO__LEDGER__V1__ENTRY__KIND_ROSTER;
 		e.roster = &ru;
-		if ((err = fx_ledger_append(a->l, &e, NULL, diag)) != FX_OK)
+		if ((err = fx_ledger_append(a->l, &e, NULL, diag)) != FX_OK) {
+			fx_diag_prefix(diag, "logging roster v%" PRIu64,
+			               a->roster.version);
 			return err;
+		}
+		memcpy(a->logged_roster, a->roster.digest, FX_BLAKE2B_BYTES);
+		a->have_logged_roster = 1;
 		fx_log(a->log, FX_INFO, "ledger: logged roster v%" PRIu64,
 		       a->roster.version);
 	}
@@ -1136,6 +1155,8 @@ fx_err admission_open(admission **out, const adm_config *cfg, fx_diag *diag)
 		fx_diag_prefix(diag, "release %s", cfg->release_dir);
 		goto fail;
 	}
+	free(buf); /* the release keeps its own copy of the envelope */
+	buf = NULL;
 	if ((err = fx_seckey_load_with(&a->key, cfg->key_path, cfg->pass_file,
 	                               cfg->pass_env, diag)) != FX_OK)
 		goto fail;
@@ -1166,8 +1187,8 @@ fx_err admission_open(admission **out, const adm_config *cfg, fx_diag *diag)
 	snprintf(path, sizeof(path), "%s/%s", cfg->state_dir, ADM_LEDGER);
 	if ((err = fx_ledger_open(path, org, &a->l, diag)) != FX_OK)
 		goto fail;
-	if ((err = log_genesis(a, cfg->release_dir, diag)) != FX_OK ||
-	    (err = scan_ledger(a, diag)) != FX_OK)
+	if ((err = scan_ledger(a, diag)) != FX_OK ||
+	    (err = log_genesis(a, cfg->release_dir, diag)) != FX_OK)
 		goto fail;
 	/* The model files are used from the blob store: exactly the bytes
 	 * the ledger names. */
@@ -1194,12 +1215,10 @@ fx_err admission_open(admission **out, const adm_config *cfg, fx_diag *diag)
 	}
 	fx_model_set_threads(cfg->threads);
 	a->anchor_bpb = -1; /* measured by the first public gate, then kept */
-	if (fx_ledger_latest_checkpoint(a->l, NULL, NULL, NULL, NULL) != FX_OK ||
-	    fx_ledger_size(a->l) > 0) {
-		fx_diag d = {{0}};
-		/* Refused when nothing grew since the last one: fine. */
-		(void)fx_ledger_sign_checkpoint(a->l, a->key.sk, NULL, NULL, &d);
-	}
+	/* A checkpoint now: also proves at start that this key is the log's
+	 * (the ledger refuses any other) rather than at the first verdict. */
+	if ((err = checkpoint(a, diag)) != FX_OK)
+		goto fail;
 	fx_log(a->log, FX_INFO,
 	       "admission: ledger %s (%" PRIu64 " entries), release v%" PRIu64
 	       ", public held-out %zu bytes",

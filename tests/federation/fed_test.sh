@@ -7,9 +7,10 @@
 #              as a rejected entry, changing nothing else (served model
 #              digest, blobs); retries of decided uploads get the same
 #              verdict; a coordinator restart keeps replay protection
-#   roundtrip  two experts accepted, one withdrawn (re-assembled), the
-#              ledger exported and verified by flexo-audit --reassemble,
-#              contributor status
+#   roundtrip  two experts accepted, one withdrawn (re-assembled), a second
+#              withdrawal refused, contributor status, a roster rotation
+#              logged at restart, the ledger exported and verified by
+#              flexo-audit --reassemble
 # Usage: fed_test.sh MODE BUILD_DIR
 set -euo pipefail
 mode=$1 build=$2
@@ -22,7 +23,10 @@ craft=$build/tests/federation/fx_craft
 work=$(mktemp -d /tmp/fx-fed-XXXXXX)
 coord_pid=
 cleanup() {
-  [ -n "$coord_pid" ] && kill "$coord_pid" 2>/dev/null && wait "$coord_pid" 2>/dev/null
+  if [ -n "$coord_pid" ]; then
+    kill "$coord_pid" 2>/dev/null || true
+    wait "$coord_pid" 2>/dev/null || true
+  fi
   [ -n "${FX_KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -91,9 +95,9 @@ start_coord() { # LOG
   done
   fail "coordinator did not start"
 }
-stop_coord() {
+stop_coord() { # the coordinator must stop cleanly (a leak fails ASan builds)
   kill "$coord_pid"
-  wait "$coord_pid" 2>/dev/null || true
+  wait "$coord_pid" || fail "coordinator exited $? on SIGTERM"
   coord_pid=
 }
 
@@ -229,6 +233,15 @@ roundtrip)
   set -e
   [ $rc -eq 3 ] || fail "second withdrawal: exit $rc $(cat wd2.out)"
   "$contrib" status --state c1/state >status.out || fail "status"
+  # A roster rotation: the restarted coordinator logs roster v2 (checked by
+  # the ledger as a rotation of v1) and the auditor follows it.
+  "$keys" -q roster init --from roster.bin --out roster2.bin --expires +2d >/dev/null
+  "$keys" -q roster sign --roster roster2.bin --key root1.key >/dev/null
+  "$keys" -q roster sign --roster roster2.bin --key root2.key >/dev/null
+  stop_coord
+  sed -i 's/^roster = roster.bin$/roster = roster2.bin/' serve.conf
+  start_coord coord2.log
+  grep -q 'logged roster v2' coord2.log || fail "roster v2 not logged"
   grep -q 'withdrawn' status.out && grep -q 'accepted' status.out || fail "status: $(cat status.out)"
   "$coord" ledger export exp --db state/ledger.db --blobs state/blobs \
     --key coordk.key >/dev/null 2>export.log || fail "export"
@@ -242,4 +255,5 @@ roundtrip)
   exit 2
   ;;
 esac
+stop_coord
 echo "federation $mode: ok"
