@@ -39,6 +39,8 @@ static const char usage_text[] =
     "  --public-mix R     rows of public text per batch (default 0; needs "
     "--public)\n"
     "  --mix-router-only  public rows train the router only, not the FFN\n"
+    "  --router-lr-mult X learning-rate multiplier of the router row and bias\n"
+    "                     (default 1)\n"
     "  --steps N          training steps (default 300)\n"
     "  --batch B          sequences per step (default 8)\n"
     "  --lr X             peak learning rate (default 1e-3)\n"
@@ -53,7 +55,7 @@ typedef struct train_args {
 	    *public_dir;
 	int64_t steps, batch, mix, seed, threads;
 	bool mix_router_only;
-	double lr, bias_init, z_loss, heldout;
+	double lr, bias_init, z_loss, heldout, router_lr_mult;
 } train_args;
 
 static int parse(train_args *a, int argc, char **argv)
@@ -68,6 +70,7 @@ static int parse(train_args *a, int argc, char **argv)
 	    {"public", required_argument, 0, 'p'},
 	    {"public-mix", required_argument, 0, 'm'},
 	    {"mix-router-only", no_argument, 0, 'R'},
+	    {"router-lr-mult", required_argument, 0, 'M'},
 	    {"steps", required_argument, 0, 's'},
 	    {"batch", required_argument, 0, 'b'},
 	    {"lr", required_argument, 0, 'l'},
@@ -88,6 +91,7 @@ static int parse(train_args *a, int argc, char **argv)
 	a->lr = 1e-3;
 	a->z_loss = 1e-3;
 	a->heldout = 0.1;
+	a->router_lr_mult = 1.0;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		int bad = 0;
@@ -101,6 +105,7 @@ static int parse(train_args *a, int argc, char **argv)
 		case 'p': a->public_dir = optarg; break;
 		case 'm': bad = fx_cli_int(CMD, "--public-mix", optarg, 0, 4095, &a->mix); break;
 		case 'R': a->mix_router_only = true; break;
+		case 'M': bad = fx_cli_num(CMD, "--router-lr-mult", optarg, 1e-3, 1000, &a->router_lr_mult); break;
 		case 's': bad = fx_cli_int(CMD, "--steps", optarg, 1, 10000000, &a->steps); break;
 		case 'b': bad = fx_cli_int(CMD, "--batch", optarg, 1, 4096, &a->batch); break;
 		case 'l': bad = fx_cli_num(CMD, "--lr", optarg, 0, 1, &a->lr); break;
@@ -241,6 +246,7 @@ int cmd_train(int argc, char **argv, const fx_logger *log)
 	o.train.mix = a.mix ? &pub : NULL;
 	o.train.mix_rows = (int)a.mix;
 	o.train.mix_router_only = a.mix_router_only;
+	o.train.adam.router_lr_mult = (float)a.router_lr_mult;
 	o.bias_init = (float)a.bias_init;
 	err = fx_expert_train(&anchor, rp.rows, rows, &corpus, &o, log, &expert,
 	                      &rep, &diag);
@@ -272,6 +278,9 @@ int cmd_train(int argc, char **argv, const fx_logger *log)
 		err = set_meta_num(&expert, "train.z_loss", a.z_loss, &diag);
 	if (err == FX_OK)
 		err = set_meta_num(&expert, "train.bias_init", a.bias_init, &diag);
+	if (err == FX_OK)
+		err = set_meta_num(&expert, "train.router_lr_mult",
+		                   a.router_lr_mult, &diag);
 	if (err == FX_OK)
 		err = set_meta_num(&expert, "train.public_mix", (double)a.mix,
 		                   &diag);

@@ -19,6 +19,7 @@ void fx_adamw_defaults(fx_adamw_opts *o)
 	o->eps = 1e-8f;
 	o->weight_decay = 0.1f;
 	o->clip_norm = 1.0f;
+	o->router_lr_mult = 1.0f;
 }
 
 fx_err fx_adamw_validate(const fx_adamw_opts *o, fx_diag *diag)
@@ -44,6 +45,10 @@ fx_err fx_adamw_validate(const fx_adamw_opts *o, fx_diag *diag)
 	if (!(o->eps > 0.0f && isfinite(o->eps)))
 		return fx_diag_set(diag, FX_EINVAL, "eps %g must be > 0",
 		                   (double)o->eps);
+	if (!(o->router_lr_mult > 0.0f && o->router_lr_mult <= 1000.0f))
+		return fx_diag_set(diag, FX_EINVAL,
+		                   "router_lr_mult %g must be in (0, 1000]",
+		                   (double)o->router_lr_mult);
 	if (!(o->weight_decay >= 0.0f && isfinite(o->weight_decay)))
 		return fx_diag_set(diag, FX_EINVAL,
 		                   "weight_decay %g must be >= 0",
@@ -100,6 +105,7 @@ void fx_adamw_release(fx_adamw *a)
 typedef struct span {
 	size_t off, n; /* in the arena */
 	bool frozen, decay, clamp;
+	bool router; /* a router row or bias: learning rate x router_lr_mult */
 } span;
 
 /* Calls fn on every span of the model, in arena order. */
@@ -109,7 +115,7 @@ static void for_spans(const fx_model *model, const fx_freeze *fz,
 	for (int i = 0; i < model->n_tensors; i++) {
 		const fx_tensor *t = &model->tensors[i];
 		size_t off = (size_t)(t->data - model->params);
-		span s = {off, t->numel, false, t->ndim == 2, false};
+		span s = {off, t->numel, false, t->ndim == 2, false, false};
 		if (t->group == FX_GROUP_ROUTER ||
 		    t->group == FX_GROUP_ROUTER_BIAS) {
 			size_t w = t->ndim == 2 ? (size_t)t->shape[1] : 1;
@@ -117,7 +123,7 @@ static void for_spans(const fx_model *model, const fx_freeze *fz,
 				span r = {off + (size_t)e * w, w,
 				          fx_freeze_has(fz, t->group, e),
 				          t->group == FX_GROUP_ROUTER,
-				          t->group == FX_GROUP_ROUTER_BIAS};
+				          t->group == FX_GROUP_ROUTER_BIAS, true};
 				fn(&r, ctx);
 			}
 			continue;
@@ -168,12 +174,13 @@ static void update_fn(const span *s, void *p)
 	step_ctx *c = p;
 	const fx_adamw_opts *o = &c->a->opts;
 	float *w = c->model->params + s->off;
+	float lr = s->router ? c->lr * o->router_lr_mult : c->lr;
 
 	if (s->frozen)
 		return;
 	adamw_update(w, c->model->grads + s->off, c->a->m + s->off,
-	             c->a->v + s->off, s->n, o->beta1, o->beta2, o->eps, c->lr,
-	             s->decay ? 1.0f - c->lr * o->weight_decay : 1.0f,
+	             c->a->v + s->off, s->n, o->beta1, o->beta2, o->eps, lr,
+	             s->decay ? 1.0f - lr * o->weight_decay : 1.0f,
 	             c->gscale, c->bc1, c->bc2);
 	if (s->clamp)
 		for (size_t i = 0; i < s->n; i++)

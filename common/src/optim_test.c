@@ -113,6 +113,43 @@ static void test_adamw_by_hand(void)
 	fx_model_release(&m);
 }
 
+/* router_lr_mult scales the step of router rows and biases only: the first
+ * AdamW step moves every parameter by lr * m^/sqrt(v^) = lr * sign(g)
+ * (no decay, no clipping), so a router element moves mult times as far. */
+static void test_router_lr_mult(void)
+{
+	fx_config c = tiny_cfg(2, 2, true);
+	fx_model m;
+	fx_adamw a;
+	fx_adamw_opts o;
+	float w0, r0, b0;
+
+	CHECK(fx_model_init(&m, &c, true, NULL) == FX_OK);
+	fx_adamw_defaults(&o);
+	o.lr = o.lr_min = 0.01f;
+	o.warmup_steps = o.total_steps = 0;
+	o.weight_decay = 0.0f;
+	o.clip_norm = 0.0f;
+	o.router_lr_mult = 10.0f;
+	CHECK(fx_adamw_init(&a, &m, &o, NULL) == FX_OK);
+	m.layers[0].router_bias[1] = -1.0f;
+	w0 = m.layers[0].wq[0];
+	r0 = m.layers[0].router[3];
+	b0 = m.layers[0].router_bias[1];
+	fx_model_zero_grad(&m);
+	m.grads[m.layers[0].wq - m.params] = 0.5f;
+	m.grads[m.layers[0].router + 3 - m.params] = 0.5f;
+	m.grads[m.layers[0].router_bias + 1 - m.params] = 0.5f;
+	CHECK(fx_adamw_step(&a, &m, NULL, NULL, NULL) == FX_OK);
+	CHECK_NEAR(w0 - m.layers[0].wq[0], 0.01, 1e-6);
+	CHECK_NEAR(r0 - m.layers[0].router[3], 0.1, 1e-5);
+	CHECK_NEAR(b0 - m.layers[0].router_bias[1], 0.1, 1e-5);
+	o.router_lr_mult = 0.0f;
+	CHECK(fx_adamw_validate(&o, NULL) == FX_EINVAL);
+	fx_adamw_release(&a);
+	fx_model_release(&m);
+}
+
 /* A router bias pushed upwards stops at 0. */
 static void test_bias_clamp(void)
 {
@@ -238,6 +275,7 @@ int main(void)
 	RUN(test_schedule);
 	RUN(test_adamw_by_hand);
 	RUN(test_bias_clamp);
+	RUN(test_router_lr_mult);
 	RUN(test_freeze);
 	return FX_TEST_REPORT();
 }

@@ -21,6 +21,11 @@ typedef struct fx_adamw_opts {
 	 * towards 0 is not regularisation, it changes the function). */
 	float weight_decay;
 	float clip_norm; /* global gradient-norm clip; <= 0 disables */
+	/* Learning-rate multiplier for router rows and biases (1 = same as
+	 * everything else). Expert training moves a router bias by at most
+	 * ~lr per step; a larger multiplier lets the router, not the FFN's
+	 * scale, decide where an expert is used. */
+	float router_lr_mult;
 } fx_adamw_opts;
 
 /* Sensible small-model defaults: lr 1e-3, lr_min 1e-4, warm-up 100,
