@@ -712,10 +712,29 @@ fx_err admission_admit(void *ctx, const fx_admit_input *in, fx_verdict *out,
 		err = repeat_verdict(a, prev, out, diag);
 		goto out;
 	}
+	/* The model gates take seconds at real sizes: run them unlocked, so
+	 * that prechecks and withdrawals on the service's threads are not
+	 * held up. Only this (the one admission) thread uses the anchor
+	 * model and the gates' cache. */
+	pthread_mutex_unlock(&a->mu);
 	err = model_gates(a, in, c, &gate, reason, sizeof(reason), &rep,
 	                  diag);
+	pthread_mutex_lock(&a->mu);
 	if (err != FX_OK)
 		goto out;
+	{
+		/* Meanwhile a precheck may have logged a newer manifest of
+		 * this key: the replay gate again. */
+		const seen_key *k = find_key(a, c->contributor_key_id.data);
+		if (k != NULL && c->sequence <= k->seq) {
+			gate = "replay";
+			snprintf(reason, sizeof(reason),
+			         "sequence %" PRIu64 " is not above %" PRIu64
+			         ", logged for this key while the payload was "
+			         "checked",
+			         c->sequence, k->seq);
+		}
+	}
 	if ((err = note_seq(a, c->contributor_key_id.data, c->sequence,
 	                    diag)) != FX_OK)
 		goto out;
