@@ -10,11 +10,11 @@
 #include <string.h>
 
 #include "commands.h"
-#include "ledger_local.h"
 #include "flexo/client.h"
 #include "flexo/fsutil.h"
 #include "flexo/optfile.h"
 #include "flexo/wire.h"
+#include "ledger_local.h"
 
 static void usage(FILE *out)
 {
@@ -233,8 +233,7 @@ int cmd_submit(int argc, char **argv, const fx_logger *log)
 			printf("receipt: NOT verified: %s\n", d.msg);
 			goto out;
 		}
-		if (record_append(state, "contribution",
-		                  r.contribution_digest,
+		if (record_append(state, "contribution", r.contribution_digest,
 		                  decision_name(r.decision), r.gate,
 		                  r.ledger_index, &d) != FX_OK) {
 			fprintf(stderr, "submit: %s\n", d.msg);

@@ -163,8 +163,8 @@ int cmd_withdraw(int argc, char **argv, const fx_logger *log)
 	    {NULL, 0, NULL, 0},
 	};
 	const char *url = NULL, *key_path = NULL, *pass_file = NULL,
-	           *pass_env = NULL, *state = NULL, *hex = NULL,
-	           *reason = NULL, *origin = NULL;
+	           *pass_env = NULL, *state = NULL, *hex = NULL, *reason = NULL,
+	           *origin = NULL;
 	fx_tls_opts tls = {0};
 	int timeout_ms = FX_NET_TIMEOUT_MS, opt, rc = 1;
 	uint8_t digest[FX_BLAKE2B_BYTES], *rbuf = NULL, *env = NULL;
@@ -184,16 +184,36 @@ int cmd_withdraw(int argc, char **argv, const fx_logger *log)
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
-		case O_COORD: url = optarg; break;
-		case O_CA: tls.ca_file = optarg; break;
-		case O_SNI: tls.server_name = optarg; break;
-		case O_KEY: key_path = optarg; break;
-		case O_PASS_FILE: pass_file = optarg; break;
-		case O_PASS_ENV: pass_env = optarg; break;
-		case O_STATE: state = optarg; break;
-		case O_CONTRIB: hex = optarg; break;
-		case O_REASON: reason = optarg; break;
-		case O_ORIGIN: origin = optarg; break;
+		case O_COORD:
+			url = optarg;
+			break;
+		case O_CA:
+			tls.ca_file = optarg;
+			break;
+		case O_SNI:
+			tls.server_name = optarg;
+			break;
+		case O_KEY:
+			key_path = optarg;
+			break;
+		case O_PASS_FILE:
+			pass_file = optarg;
+			break;
+		case O_PASS_ENV:
+			pass_env = optarg;
+			break;
+		case O_STATE:
+			state = optarg;
+			break;
+		case O_CONTRIB:
+			hex = optarg;
+			break;
+		case O_REASON:
+			reason = optarg;
+			break;
+		case O_ORIGIN:
+			origin = optarg;
+			break;
 		case O_TIMEOUT:
 			timeout_ms = atoi(optarg);
 			if (timeout_ms <= 0) {

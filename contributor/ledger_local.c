@@ -32,9 +32,8 @@ fx_err receipt_check(const char *state_dir, const char *origin,
 	 * keeping it; its coordinators are the log keys we trust. */
 	if ((err = fx_read_file(path, FX_ROSTER_FILE_MAX, &buf, &buf_len,
 	                        diag)) != FX_OK ||
-	    (err = fx_roster_verify_initial(&r, buf, buf_len,
-	                                    (int64_t)time(NULL), diag)) !=
-	        FX_OK) {
+	    (err = fx_roster_verify_initial(
+	         &r, buf, buf_len, (int64_t)time(NULL), diag)) != FX_OK) {
 		fx_diag_prefix(diag, "%s", path);
 		goto out;
 	}

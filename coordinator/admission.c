@@ -29,8 +29,8 @@
 #include "flexo/routerpub.h"
 #include "flexo/wire.h"
 
-#define ACCEPTED FLEXO__V1__DECISION__DECISION_ACCEPTED
-#define REJECTED FLEXO__V1__DECISION__DECISION_REJECTED
+#define ACCEPTED  FLEXO__V1__DECISION__DECISION_ACCEPTED
+#define REJECTED  FLEXO__V1__DECISION__DECISION_REJECTED
 #define WITHDRAWN FLEXO__V1__DECISION__DECISION_WITHDRAWN
 
 /* Highest sequence a key has had logged (accepted, rejected after its
@@ -46,7 +46,8 @@ typedef struct decided {
 	uint8_t digest[FX_BLAKE2B_BYTES];
 	int decision;
 	uint64_t index;
-	uint8_t contribution[FX_BLAKE2B_BYTES]; /* withdrawals: what they name */
+	uint8_t
+	    contribution[FX_BLAKE2B_BYTES]; /* withdrawals: what they name */
 	char gate[FX_VERDICT_GATE_MAX + 1];
 	char reason[FX_VERDICT_REASON_MAX + 1];
 } decided;
@@ -118,7 +119,8 @@ static fx_err note_seq(admission *a, const uint8_t *id, uint64_t seq,
 	}
 	if (a->n_keys == ADM_MAX_KEYS)
 		return fx_diag_set(diag, FX_ETOOBIG,
-		                   "more than %d contributor keys", ADM_MAX_KEYS);
+		                   "more than %d contributor keys",
+		                   ADM_MAX_KEYS);
 	grown = realloc(a->keys, (a->n_keys + 1) * sizeof(*grown));
 	if (grown == NULL)
 		return fx_diag_set(diag, FX_ENOMEM, "key table");
@@ -139,8 +141,7 @@ static const decided *find_decided(const admission *a, const uint8_t *digest)
 
 static fx_err note_decided(admission *a, const uint8_t *digest, int decision,
                            uint64_t index, const uint8_t *contribution,
-                           const char *gate, const char *reason,
-                           fx_diag *diag)
+                           const char *gate, const char *reason, fx_diag *diag)
 {
 	decided *d;
 
@@ -177,7 +178,8 @@ static fx_err open_contribution(const uint8_t *buf, size_t len,
                                 Flexo__V1__Contribution **c, uint8_t *digest,
                                 fx_diag *diag)
 {
-	fx_err err = fx_envelope_open(buf, len, FX_TYPE_CONTRIBUTION, env, diag);
+	fx_err err =
+	    fx_envelope_open(buf, len, FX_TYPE_CONTRIBUTION, env, diag);
 	if (err != FX_OK)
 		return err;
 	fx_blake2b(digest, (*env)->payload.data, (*env)->payload.len);
@@ -298,10 +300,9 @@ static fx_err reassemble(admission *a, fx_diag *diag)
 		if (paths[i] == NULL)
 			err = fx_diag_set(diag, FX_ENOMEM, "assembly path");
 		else
-			err = fx_blobstore_path(&a->bs,
-			                        le->accepted->payload_digest.data,
-			                        paths[i], FX_BLOB_MAX_DIR + 80,
-			                        diag);
+			err = fx_blobstore_path(
+			    &a->bs, le->accepted->payload_digest.data, paths[i],
+			    FX_BLOB_MAX_DIR + 80, diag);
 		flexo__ledger__v1__entry__free_unpacked(le, NULL);
 		if (err != FX_OK)
 			goto out;
@@ -347,8 +348,7 @@ out:
 /* Logs a rejection of the contribution envelope and fills the verdict. */
 static fx_err log_rejected(admission *a, const uint8_t *env, size_t len,
                            const uint8_t *digest, const char *gate,
-                           const char *reason, fx_verdict *out,
-                           fx_diag *diag)
+                           const char *reason, fx_verdict *out, fx_diag *diag)
 {
 	Flexo__Ledger__V1__ContributionRejected r =
 	    FLEXO__LEDGER__V1__CONTRIBUTION_REJECTED__INIT;
@@ -389,9 +389,8 @@ static fx_err repeat_verdict(admission *a, const decided *d, fx_verdict *out,
  * pass, else the gate's name with its sentence in reason. *signed_ok says
  * whether the signature verified (a replay counter may then move). */
 static void manifest_gates(admission *a, const Flexo__V1__Envelope *env,
-                           const Flexo__V1__Contribution *c,
-                           const char **gate, char *reason, size_t cap,
-                           int *signed_ok)
+                           const Flexo__V1__Contribution *c, const char **gate,
+                           char *reason, size_t cap, int *signed_ok)
 {
 	const fx_member *m = NULL;
 	int64_t now = (int64_t)time(NULL);
@@ -407,14 +406,15 @@ static void manifest_gates(admission *a, const Flexo__V1__Envelope *env,
 	}
 	if (c->contributor_key_id.len != FX_KEY_ID_BYTES) {
 		*gate = "signature";
-		snprintf(reason, cap, "contributor_key_id has %zu bytes, not %d",
+		snprintf(reason, cap,
+		         "contributor_key_id has %zu bytes, not %d",
 		         c->contributor_key_id.len, FX_KEY_ID_BYTES);
 		return;
 	}
 	fx_hex(hex, c->contributor_key_id.data, FX_KEY_ID_BYTES);
 	for (size_t i = 0; i < a->roster.n_members; i++)
-		if (memcmp(a->roster.members[i].id,
-		           c->contributor_key_id.data, FX_KEY_ID_BYTES) == 0)
+		if (memcmp(a->roster.members[i].id, c->contributor_key_id.data,
+		           FX_KEY_ID_BYTES) == 0)
 			m = &a->roster.members[i];
 	if (m == NULL) {
 		*gate = "roster";
@@ -426,10 +426,11 @@ static void manifest_gates(admission *a, const Flexo__V1__Envelope *env,
 	}
 	if (fx_envelope_verify_key(env, m->pk) != 0) {
 		*gate = "signature";
-		snprintf(reason, cap,
-		         "the manifest names key %s ('%s') but carries no valid "
-		         "signature by it",
-		         hex, m->name);
+		snprintf(
+		    reason, cap,
+		    "the manifest names key %s ('%s') but carries no valid "
+		    "signature by it",
+		    hex, m->name);
 		return;
 	}
 	*signed_ok = 1;
@@ -460,11 +461,11 @@ static void manifest_gates(admission *a, const Flexo__V1__Envelope *env,
 	    memcmp(c->anchor_release_digest.data, a->rel.digest,
 	           FX_BLAKE2B_BYTES) != 0) {
 		*gate = "anchor";
-		snprintf(reason, cap,
-		         "the manifest names anchor release v%" PRIu64
-		         " with another digest; the current release is v%" PRIu64,
-		         c->anchor_release_version,
-		         a->rel.msg->release_version);
+		snprintf(
+		    reason, cap,
+		    "the manifest names anchor release v%" PRIu64
+		    " with another digest; the current release is v%" PRIu64,
+		    c->anchor_release_version, a->rel.msg->release_version);
 		return;
 	}
 	k = find_key(a, c->contributor_key_id.data);
@@ -505,12 +506,11 @@ static fx_err run_manifest_gates(admission *a, const uint8_t *buf, size_t len,
 	}
 	manifest_gates(a, env, c, &gate, reason, sizeof(reason), &signed_ok);
 	if (gate != NULL) {
-		if (signed_ok &&
-		    (err = note_seq(a, c->contributor_key_id.data, c->sequence,
-		                    diag)) != FX_OK)
+		if (signed_ok && (err = note_seq(a, c->contributor_key_id.data,
+		                                 c->sequence, diag)) != FX_OK)
 			goto out;
-		err = log_rejected(a, buf, len, digest, gate, reason, out,
-		                   diag);
+		err =
+		    log_rejected(a, buf, len, digest, gate, reason, out, diag);
 		goto out;
 	}
 	*passed = 1;
@@ -717,8 +717,7 @@ fx_err admission_admit(void *ctx, const fx_admit_input *in, fx_verdict *out,
 	 * held up. Only this (the one admission) thread uses the anchor
 	 * model and the gates' cache. */
 	pthread_mutex_unlock(&a->mu);
-	err = model_gates(a, in, c, &gate, reason, sizeof(reason), &rep,
-	                  diag);
+	err = model_gates(a, in, c, &gate, reason, sizeof(reason), &rep, diag);
 	pthread_mutex_lock(&a->mu);
 	if (err != FX_OK)
 		goto out;
@@ -973,17 +972,17 @@ static fx_err scan_ledger(admission *a, fx_diag *diag)
 		e = flexo__ledger__v1__entry__unpack(NULL, len, bytes);
 		free(bytes);
 		if (e == NULL) {
-			err = fx_diag_set(diag, FX_EFORMAT,
-			                  "ledger entry %" PRIu64
-			                  " does not decode",
-			                  i);
+			err = fx_diag_set(
+			    diag, FX_EFORMAT,
+			    "ledger entry %" PRIu64 " does not decode", i);
 			break;
 		}
 		switch (e->kind_case) {
 		case FLEXO__LEDGER__V1__ENTRY__KIND_ROSTER:
 			if (fx_envelope_open(e->roster->envelope.data,
 			                     e->roster->envelope.len,
-			                     FX_TYPE_ROSTER, &env, NULL) != FX_OK)
+			                     FX_TYPE_ROSTER, &env,
+			                     NULL) != FX_OK)
 				break;
 			fx_blake2b(a->logged_roster, env->payload.data,
 			           env->payload.len);
@@ -998,8 +997,8 @@ static fx_err scan_ledger(admission *a, fx_diag *diag)
 			               c->sequence, diag);
 			if (err == FX_OK)
 				err = note_decided(a, digest, ACCEPTED, i, NULL,
-				                   "gates", e->accepted->verdict,
-				                   diag);
+				                   "gates",
+				                   e->accepted->verdict, diag);
 			break;
 		case FLEXO__LEDGER__V1__ENTRY__KIND_REJECTED:
 			if (open_contribution(e->rejected->envelope.data,
@@ -1017,8 +1016,8 @@ static fx_err scan_ledger(admission *a, fx_diag *diag)
 			break;
 		case FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL:
 			if (open_withdrawal(e->withdrawal->envelope.data,
-			                    e->withdrawal->envelope.len, &env, &w,
-			                    digest, NULL) != FX_OK)
+			                    e->withdrawal->envelope.len, &env,
+			                    &w, digest, NULL) != FX_OK)
 				break;
 			err = note_seq(a, w->contributor_key_id.data,
 			               w->sequence, diag);
@@ -1055,17 +1054,18 @@ static fx_err put_release_file(admission *a, const char *path,
 	if (want->len != FX_BLAKE2B_BYTES ||
 	    memcmp(want->data, got, FX_BLAKE2B_BYTES) != 0)
 		return fx_diag_set(diag, FX_EMISMATCH,
-		                   "%s is not the file the release names", path);
+		                   "%s is not the file the release names",
+		                   path);
 	return FX_OK;
 }
 
 /* Logs the roster when it is not the newest logged one (the first entry
  * of an empty ledger, or a rotation the ledger checks against the previous
  * roster), then the release if it is not the newest logged one. */
-static fx_err log_genesis(admission *a, const char *release_dir,
-                          fx_diag *diag)
+static fx_err log_genesis(admission *a, const char *release_dir, fx_diag *diag)
 {
-	Flexo__Ledger__V1__RosterUpdate ru = FLEXO__LEDGER__V1__ROSTER_UPDATE__INIT;
+	Flexo__Ledger__V1__RosterUpdate ru =
+	    FLEXO__LEDGER__V1__ROSTER_UPDATE__INIT;
 	Flexo__Ledger__V1__AnchorRelease ar =
 	    FLEXO__LEDGER__V1__ANCHOR_RELEASE__INIT;
 	fx_entry e = FLEXO__LEDGER__V1__ENTRY__INIT;
@@ -1156,9 +1156,8 @@ fx_err admission_open(admission **out, const adm_config *cfg, fx_diag *diag)
 
 	if ((err = fx_read_file(cfg->roster_path, FX_ROSTER_FILE_MAX, &buf,
 	                        &len, diag)) != FX_OK ||
-	    (err = fx_roster_verify_initial(&a->roster, buf, len,
-	                                    (int64_t)time(NULL), diag)) !=
-	        FX_OK) {
+	    (err = fx_roster_verify_initial(
+	         &a->roster, buf, len, (int64_t)time(NULL), diag)) != FX_OK) {
 		fx_diag_prefix(diag, "roster %s", cfg->roster_path);
 		goto fail;
 	}
@@ -1182,10 +1181,11 @@ fx_err admission_open(admission **out, const adm_config *cfg, fx_diag *diag)
 	{
 		const fx_member *m = fx_roster_find_key(&a->roster, a->key.pk);
 		if (m == NULL || m->role != FX_ROLE_COORDINATOR) {
-			err = fx_diag_set(diag, FX_EPERM,
-			                  "%s is not a coordinator key of roster "
-			                  "v%" PRIu64,
-			                  cfg->key_path, a->roster.version);
+			err =
+			    fx_diag_set(diag, FX_EPERM,
+			                "%s is not a coordinator key of roster "
+			                "v%" PRIu64,
+			                cfg->key_path, a->roster.version);
 			goto fail;
 		}
 	}
@@ -1214,10 +1214,9 @@ fx_err admission_open(admission **out, const adm_config *cfg, fx_diag *diag)
 	if ((err = fx_blobstore_path(&a->bs, a->rel.msg->anchor_blake2b.data,
 	                             a->anchor_path, sizeof(a->anchor_path),
 	                             diag)) != FX_OK ||
-	    (err = fx_blobstore_path(&a->bs,
-	                             a->rel.msg->router_pub_blake2b.data,
-	                             a->rpub_path, sizeof(a->rpub_path),
-	                             diag)) != FX_OK)
+	    (err = fx_blobstore_path(
+	         &a->bs, a->rel.msg->router_pub_blake2b.data, a->rpub_path,
+	         sizeof(a->rpub_path), diag)) != FX_OK)
 		goto fail;
 	if ((err = fx_modelfile_load(&a->anchor, a->anchor_path, false,
 	                             diag)) != FX_OK)

@@ -11,11 +11,11 @@
 #include "flexo/service.h"
 
 /* Files inside the state directory. */
-#define ADM_LEDGER     "ledger.db"
-#define ADM_BLOBS      "blobs"
-#define ADM_SERVED     "served/model.safetensors"
-#define ADM_STATE_MAX  3000 /* bytes of the state directory path */
-#define ADM_MAX_KEYS   65536 /* contributor keys remembered for replay */
+#define ADM_LEDGER      "ledger.db"
+#define ADM_BLOBS       "blobs"
+#define ADM_SERVED      "served/model.safetensors"
+#define ADM_STATE_MAX   3000       /* bytes of the state directory path */
+#define ADM_MAX_KEYS    65536      /* contributor keys remembered for replay */
 #define ADM_MAX_DECIDED (1u << 20) /* verdicts remembered for retries */
 
 /* What admission needs; every path is read at open and not kept, except
@@ -28,14 +28,14 @@ typedef struct adm_config {
 	                          * checkpoints */
 	const char *pass_file;   /* passphrase of a sealed key, or NULL */
 	const char *pass_env;
-	const char *origin;      /* ledger origin; NULL = "flexo/<consortium>" */
-	const char *public_dir;  /* public text; its held-out part feeds the
-	                          * public-loss and routing-capture gates */
-	double heldout_frac;     /* held-out fraction, as the anchor's */
+	const char *origin;     /* ledger origin; NULL = "flexo/<consortium>" */
+	const char *public_dir; /* public text; its held-out part feeds the
+	                         * public-loss and routing-capture gates */
+	double heldout_frac;    /* held-out fraction, as the anchor's */
 	fx_gate_limits limits;
-	int top_k;               /* of the served model, 0 = min(4, E) */
-	int threads;             /* BLAS threads for the gates */
-	const fx_logger *log;    /* may be NULL */
+	int top_k;            /* of the served model, 0 = min(4, E) */
+	int threads;          /* BLAS threads for the gates */
+	const fx_logger *log; /* may be NULL */
 } adm_config;
 
 /* Defaults: no paths, held-out 0.1, fx_gate_limits_defaults, top_k 0,
