@@ -12,12 +12,15 @@
 #   environment: FLEXO_PRESET (small; tiny for a test run in seconds),
 #                FLEXO_ANCHOR_STEPS, FLEXO_EXPERT_STEPS, FLEXO_BUILD_DIR (use
 #                this build instead of building), FLEXO_CORPUS (use this
-#                corpus folder instead of assembling one)
+#                corpus folder instead of assembling one),
+#                FLEXO_EXPERT_TRAIN_FLAGS (replaces EXPERT_TRAIN_FLAGS below)
 set -euo pipefail
 
-# The expert-training recipe every contributor uses (flexo-contributor
-# train flags beyond data, domain, steps and threads). The lead sets it.
-EXPERT_TRAIN_FLAGS="--batch 8 --lr 1e-3"
+# The expert-training recipe every contributor uses: flexo-contributor
+# train flags beyond anchor, data, domain, steps, threads and --public (the
+# public corpus is always passed, so a recipe may add e.g. "--public-mix 2
+# --mix-router-only --bias-init -1").
+EXPERT_TRAIN_FLAGS=${FLEXO_EXPERT_TRAIN_FLAGS:-"--batch 8 --lr 1e-3"}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-$root/run}
@@ -25,11 +28,12 @@ preset=${FLEXO_PRESET:-small}
 if [[ $preset == tiny ]]; then
   anchor_steps=${FLEXO_ANCHOR_STEPS:-20}
   expert_steps=${FLEXO_EXPERT_STEPS:-4}
-  EXPERT_TRAIN_FLAGS="--batch 2"
+  size_flags=(--batch 4) # after the recipe: the last flag wins
   eval_tokens=4096
 else
   anchor_steps=${FLEXO_ANCHOR_STEPS:-1500}
   expert_steps=${FLEXO_EXPERT_STEPS:-200}
+  size_flags=()
   eval_tokens=65536
 fi
 anchor_seed=1
@@ -178,7 +182,8 @@ run_contributor() { # NAME DOMAIN
     "$contrib" -q train --anchor $n/state/release-v1/anchor.safetensors \
       --router-pub $n/state/release-v1/router.pub.safetensors \
       --data "$corpus/$dom" --domain $dom --out $n/expert.safetensors \
-      --steps "$expert_steps" --threads 1 $EXPERT_TRAIN_FLAGS
+      --public "$corpus/public" --steps "$expert_steps" --threads 1 \
+      $EXPERT_TRAIN_FLAGS "${size_flags[@]}"
     echo "manifest"
     "$contrib" -q manifest --expert $n/expert.safetensors --key $n.key --state $n/state
     echo "submit"
