@@ -20,6 +20,9 @@ contrib=$build/contributor/flexo-contributor
 audit=$build/auditor/flexo-audit
 craft=$build/tests/federation/fx_craft
 
+for c in "$contrib withdraw" "$contrib status" "$contrib submit" "$coord serve"; do
+  $c --help | grep -q '^usage' || { echo "FAIL: $c --help" >&2; exit 1; }
+done
 work=$(mktemp -d /tmp/fx-fed-XXXXXX)
 coord_pid=
 cleanup() {
