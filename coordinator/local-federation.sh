@@ -205,21 +205,33 @@ for i in 0 1 2 3; do
 done
 ((failed == 0)) || echo "  (a rejected expert is logged like any verdict; continuing)" >&2
 
-stage "dave withdraws his contribution"
-digest=$(awk '$1 == "contribution" && $3 == "accepted" {print $2; exit}' dave/state/submissions 2>/dev/null || true)
-if [[ -n $digest ]]; then
-  "$contrib" withdraw --coordinator "$url" --ca ca.pem --key dave.key \
-    --state dave/state --contribution "$digest" --reason "dave opts out" 2>&1 |
-    sed "s/^/  dave: /" >&2
+# One contributor opts out: the last one (dave first) with an acceptance.
+quitter=
+for n in dave carol bob alice; do
+  digest=$(awk '$1 == "contribution" && $3 == "accepted" {print $2; exit}' \
+    $n/state/submissions 2>/dev/null || true)
+  [[ -n $digest ]] && { quitter=$n; break; }
+done
+if [[ -n $quitter ]]; then
+  stage "$quitter withdraws the contribution"
+  "$contrib" withdraw --coordinator "$url" --ca ca.pem --key $quitter.key \
+    --state $quitter/state --contribution "$digest" \
+    --reason "$quitter opts out" 2>&1 | sed "s/^/  $quitter: /" >&2
+  "$contrib" status --state $quitter/state | sed "s/^/  $quitter: /" >&2
 else
-  echo "  dave: nothing accepted to withdraw" >&2
+  stage "no contribution was accepted: nothing to withdraw"
 fi
-"$contrib" status --state dave/state | sed "s/^/  dave: /" >&2
 
 stage "evaluation of the served model (per domain, with each expert opted out) and the anchor"
-cp state/served/model.safetensors served.safetensors
+models=("$anchor_dir/anchor.safetensors")
+if [[ -f state/served/model.safetensors ]]; then
+  cp state/served/model.safetensors served.safetensors
+  models+=(served.safetensors)
+else
+  echo "  no served model (no expert was accepted): the anchor alone" >&2
+fi
 "$coord" -q eval --corpus "$corpus" --eval-tokens $eval_tokens --threads 2 \
-  "$anchor_dir/anchor.safetensors" served.safetensors | tee eval.md
+  "${models[@]}" | tee eval.md
 
 stage "exporting the ledger, auditing it (flexo-audit verify --reassemble)"
 "$coord" -q ledger export ledger-export --db state/ledger.db --blobs state/blobs \

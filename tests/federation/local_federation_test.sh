@@ -39,7 +39,7 @@ FLEXO_PRESET=tiny FLEXO_BUILD_DIR=$build FLEXO_CORPUS=$c \
 fail() { cat "$out"; echo "FAIL: $*"; exit 1; }
 [ "$(grep -c ': accepted: gates' "$out")" -eq 4 ] || fail "four acceptances"
 [ "$(grep -c 'receipt: verified' "$out")" -eq 5 ] || fail "five verified receipts"
-grep -q 'dave: withdrawn' "$out" || fail "withdrawal"
+grep -q "dave: withdrawn" "$out" || fail "withdrawal"
 grep -q '^| .*served' "$out" || fail "evaluation table"
 grep -qi 'opt' "$out" || fail "opt-out rows"
 grep -q 'audit: result: *OK' "$out" || fail "audit"
