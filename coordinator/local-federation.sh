@@ -24,9 +24,10 @@ EXPERT_TRAIN_FLAGS=${FLEXO_EXPERT_TRAIN_FLAGS:-"--batch 8 --lr 1e-3"}
 
 # The coordinator's gate limits (serve config lines; docs/operations.md).
 # Measured at `small`, 200 steps: experts of this recipe raise public
-# held-out loss by 15-42% (with --public-mix 2 --mix-router-only 8-29%), so
-# the 2% default would refuse every one. Set with the recipe.
-GATE_LIMITS=${FLEXO_GATE_LIMITS:-"max-public-loss-rise = 0.5"}
+# held-out loss by 15-42% (with --public-mix 2 --mix-router-only 8-29%) and
+# take 61-70% of the public top-1 slots, so the defaults (2%, 50%) refuse
+# every one. Set with the recipe.
+GATE_LIMITS=${FLEXO_GATE_LIMITS:-$'max-public-loss-rise = 0.5\nmax-public-capture = 0.8'}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-$root/run}
