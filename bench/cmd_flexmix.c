@@ -527,6 +527,12 @@ static fx_err run(flexmix *fm, const fx_logger *log, fx_diag *diag)
 		         (int)fm->top_k);
 		if (err == FX_OK)
 			err = eval_row(fm, name, &tuned, 0, diag);
+		for (int i = 0; err == FX_OK && i < N; i++) {
+			snprintf(name, sizeof(name), "tuned, %s opted out",
+			         fm->domains[i]);
+			err = eval_row(fm, name, &tuned, (uint64_t)1 << (i + 1),
+			               diag);
+		}
 	}
 	if (err == FX_OK)
 		err = fx_soup_build(&soup, &fm->anchor, list, N, diag);
