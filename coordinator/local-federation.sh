@@ -24,11 +24,11 @@ set -euo pipefail
 EXPERT_TRAIN_FLAGS=${FLEXO_EXPERT_TRAIN_FLAGS:-"--batch 8 --lr 1e-3 --public-mix 2"}
 
 # The coordinator's gate limits (serve config lines; docs/operations.md).
-# Measured at `small`, 200 steps, without public rows: experts raise public
-# held-out loss by 15-42% (with --public-mix 2 --mix-router-only 8-29%) and
-# take 61-70% of the public top-1 slots, so the defaults (2%, 50%) refuse
-# every one. Set with the recipe.
-GATE_LIMITS=${FLEXO_GATE_LIMITS:-$'max-public-loss-rise = 0.5\nmax-public-capture = 0.8'}
+# Measured at `small`, 200 steps: with the default recipe experts raise
+# public held-out loss by 6.4-9.4% and take 30-45% of the public top-1 slots;
+# without public rows +15-42% and 61-70%. The serve defaults (2%, 50%)
+# would refuse every one; set this with the recipe.
+GATE_LIMITS=${FLEXO_GATE_LIMITS:-"max-public-loss-rise = 0.15"}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-$root/run}
