@@ -115,9 +115,9 @@ else
     sed 's/^/  anchor: /' >&2
   mv "$anchor_dir.tmp" "$anchor_dir"
 fi
-stage "public router rows r_pub (anchor embed --mode per-layer)"
+stage "public router rows r_pub (anchor embed --mode shared)"
 "$coord" -q anchor embed --anchor "$anchor_dir/anchor.safetensors" \
-  --data "$corpus/public" --out rpub.safetensors --mode per-layer
+  --data "$corpus/public" --out rpub.safetensors --mode shared
 stage "signing the anchor release"
 "$coord" -q release --anchor "$anchor_dir/anchor.safetensors" \
   --router-pub rpub.safetensors --key coordinator.key --roster roster.bin \
