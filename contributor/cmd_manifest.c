@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "ledger_local.h"
 #include "flexo/contrib.h"
 #include "flexo/fsutil.h"
 #include "flexo/keys.h"
@@ -26,7 +27,6 @@ enum {
 	OPT_NOW
 };
 
-#define SEQUENCE_FILE "sequence"
 
 static void usage(FILE *out)
 {
@@ -45,38 +45,6 @@ static void usage(FILE *out)
 	    out);
 }
 
-/* Reads the last used sequence number (0 if none) and stores last + 1
- * before returning it. */
-static fx_err next_sequence(const char *state, uint64_t *out, fx_diag *d)
-{
-	char path[4200], text[32];
-	unsigned long long last = 0;
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	fx_err err;
-	int n;
-
-	snprintf(path, sizeof(path), "%s/%s", state, SEQUENCE_FILE);
-	err = fx_read_file(path, 64, &buf, &len, d);
-	if (err == FX_OK) {
-		char *end = NULL;
-		last = strtoull((const char *)buf, &end, 10);
-		if (end == (char *)buf || (*end != '\n' && *end != '\0')) {
-			free(buf);
-			return fx_diag_set(d, FX_EFORMAT, "%s is damaged",
-			                   path);
-		}
-		free(buf);
-	} else if (err != FX_ENOTFOUND) {
-		return err;
-	}
-	n = snprintf(text, sizeof(text), "%llu\n", last + 1);
-	if ((err = fx_write_file_atomic(path, text, (size_t)n, 0600, d)) !=
-	    FX_OK)
-		return err;
-	*out = last + 1;
-	return FX_OK;
-}
 
 int cmd_manifest(int argc, char **argv, const fx_logger *log)
 {
@@ -178,7 +146,7 @@ int cmd_manifest(int argc, char **argv, const fx_logger *log)
 		            (unsigned long long)roster.version);
 		goto fail;
 	}
-	if (next_sequence(state, &seq, &d) != FX_OK ||
+	if (sequence_next(state, &seq, &d) != FX_OK ||
 	    fx_contrib_from_expert(expert, &rel, seq, now, &kp, &env, &env_len,
 	                           &d) != FX_OK)
 		goto fail;

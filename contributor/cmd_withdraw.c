@@ -22,7 +22,6 @@
 #include "flexo/wire.h"
 #include "ledger_local.h"
 
-#define SEQUENCE_FILE "sequence" /* shared with `manifest` */
 
 enum {
 	O_COORD = 1000,
@@ -72,38 +71,6 @@ static void usage(FILE *out)
 	        FX_NET_TIMEOUT_MS);
 }
 
-/* The next number of the contributor's sequence counter, stored before it
- * is used (as `manifest` does), so no number is signed twice. */
-static fx_err next_sequence(const char *state, uint64_t *out, fx_diag *d)
-{
-	char path[4200], text[32];
-	unsigned long long last = 0;
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	fx_err err;
-	int n;
-
-	snprintf(path, sizeof(path), "%s/%s", state, SEQUENCE_FILE);
-	err = fx_read_file(path, 64, &buf, &len, d);
-	if (err == FX_OK) {
-		char *end = NULL;
-		last = strtoull((const char *)buf, &end, 10);
-		if (end == (char *)buf || (*end != '\n' && *end != '\0')) {
-			free(buf);
-			return fx_diag_set(d, FX_EFORMAT, "%s is damaged",
-			                   path);
-		}
-		free(buf);
-	} else if (err != FX_ENOTFOUND) {
-		return err;
-	}
-	n = snprintf(text, sizeof(text), "%llu\n", last + 1);
-	if ((err = fx_write_file_atomic(path, text, (size_t)n, 0600, d)) !=
-	    FX_OK)
-		return err;
-	*out = last + 1;
-	return FX_OK;
-}
 
 /* One request/response exchange on a fresh REQ socket. *out owned by the
  * caller (fx_wire_free). */
@@ -269,7 +236,7 @@ int cmd_withdraw(int argc, char **argv, const fx_logger *log)
 	p.created = (int64_t)time(NULL);
 	if (fx_seckey_load_with(&key, key_path, pass_file, pass_env, &d) !=
 	        FX_OK ||
-	    next_sequence(state, &p.sequence, &d) != FX_OK ||
+	    sequence_next(state, &p.sequence, &d) != FX_OK ||
 	    fx_withdrawal_create(&p, &key, &env, &env_len, &d) != FX_OK) {
 		fprintf(stderr, "withdraw: %s\n", d.msg);
 		goto out;

@@ -114,3 +114,34 @@ out:
 	free(all);
 	return err;
 }
+
+fx_err sequence_next(const char *state, uint64_t *out, fx_diag *d)
+{
+	char path[4200], text[32];
+	unsigned long long last = 0;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	fx_err err;
+	int n;
+
+	snprintf(path, sizeof(path), "%s/%s", state, SEQUENCE_FILE);
+	err = fx_read_file(path, 64, &buf, &len, d);
+	if (err == FX_OK) {
+		char *end = NULL;
+		last = strtoull((const char *)buf, &end, 10);
+		if (end == (char *)buf || (*end != '\n' && *end != '\0')) {
+			free(buf);
+			return fx_diag_set(d, FX_EFORMAT, "%s is damaged",
+			                   path);
+		}
+		free(buf);
+	} else if (err != FX_ENOTFOUND) {
+		return err;
+	}
+	n = snprintf(text, sizeof(text), "%llu\n", last + 1);
+	if ((err = fx_write_file_atomic(path, text, (size_t)n, 0600, d)) !=
+	    FX_OK)
+		return err;
+	*out = last + 1;
+	return FX_OK;
+}

@@ -12,6 +12,7 @@
 #include "flexo/hash.h"
 
 #define SUBMISSIONS_FILE "submissions"
+#define SEQUENCE_FILE    "sequence"
 #define SUBMISSIONS_MAX  (16u << 20) /* bytes of the record */
 
 /* Verifies an encoded receipt against the log key of each coordinator of
@@ -28,5 +29,11 @@ fx_err record_append(const char *state_dir, const char *kind,
                      const uint8_t digest[FX_BLAKE2B_BYTES],
                      const char *decision, const char *gate, uint64_t index,
                      fx_diag *diag);
+
+/* The contributor's sequence counter (state_dir/sequence), shared by
+ * contributions and withdrawals: reads the last number used (0 if none),
+ * stores last + 1 (atomically, fsynced) BEFORE returning it, so no number
+ * is ever signed twice. */
+fx_err sequence_next(const char *state_dir, uint64_t *out, fx_diag *diag);
 
 #endif
