@@ -558,3 +558,24 @@ void fx_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x,
 				dw[j] += gi[j] * xi[j] * r;
 	}
 }
+
+void fx_rope(float *x, const fx_acts *a, int n_seq, int T, int d, int H,
+             float dir)
+{
+	int hd = d / H, half = hd / 2;
+	for (int b = 0; b < n_seq; b++)
+		for (int t = 0; t < T; t++) {
+			const float *cs = a->rope_cos + (size_t)t * half;
+			const float *sn = a->rope_sin + (size_t)t * half;
+			float *row = x + ((size_t)b * T + t) * d;
+			for (int h = 0; h < H; h++) {
+				float *p = row + h * hd;
+				for (int i = 0; i < half; i++) {
+					float x1 = p[i], x2 = p[i + half];
+					float s = dir * sn[i];
+					p[i] = x1 * cs[i] - x2 * s;
+					p[i + half] = x2 * cs[i] + x1 * s;
+				}
+			}
+		}
+}

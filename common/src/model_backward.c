@@ -7,26 +7,6 @@
 #include "flexo/model.h"
 #include "model_internal.h"
 
-/* Inverse rotation: the adjoint of rope() in model_forward.c. */
-static void rope_bwd(float *dx, const fx_acts *a, int n_seq, int T, int d,
-                     int H)
-{
-	int hd = d / H, half = hd / 2;
-	for (int b = 0; b < n_seq; b++)
-		for (int t = 0; t < T; t++) {
-			const float *cs = a->rope_cos + (size_t)t * half;
-			const float *sn = a->rope_sin + (size_t)t * half;
-			float *row = dx + ((size_t)b * T + t) * d;
-			for (int h = 0; h < H; h++) {
-				float *p = row + h * hd;
-				for (int i = 0; i < half; i++) {
-					float g1 = p[i], g2 = p[i + half];
-					p[i] = g1 * cs[i] + g2 * sn[i];
-					p[i + half] = g2 * cs[i] - g1 * sn[i];
-				}
-			}
-		}
-}
 
 /* dq, dk, dv of causal attention from datt. */
 static void attention_bwd(const fx_model *m, int l, int B, int T)
@@ -250,8 +230,8 @@ static void layer_bwd(fx_model *m, int l, int B, int T, const fx_freeze *fz)
 	fx_mm(m->naive, false, false, (int)N, d, d, 1.0f, a->dt, d, ly->wo, d,
 	      0.0f, a->datt, d);
 	attention_bwd(m, l, B, T);
-	rope_bwd(a->dq, a, B, T, d, c->n_heads);
-	rope_bwd(a->dk, a, B, T, d, c->n_heads);
+	fx_rope(a->dq, a, B, T, d, c->n_heads, -1.0f);
+	fx_rope(a->dk, a, B, T, d, c->n_heads, -1.0f);
 	/* QK-norm backward, in place through dt as scratch */
 	fx_rmsnorm_bwd(a->dt, f_qk ? NULL : grad_of(m, ly->q_norm), a->dq, q,
 	               a->rstd_q + l * a->cap, ly->q_norm, N, d, false);

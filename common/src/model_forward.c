@@ -8,26 +8,6 @@
 #include "flexo/model.h"
 #include "model_internal.h"
 
-/* Rotates every head of x (n tokens of T positions each, width d) in place,
- * HF rotate_half layout: dims i and i + hd/2 form one rotating pair. */
-static void rope(float *x, const fx_acts *a, int n_seq, int T, int d, int H)
-{
-	int hd = d / H, half = hd / 2;
-	for (int b = 0; b < n_seq; b++)
-		for (int t = 0; t < T; t++) {
-			const float *cs = a->rope_cos + (size_t)t * half;
-			const float *sn = a->rope_sin + (size_t)t * half;
-			float *row = x + ((size_t)b * T + t) * d;
-			for (int h = 0; h < H; h++) {
-				float *p = row + h * hd;
-				for (int i = 0; i < half; i++) {
-					float x1 = p[i], x2 = p[i + half];
-					p[i] = x1 * cs[i] - x2 * sn[i];
-					p[i + half] = x2 * cs[i] + x1 * sn[i];
-				}
-			}
-		}
-}
 
 /* Causal multi-head attention of one layer: att = softmax(q kᵀ / sqrt(hd),
  * causal) v, per (sequence, head), probabilities kept in P. Row blocks
@@ -223,8 +203,8 @@ static void layer_forward(fx_model *m, int l, int B, int T, double *zsum,
 	               c->norm_eps);
 	fx_rmsnorm_fwd(kr, a->rstd_k + l * a->cap, k, ly->k_norm, N, d,
 	               c->norm_eps);
-	rope(qr, a, B, T, d, c->n_heads);
-	rope(kr, a, B, T, d, c->n_heads);
+	fx_rope(qr, a, B, T, d, c->n_heads, 1.0f);
+	fx_rope(kr, a, B, T, d, c->n_heads, 1.0f);
 	attention(m, att, a->P + l * a->p_stride, qr, kr, v, B, T);
 	fx_mm(m->naive, false, true, (int)N, d, d, 1.0f, att, d, ly->wo, d,
 	      0.0f, ao, d);

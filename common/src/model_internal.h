@@ -77,6 +77,13 @@ void fx_mm(bool naive, bool ta, bool tb, int M, int N, int K, float alpha,
            const float *A, int lda, const float *B, int ldb, float beta,
            float *C, int ldc);
 
+/* Rotates every head of x (n_seq sequences of T positions, width d) in
+ * place, HF rotate_half layout: dims i and i + hd/2 form one rotating pair.
+ * dir = 1 rotates by +theta (forward); dir = -1 by -theta, which is the
+ * adjoint (backward of the gradient). */
+void fx_rope(float *x, const fx_acts *a, int n_seq, int T, int d, int H,
+             float dir);
+
 /* y = x * rstd * w over rows of width d; stores rstd (n). */
 void fx_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w,
                     size_t n, int d, float eps);
