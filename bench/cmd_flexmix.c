@@ -54,6 +54,8 @@ static const char usage_text[] =
     "  --mix-router-only    public rows train the router only, not the FFN\n"
     "  --router-lr-mult X   learning-rate multiplier of router rows and biases\n"
     "                       (default 1)\n"
+    "  --anchor-decay X     pull of the expert FFN towards the anchor's per\n"
+    "                       unit learning rate (default 0 = off)\n"
     "  --z-loss X           router z-loss coefficient (default 1e-3)\n"
     "  --tune-steps N       router-tuning steps on public text (default 100)\n"
     "  --embed-windows N    windows averaged per domain embedding (default 64)\n"
@@ -71,7 +73,7 @@ typedef struct flexmix {
 	int n_dom;
 	int64_t steps, batch, top_k, tune_steps, windows, eval_tokens, threads,
 	    seed, mix_rows;
-	double lr, norm, bias_init, z_loss, router_lr_mult;
+	double lr, norm, bias_init, z_loss, router_lr_mult, anchor_decay;
 	fx_embed_mode mode;
 	bool btm, mix_router_only;
 	/* state */
@@ -157,6 +159,7 @@ static int parse_args(flexmix *fm, int argc, char **argv)
 	    {"no-btm", no_argument, 0, 'N'},
 	    {"mix-router-only", no_argument, 0, 'R'},
 	    {"router-lr-mult", required_argument, 0, 'M'},
+	    {"anchor-decay", required_argument, 0, 'A'},
 	    {"threads", required_argument, 0, 't'},
 	    {"seed", required_argument, 0, 'S'},
 	    {"help", no_argument, 0, 'h'},
@@ -207,6 +210,7 @@ static int parse_args(flexmix *fm, int argc, char **argv)
 		case 'N': fm->btm = false; break;
 		case 'R': fm->mix_router_only = true; break;
 		case 'M': bad = fx_cli_num(CMD, "--router-lr-mult", optarg, 1e-3, 1000, &fm->router_lr_mult); break;
+		case 'A': bad = fx_cli_num(CMD, "--anchor-decay", optarg, 0, 1e6, &fm->anchor_decay); break;
 		case 't': bad = fx_cli_int(CMD, "--threads", optarg, 1, 64, &fm->threads); break;
 		case 'S': bad = fx_cli_int(CMD, "--seed", optarg, 0, INT64_MAX, &fm->seed); break;
 		case 'h': fputs(usage_text, stdout); return 1;
@@ -415,6 +419,7 @@ static fx_err run(flexmix *fm, const fx_logger *log, fx_diag *diag)
 		o.train.mix_rows = (int)fm->mix_rows;
 		o.train.mix_router_only = fm->mix_router_only;
 		o.train.adam.router_lr_mult = (float)fm->router_lr_mult;
+		o.train.adam.expert_anchor_decay = (float)fm->anchor_decay;
 		o.bias_init = (float)fm->bias_init;
 		double ts = now_s();
 		err = fx_expert_train(&fm->anchor, fm->r_pub, r_init, &fm->dom[i],
@@ -559,13 +564,13 @@ static fx_err run(flexmix *fm, const fx_logger *log, fx_diag *diag)
 
 	printf("\nflexmix: anchor %s, %d domains, %" PRId64 " expert steps, "
 	       "batch %" PRId64 ", lr %g, top-%" PRId64 ", embed %s, router "
-	       "norm %g, bias init %g, public mix %" PRId64 "%s, router lr x%g, z-loss %g, "
+	       "norm %g, bias init %g, public mix %" PRId64 "%s, router lr x%g, anchor decay %g, z-loss %g, "
 	       "router tuning %" PRId64 " steps\n\n",
 	       fm->anchor_path, N, fm->steps, fm->batch, fm->lr, fm->top_k,
 	       fm->mode == FX_EMBED_SHARED ? "shared" : "per-layer", fm->norm,
 	       fm->bias_init, fm->mix_rows,
 	       fm->mix_router_only ? " (router only)" : "",
-	       fm->router_lr_mult, fm->z_loss,
+	       fm->router_lr_mult, fm->anchor_decay, fm->z_loss,
 	       fm->tune_steps);
 	print_table(fm, stdout);
 	printf("\nexpert training %.1f s total; merged evaluation %.1f s; "

@@ -41,6 +41,8 @@ static const char usage_text[] =
     "  --mix-router-only  public rows train the router only, not the FFN\n"
     "  --router-lr-mult X learning-rate multiplier of the router row and bias\n"
     "                     (default 1)\n"
+    "  --anchor-decay X   pull of the expert FFN towards the anchor's FFN per\n"
+    "                     unit learning rate (default 0 = off)\n"
     "  --steps N          training steps (default 300)\n"
     "  --batch B          sequences per step (default 8)\n"
     "  --lr X             peak learning rate (default 1e-3)\n"
@@ -55,7 +57,7 @@ typedef struct train_args {
 	    *public_dir;
 	int64_t steps, batch, mix, seed, threads;
 	bool mix_router_only;
-	double lr, bias_init, z_loss, heldout, router_lr_mult;
+	double lr, bias_init, z_loss, heldout, router_lr_mult, anchor_decay;
 } train_args;
 
 static int parse(train_args *a, int argc, char **argv)
@@ -71,6 +73,7 @@ static int parse(train_args *a, int argc, char **argv)
 	    {"public-mix", required_argument, 0, 'm'},
 	    {"mix-router-only", no_argument, 0, 'R'},
 	    {"router-lr-mult", required_argument, 0, 'M'},
+	    {"anchor-decay", required_argument, 0, 'A'},
 	    {"steps", required_argument, 0, 's'},
 	    {"batch", required_argument, 0, 'b'},
 	    {"lr", required_argument, 0, 'l'},
@@ -106,6 +109,7 @@ static int parse(train_args *a, int argc, char **argv)
 		case 'm': bad = fx_cli_int(CMD, "--public-mix", optarg, 0, 4095, &a->mix); break;
 		case 'R': a->mix_router_only = true; break;
 		case 'M': bad = fx_cli_num(CMD, "--router-lr-mult", optarg, 1e-3, 1000, &a->router_lr_mult); break;
+		case 'A': bad = fx_cli_num(CMD, "--anchor-decay", optarg, 0, 1e6, &a->anchor_decay); break;
 		case 's': bad = fx_cli_int(CMD, "--steps", optarg, 1, 10000000, &a->steps); break;
 		case 'b': bad = fx_cli_int(CMD, "--batch", optarg, 1, 4096, &a->batch); break;
 		case 'l': bad = fx_cli_num(CMD, "--lr", optarg, 0, 1, &a->lr); break;
@@ -247,6 +251,7 @@ int cmd_train(int argc, char **argv, const fx_logger *log)
 	o.train.mix_rows = (int)a.mix;
 	o.train.mix_router_only = a.mix_router_only;
 	o.train.adam.router_lr_mult = (float)a.router_lr_mult;
+	o.train.adam.expert_anchor_decay = (float)a.anchor_decay;
 	o.bias_init = (float)a.bias_init;
 	err = fx_expert_train(&anchor, rp.rows, rows, &corpus, &o, log, &expert,
 	                      &rep, &diag);
@@ -281,6 +286,9 @@ int cmd_train(int argc, char **argv, const fx_logger *log)
 	if (err == FX_OK)
 		err = set_meta_num(&expert, "train.router_lr_mult",
 		                   a.router_lr_mult, &diag);
+	if (err == FX_OK)
+		err = set_meta_num(&expert, "train.anchor_decay",
+		                   a.anchor_decay, &diag);
 	if (err == FX_OK)
 		err = set_meta_num(&expert, "train.public_mix", (double)a.mix,
 		                   &diag);

@@ -53,6 +53,13 @@ fx_err fx_adamw_validate(const fx_adamw_opts *o, fx_diag *diag)
 		return fx_diag_set(diag, FX_EINVAL,
 		                   "weight_decay %g must be >= 0",
 		                   (double)o->weight_decay);
+	if (!(o->expert_anchor_decay >= 0.0f &&
+	      o->expert_anchor_decay * o->lr <= 1.0f))
+		return fx_diag_set(diag, FX_EINVAL,
+		                   "expert_anchor_decay %g must be >= 0 with "
+		                   "lr * expert_anchor_decay <= 1 (lr = %g)",
+		                   (double)o->expert_anchor_decay,
+		                   (double)o->lr);
 	if (!isfinite(o->clip_norm))
 		return fx_diag_set(diag, FX_EINVAL, "clip_norm must be finite");
 	return FX_OK;
@@ -106,7 +113,31 @@ typedef struct span {
 	size_t off, n; /* in the arena */
 	bool frozen, decay, clamp;
 	bool router; /* a router row or bias: learning rate x router_lr_mult */
+	const float *anchor; /* expert 0's twin of an expert e > 0 tensor */
 } span;
+
+/* The tensor of expert 0 in the same layer and position as tensor i (an
+ * FFN tensor of an expert e > 0), or NULL if the model has none. */
+static const float *expert0_twin(const fx_model *model, int i)
+{
+	const fx_tensor *t = &model->tensors[i];
+	int pos = 0, seen = 0;
+
+	for (int j = 0; j < i; j++)
+		if (model->tensors[j].group == FX_GROUP_EXPERT &&
+		    model->tensors[j].layer == t->layer &&
+		    model->tensors[j].expert == t->expert)
+			pos++;
+	for (int j = 0; j < model->n_tensors; j++) {
+		const fx_tensor *u = &model->tensors[j];
+		if (u->group != FX_GROUP_EXPERT || u->layer != t->layer ||
+		    u->expert != 0)
+			continue;
+		if (seen++ == pos)
+			return u->numel == t->numel ? u->data : NULL;
+	}
+	return NULL;
+}
 
 /* Calls fn on every span of the model, in arena order. */
 static void for_spans(const fx_model *model, const fx_freeze *fz,
@@ -115,7 +146,8 @@ static void for_spans(const fx_model *model, const fx_freeze *fz,
 	for (int i = 0; i < model->n_tensors; i++) {
 		const fx_tensor *t = &model->tensors[i];
 		size_t off = (size_t)(t->data - model->params);
-		span s = {off, t->numel, false, t->ndim == 2, false, false};
+		span s = {off, t->numel, false, t->ndim == 2, false, false,
+		          NULL};
 		if (t->group == FX_GROUP_ROUTER ||
 		    t->group == FX_GROUP_ROUTER_BIAS) {
 			size_t w = t->ndim == 2 ? (size_t)t->shape[1] : 1;
@@ -123,12 +155,15 @@ static void for_spans(const fx_model *model, const fx_freeze *fz,
 				span r = {off + (size_t)e * w, w,
 				          fx_freeze_has(fz, t->group, e),
 				          t->group == FX_GROUP_ROUTER,
-				          t->group == FX_GROUP_ROUTER_BIAS, true};
+				          t->group == FX_GROUP_ROUTER_BIAS, true,
+				          NULL};
 				fn(&r, ctx);
 			}
 			continue;
 		}
 		s.frozen = fx_freeze_has(fz, t->group, t->expert);
+		if (t->group == FX_GROUP_EXPERT && t->expert > 0 && !s.frozen)
+			s.anchor = expert0_twin(model, i);
 		fn(&s, ctx);
 	}
 }
@@ -176,11 +211,18 @@ static void update_fn(const span *s, void *p)
 	float *w = c->model->params + s->off;
 	float lr = s->router ? c->lr * o->router_lr_mult : c->lr;
 
+	bool to_anchor = s->anchor != NULL && o->expert_anchor_decay > 0.0f;
+
 	if (s->frozen)
 		return;
+	if (to_anchor) /* decoupled, before the Adam step, like the decay */
+		for (size_t i = 0; i < s->n; i++)
+			w[i] -= lr * o->expert_anchor_decay *
+			        (w[i] - s->anchor[i]);
 	adamw_update(w, c->model->grads + s->off, c->a->m + s->off,
 	             c->a->v + s->off, s->n, o->beta1, o->beta2, o->eps, lr,
-	             s->decay ? 1.0f - lr * o->weight_decay : 1.0f,
+	             s->decay && !to_anchor ? 1.0f - lr * o->weight_decay
+	                                    : 1.0f,
 	             c->gscale, c->bc1, c->bc2);
 	if (s->clamp)
 		for (size_t i = 0; i < s->n; i++)

@@ -150,6 +150,57 @@ static void test_router_lr_mult(void)
 	fx_model_release(&m);
 }
 
+/* expert_anchor_decay pulls every FFN tensor of expert 1 towards expert 0's
+ * twin by lr * decay of the difference (zero gradient: the Adam step is 0),
+ * replaces weight decay there, and leaves frozen expert 0 untouched. */
+static void test_expert_anchor_decay(void)
+{
+	fx_config c = tiny_cfg(2, 2, true);
+	fx_freeze fz;
+	fx_model m;
+	fx_adamw a;
+	fx_adamw_opts o;
+	float *before;
+	bool pulled = true, kept = true;
+
+	CHECK(fx_model_init(&m, &c, true, NULL) == FX_OK);
+	fx_model_init_weights(&m, 5);
+	before = malloc(m.n_params * sizeof(float));
+	memcpy(before, m.params, m.n_params * sizeof(float));
+	memset(&fz, 0, sizeof(fz));
+	fz.experts = 1u; /* expert 0's FFN frozen, nothing else */
+	fx_adamw_defaults(&o);
+	o.lr = o.lr_min = 0.01f;
+	o.warmup_steps = o.total_steps = 0;
+	o.expert_anchor_decay = 20.0f; /* pull 20% of the gap per step */
+	CHECK(fx_adamw_init(&a, &m, &o, NULL) == FX_OK);
+	fx_model_zero_grad(&m);
+	CHECK(fx_adamw_step(&a, &m, &fz, NULL, NULL) == FX_OK);
+	for (int l = 0; l < c.n_layers; l++) {
+		const fx_layer *L = &m.layers[l];
+		const float *w1[3] = {L->gate[1], L->up[1], L->down[1]};
+		const float *w0[3] = {L->gate[0], L->up[0], L->down[0]};
+		size_t n = (size_t)c.d_ff * (size_t)c.d_model;
+		for (int k = 0; k < 3; k++)
+			for (size_t i = 0; i < n; i++) {
+				float old = before[w1[k] + i - m.params];
+				float want = old - 0.2f * (old - w0[k][i]);
+				pulled &= fabsf(w1[k][i] - want) <= 1e-6f;
+				kept &= w0[k][i] ==
+				        before[w0[k] + i - m.params];
+			}
+	}
+	CHECK_MSG(pulled, "expert 1 moved by 20%% towards expert 0");
+	CHECK_MSG(kept, "frozen expert 0 bitwise unchanged");
+	o.expert_anchor_decay = 101.0f; /* lr * decay > 1 overshoots */
+	CHECK(fx_adamw_validate(&o, NULL) == FX_EINVAL);
+	o.expert_anchor_decay = -1.0f;
+	CHECK(fx_adamw_validate(&o, NULL) == FX_EINVAL);
+	free(before);
+	fx_adamw_release(&a);
+	fx_model_release(&m);
+}
+
 /* A router bias pushed upwards stops at 0. */
 static void test_bias_clamp(void)
 {
@@ -276,6 +327,7 @@ int main(void)
 	RUN(test_adamw_by_hand);
 	RUN(test_bias_clamp);
 	RUN(test_router_lr_mult);
+	RUN(test_expert_anchor_decay);
 	RUN(test_freeze);
 	return FX_TEST_REPORT();
 }

@@ -26,6 +26,14 @@ typedef struct fx_adamw_opts {
 	 * ~lr per step; a larger multiplier lets the router, not the FFN's
 	 * scale, decide where an expert is used. */
 	float router_lr_mult;
+	/* Decoupled decay of every trainable FFN tensor of an expert e > 0
+	 * towards the same tensor of expert 0, in place of weight_decay:
+	 * w -= lr * expert_anchor_decay * (w - w_expert0). In expert training
+	 * expert 0 is the frozen public FFN the trained copy started from, so
+	 * this keeps the expert near the anchor's function on text it was not
+	 * trained for (an L2-SP-style pull; 0 = off, the default). A sustained
+	 * gradient can hold an element at most ~1/expert_anchor_decay away. */
+	float expert_anchor_decay;
 } fx_adamw_opts;
 
 /* Sensible small-model defaults: lr 1e-3, lr_min 1e-4, warm-up 100,
