@@ -56,6 +56,8 @@ static const char usage_text[] =
     "                       (default 1)\n"
     "  --anchor-decay X     pull of the expert FFN towards the anchor's per\n"
     "                       unit learning rate (default 0 = off)\n"
+    "  --center             expert router rows from the domain mean minus the\n"
+    "                       public mean (r_pub itself is not centred)\n"
     "  --z-loss X           router z-loss coefficient (default 1e-3)\n"
     "  --tune-steps N       router-tuning steps on public text (default 100)\n"
     "  --embed-windows N    windows averaged per domain embedding (default 64)\n"
@@ -75,12 +77,13 @@ typedef struct flexmix {
 	    seed, mix_rows;
 	double lr, norm, bias_init, z_loss, router_lr_mult, anchor_decay;
 	fx_embed_mode mode;
-	bool btm, mix_router_only;
+	bool btm, mix_router_only, center;
 	/* state */
 	fx_model anchor;
 	fx_corpus pub;
 	fx_corpus dom[MAX_DOM];
 	float *r_pub;
+	float *pub_mean; /* (L, d) raw public mean: the centre with --center */
 	fx_expert experts[MAX_DOM];
 	/* results: rows x (public + domains) */
 	char row_name[MAX_ROWS][NAME_MAX_ * 2];
@@ -160,6 +163,7 @@ static int parse_args(flexmix *fm, int argc, char **argv)
 	    {"mix-router-only", no_argument, 0, 'R'},
 	    {"router-lr-mult", required_argument, 0, 'M'},
 	    {"anchor-decay", required_argument, 0, 'A'},
+	    {"center", no_argument, 0, 'C'},
 	    {"threads", required_argument, 0, 't'},
 	    {"seed", required_argument, 0, 'S'},
 	    {"help", no_argument, 0, 'h'},
@@ -210,6 +214,7 @@ static int parse_args(flexmix *fm, int argc, char **argv)
 		case 'N': fm->btm = false; break;
 		case 'R': fm->mix_router_only = true; break;
 		case 'M': bad = fx_cli_num(CMD, "--router-lr-mult", optarg, 1e-3, 1000, &fm->router_lr_mult); break;
+		case 'C': fm->center = true; break;
 		case 'A': bad = fx_cli_num(CMD, "--anchor-decay", optarg, 0, 1e6, &fm->anchor_decay); break;
 		case 't': bad = fx_cli_int(CMD, "--threads", optarg, 1, 64, &fm->threads); break;
 		case 'S': bad = fx_cli_int(CMD, "--seed", optarg, 0, INT64_MAX, &fm->seed); break;
@@ -330,9 +335,12 @@ static fx_err load_all(flexmix *fm, const fx_logger *log, fx_diag *diag)
 	return err;
 }
 
-/* Router rows of a corpus's training text, in the anchor's space. */
+/* Router rows of a corpus's training text, in the anchor's space: its
+ * mean hidden state minus `center` (NULL: none), scaled to --router-norm.
+ * The raw mean is copied to `raw` unless it is NULL. */
 static fx_err domain_rows(flexmix *fm, const fx_corpus *c, uint64_t seed,
-                          float *rows, fx_diag *diag)
+                          const float *center, float *raw, float *rows,
+                          fx_diag *diag)
 {
 	int L = fm->anchor.cfg.n_layers, d = fm->anchor.cfg.d_model;
 	float *mean = malloc((size_t)L * d * sizeof(float));
@@ -342,8 +350,11 @@ static fx_err domain_rows(flexmix *fm, const fx_corpus *c, uint64_t seed,
 		return FX_ENOMEM;
 	err = fx_embed_mean(&fm->anchor, c->train, c->n_train, (int)fm->windows,
 	                    fm->anchor.cfg.max_seq, seed, fm->mode, mean, diag);
+	if (err == FX_OK && raw != NULL)
+		memcpy(raw, mean, (size_t)L * d * sizeof(float));
 	if (err == FX_OK)
-		err = fx_embed_rows(mean, NULL, L, d, (float)fm->norm, rows, diag);
+		err = fx_embed_rows(mean, center, L, d, (float)fm->norm, rows,
+		                    diag);
 	free(mean);
 	return err;
 }
@@ -378,11 +389,13 @@ static fx_err run(flexmix *fm, const fx_logger *log, fx_diag *diag)
 	d = fm->anchor.cfg.d_model;
 	fm->r_pub = malloc((size_t)L * d * sizeof(float));
 	r_init = malloc((size_t)L * d * sizeof(float));
-	if (fm->r_pub == NULL || r_init == NULL) {
+	fm->pub_mean = malloc((size_t)L * d * sizeof(float));
+	if (fm->r_pub == NULL || r_init == NULL || fm->pub_mean == NULL) {
 		err = FX_ENOMEM;
 		goto out;
 	}
-	err = domain_rows(fm, &fm->pub, (uint64_t)fm->seed, fm->r_pub, diag);
+	err = domain_rows(fm, &fm->pub, (uint64_t)fm->seed, NULL, fm->pub_mean,
+	                  fm->r_pub, diag);
 	if (err != FX_OK)
 		goto out;
 
@@ -400,6 +413,7 @@ static fx_err run(flexmix *fm, const fx_logger *log, fx_diag *diag)
 			continue;
 		}
 		err = domain_rows(fm, &fm->dom[i], (uint64_t)fm->seed + 1 + i,
+		                  fm->center ? fm->pub_mean : NULL, NULL,
 		                  r_init, diag);
 		if (err != FX_OK)
 			goto out;
@@ -564,13 +578,14 @@ static fx_err run(flexmix *fm, const fx_logger *log, fx_diag *diag)
 
 	printf("\nflexmix: anchor %s, %d domains, %" PRId64 " expert steps, "
 	       "batch %" PRId64 ", lr %g, top-%" PRId64 ", embed %s, router "
-	       "norm %g, bias init %g, public mix %" PRId64 "%s, router lr x%g, anchor decay %g, z-loss %g, "
+	       "norm %g, bias init %g, public mix %" PRId64 "%s, router lr x%g, anchor decay %g%s, z-loss %g, "
 	       "router tuning %" PRId64 " steps\n\n",
 	       fm->anchor_path, N, fm->steps, fm->batch, fm->lr, fm->top_k,
 	       fm->mode == FX_EMBED_SHARED ? "shared" : "per-layer", fm->norm,
 	       fm->bias_init, fm->mix_rows,
 	       fm->mix_router_only ? " (router only)" : "",
-	       fm->router_lr_mult, fm->anchor_decay, fm->z_loss,
+	       fm->router_lr_mult, fm->anchor_decay,
+	       fm->center ? ", centred rows" : "", fm->z_loss,
 	       fm->tune_steps);
 	print_table(fm, stdout);
 	printf("\nexpert training %.1f s total; merged evaluation %.1f s; "
@@ -635,6 +650,7 @@ out:
 		fx_expert_release(&fm->experts[i]);
 	}
 	free(fm->r_pub);
+	free(fm->pub_mean);
 	free(fm);
 	return status;
 }
