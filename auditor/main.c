@@ -65,8 +65,8 @@ static int read_line_file(const char *path, char *out, size_t cap)
 static const char *kind_label(int k)
 {
 	static const char *const names[] = {
-	    "roster updates", "anchor releases", "accepted",
-	    "rejected",       "withdrawals",     "assemblies",
+	    "roster updates",     "anchor releases", "accepted",
+	    "rejected",           "withdrawals",     "assemblies",
 	    "refused withdrawals"};
 	return k >= 0 && k < 7 ? names[k] : "?";
 }

@@ -520,9 +520,10 @@ static fx_err run_manifest_gates(admission *a, const uint8_t *buf, size_t len,
 	}
 	manifest_gates(a, env, c, &gate, reason, sizeof(reason), &signed_ok);
 	if (gate != NULL) {
-		err = log_rejected(a, buf, len, digest, gate, reason,
-		                   signed_ok ? c->contributor_key_id.data : NULL,
-		                   c->sequence, out, diag);
+		err =
+		    log_rejected(a, buf, len, digest, gate, reason,
+		                 signed_ok ? c->contributor_key_id.data : NULL,
+		                 c->sequence, out, diag);
 		goto out;
 	}
 	*passed = 1;
@@ -844,7 +845,8 @@ static fx_err log_refused(admission *a, const uint8_t *buf, size_t len,
 	fx_err err;
 
 	/* The logged reason is exactly the one answered. */
-	snprintf(why_text, sizeof(why_text), "%s", reason);
+	snprintf(why_text, sizeof(why_text), "%s",
+	         reason[0] ? reason : "refused (no detail)");
 	fx_blake2b(h, buf, len);
 	if (len <= FX_LEDGER_MAX_REFUSED_ENVELOPE) {
 		r.envelope.data = (uint8_t *)buf;
@@ -931,9 +933,9 @@ static fx_err withdraw(admission *a, const uint8_t *buf, size_t len,
 	 * the sequence counts, exactly as for a contribution manifest. */
 	if (verified_signer(&a->roster, env, &w->contributor_key_id) != NULL)
 		sid = w->contributor_key_id.data;
-	err = named == NULL ? FX_ENOTFOUND
-	                    : fx_ledger_find_contribution(a->l, named, &cidx,
-	                                                  &d);
+	err = named == NULL
+	          ? FX_ENOTFOUND
+	          : fx_ledger_find_contribution(a->l, named, &cidx, &d);
 	if (err == FX_ENOTFOUND) {
 		err = log_refused(a, buf, len, now, FX_REFUSAL_UNKNOWN, 0,
 		                  "the withdrawal names no accepted "

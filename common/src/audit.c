@@ -443,9 +443,8 @@ static int64_t first_accepted(const acc_key *v, size_t n, const uint8_t *d,
 /* A refused withdrawal's reason against the entries before it: the same
  * rules fx_ledger_append applies (docs/ledger.md §1), from the export. */
 static fx_err apply_refusal(uint64_t i, const entry_info *info,
-                            const acc_key *acc, size_t n_acc,
-                            const mapped *em, const uint64_t *pos,
-                            fx_diag *diag)
+                            const acc_key *acc, size_t n_acc, const mapped *em,
+                            const uint64_t *pos, fx_diag *diag)
 {
 	const entry_info *x = &info[i];
 	const char *g = fx_refusal_name((fx_refusal)x->refusal);
@@ -467,49 +466,52 @@ static fx_err apply_refusal(uint64_t i, const entry_info *info,
 		return FX_OK;
 	}
 	if (j < 0)
-		return fx_diag_set(diag, FX_EMISMATCH,
-		                   "entry %llu (refused withdrawal): refused as "
-		                   "'%s', but it names no accepted contribution "
-		                   "logged before it (that is "
-		                   "'unknown-contribution')",
-		                   (unsigned long long)i, g);
+		return fx_diag_set(
+		    diag, FX_EMISMATCH,
+		    "entry %llu (refused withdrawal): refused as "
+		    "'%s', but it names no accepted contribution "
+		    "logged before it (that is "
+		    "'unknown-contribution')",
+		    (unsigned long long)i, g);
 	if (x->refusal == FX_REFUSAL_SIGNATURE)
 		return FX_OK;
 	if (x->refusal == FX_REFUSAL_NOT_OWNER) {
 		if (ev >= i || info[ev].kind != K_ACCEPTED ||
 		    memcmp(info[ev].digest, x->digest, 32) != 0)
-			return fx_diag_set(diag, FX_EMISMATCH,
-			                   "entry %llu (refused withdrawal): "
-			                   "refused as 'not-owner', but evidence "
-			                   "entry %llu is not the accepted "
-			                   "contribution it names",
-			                   (unsigned long long)i,
-			                   (unsigned long long)ev);
+			return fx_diag_set(
+			    diag, FX_EMISMATCH,
+			    "entry %llu (refused withdrawal): "
+			    "refused as 'not-owner', but evidence "
+			    "entry %llu is not the accepted "
+			    "contribution it names",
+			    (unsigned long long)i, (unsigned long long)ev);
 		if (memcmp(info[ev].signer, x->signer, 32) == 0)
-			return fx_diag_set(diag, FX_EMISMATCH,
-			                   "entry %llu (refused withdrawal): "
-			                   "refused as 'not-owner', but its signer "
-			                   "made contribution %llu",
-			                   (unsigned long long)i,
-			                   (unsigned long long)ev);
+			return fx_diag_set(
+			    diag, FX_EMISMATCH,
+			    "entry %llu (refused withdrawal): "
+			    "refused as 'not-owner', but its signer "
+			    "made contribution %llu",
+			    (unsigned long long)i, (unsigned long long)ev);
 		return FX_OK;
 	}
 	if (memcmp(info[j].signer, x->signer, 32) != 0)
-		return fx_diag_set(diag, FX_EMISMATCH,
-		                   "entry %llu (refused withdrawal): refused as "
-		                   "'%s', but it is not signed by the owner of "
-		                   "contribution %lld (that is 'not-owner')",
-		                   (unsigned long long)i, g, (long long)j);
+		return fx_diag_set(
+		    diag, FX_EMISMATCH,
+		    "entry %llu (refused withdrawal): refused as "
+		    "'%s', but it is not signed by the owner of "
+		    "contribution %lld (that is 'not-owner')",
+		    (unsigned long long)i, g, (long long)j);
 	if (x->refusal == FX_REFUSAL_ALREADY_WITHDRAWN) {
 		if (ev >= i || info[ev].kind != K_WITHDRAWAL ||
 		    info[ev].ref != (uint64_t)j)
-			return fx_diag_set(diag, FX_EMISMATCH,
-			                   "entry %llu (refused withdrawal): "
-			                   "refused as 'already-withdrawn', but "
-			                   "entry %llu is not a withdrawal of "
-			                   "contribution %lld",
-			                   (unsigned long long)i,
-			                   (unsigned long long)ev, (long long)j);
+			return fx_diag_set(
+			    diag, FX_EMISMATCH,
+			    "entry %llu (refused withdrawal): "
+			    "refused as 'already-withdrawn', but "
+			    "entry %llu is not a withdrawal of "
+			    "contribution %lld",
+			    (unsigned long long)i, (unsigned long long)ev,
+			    (long long)j);
 		return FX_OK;
 	}
 	{ /* replay: the evidence holds a document by the same key with a
@@ -529,14 +531,14 @@ static fx_err apply_refusal(uint64_t i, const entry_info *info,
 				                                        NULL);
 		}
 		if (!ok)
-			return fx_diag_set(diag, FX_EMISMATCH,
-			                   "entry %llu (refused withdrawal): "
-			                   "refused as 'replay', but evidence "
-			                   "entry %llu holds no document of this "
-			                   "key with a sequence of at least %llu",
-			                   (unsigned long long)i,
-			                   (unsigned long long)ev,
-			                   (unsigned long long)x->sequence);
+			return fx_diag_set(
+			    diag, FX_EMISMATCH,
+			    "entry %llu (refused withdrawal): "
+			    "refused as 'replay', but evidence "
+			    "entry %llu holds no document of this "
+			    "key with a sequence of at least %llu",
+			    (unsigned long long)i, (unsigned long long)ev,
+			    (unsigned long long)x->sequence);
 	}
 	return FX_OK;
 }

@@ -1,9 +1,10 @@
 /* The audit: a healthy export passes (with state and re-assembly checks);
  * one flipped byte in any entry, a dropped entry, a forked or rolled-back
  * log, an assembly including a withdrawn expert, signatures outside the
- * roster and a refused withdrawal whose reason the log contradicts each fail with a reason naming the entry or checkpoint. Bad logs
- * are written the way a dishonest coordinator would: real entries and real
- * checkpoint signatures by the log key. */
+ * roster and a refused withdrawal whose reason the log contradicts each fail
+ * with a reason naming the entry or checkpoint. Bad logs are written the way a
+ * dishonest coordinator would: real entries and real checkpoint signatures by
+ * the log key. */
 #include "flexo/audit.h"
 #include "flexo/blobstore.h"
 #include "flexo/fsutil.h"
@@ -677,8 +678,8 @@ static void test_refusals(void)
 	CHECK_OK(fxt_refused_by(l, &bob, da, 0, "not-owner", a, &idx, &d));
 	CHECK_OK(fxt_refused_by(l, &alice, da, 1, "replay", a, &idx, &d));
 	CHECK_OK(fxt_withdrawal(l, &alice, a, &w, &d));
-	CHECK_OK(fxt_refused_by(l, &alice, da, 0, "already-withdrawn", w, &idx,
-	                        &d));
+	CHECK_OK(
+	    fxt_refused_by(l, &alice, da, 0, "already-withdrawn", w, &idx, &d));
 	CHECK_OK(fx_ledger_sign_checkpoint(l, coord.kp.sk, NULL, NULL, &d));
 	CHECK_OK(fx_ledger_export(l, NULL, dir, &d));
 	fx_ledger_close(l);
@@ -701,7 +702,8 @@ static void test_refusals(void)
 		return;
 	v = realloc(v, (n + 1) * sizeof(*v));
 	{
-		/* Each crafted refusal, as entry 11 of an otherwise good log. */
+		/* Each crafted refusal, as entry 11 of an otherwise good log.
+		 */
 		struct {
 			fxt_party *who;
 			const uint8_t *named;

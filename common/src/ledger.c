@@ -646,12 +646,12 @@ static fx_err check_refusal(fx_ledger *l, const fx_entry_facts *f,
 	if (f->refusal == FX_REFUSAL_ALREADY_WITHDRAWN) {
 		if (ev.kind != FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL ||
 		    !ev.has_ref || ev.ref != (int64_t)j)
-			return fx_diag_set(diag, FX_EMISMATCH,
-			                   "refused as 'already-withdrawn', but "
-			                   "entry %llu is not a withdrawal of "
-			                   "contribution %llu",
-			                   (unsigned long long)f->ref,
-			                   (unsigned long long)j);
+			return fx_diag_set(
+			    diag, FX_EMISMATCH,
+			    "refused as 'already-withdrawn', but "
+			    "entry %llu is not a withdrawal of "
+			    "contribution %llu",
+			    (unsigned long long)f->ref, (unsigned long long)j);
 		return FX_OK;
 	}
 	/* replay: the evidence holds a document by the same key with a
@@ -677,12 +677,13 @@ static fx_err check_refusal(fx_ledger *l, const fx_entry_facts *f,
 			free(bytes);
 		}
 		if (!ok)
-			return fx_diag_set(diag, FX_EMISMATCH,
-			                   "refused as 'replay', but evidence "
-			                   "entry %llu holds no document of this "
-			                   "key with a sequence of at least %llu",
-			                   (unsigned long long)f->ref,
-			                   (unsigned long long)f->sequence);
+			return fx_diag_set(
+			    diag, FX_EMISMATCH,
+			    "refused as 'replay', but evidence "
+			    "entry %llu holds no document of this "
+			    "key with a sequence of at least %llu",
+			    (unsigned long long)f->ref,
+			    (unsigned long long)f->sequence);
 	}
 	return FX_OK;
 }

@@ -144,10 +144,11 @@ static fx_err check_received(const Flexo__Ledger__V1__WithdrawalRefused *r,
 	uint8_t h[FX_BLAKE2B_BYTES];
 
 	if (r->received_blake2b.len != FX_BLAKE2B_BYTES)
-		return fx_diag_set(diag, FX_EFORMAT,
-		                   "refused withdrawal: received_blake2b is %zu "
-		                   "bytes, not 32",
-		                   r->received_blake2b.len);
+		return fx_diag_set(
+		    diag, FX_EFORMAT,
+		    "refused withdrawal: received_blake2b is %zu "
+		    "bytes, not 32",
+		    r->received_blake2b.len);
 	if (r->envelope.len > FX_LEDGER_MAX_REFUSED_ENVELOPE)
 		return fx_diag_set(diag, FX_EFORMAT,
 		                   "refused withdrawal: keeps %zu bytes, over "
@@ -193,11 +194,12 @@ static fx_err check_refused(const fx_entry *e, const fx_roster *roster,
 	fx_err err;
 
 	if (g < 0)
-		return fx_diag_set(diag, FX_EFORMAT,
-		                   "refused withdrawal: gate '%.64s' is none "
-		                   "of format, unknown-contribution, signature, "
-		                   "not-owner, replay, already-withdrawn",
-		                   r->gate ? r->gate : "");
+		return fx_diag_set(
+		    diag, FX_EFORMAT,
+		    "refused withdrawal: gate '%.64s' is none "
+		    "of format, unknown-contribution, signature, "
+		    "not-owner, replay, already-withdrawn",
+		    r->gate ? r->gate : "");
 	if (r->reason == NULL || r->reason[0] == 0)
 		return fx_diag_set(diag, FX_EFORMAT,
 		                   "refused withdrawal without a reason");
@@ -240,9 +242,10 @@ static fx_err check_refused(const fx_entry *e, const fx_roster *roster,
 		}
 	}
 	if (g == FX_REFUSAL_FORMAT && f->opens)
-		err = fx_diag_set(diag, FX_EMISMATCH,
-		                  "refused as 'format', but the request decodes "
-		                  "as a withdrawal");
+		err =
+		    fx_diag_set(diag, FX_EMISMATCH,
+		                "refused as 'format', but the request decodes "
+		                "as a withdrawal");
 	else if (g != FX_REFUSAL_FORMAT && !f->opens)
 		err = fx_diag_set(diag, FX_EMISMATCH,
 		                  "refused as '%s', but the request does not "
@@ -255,11 +258,12 @@ static fx_err check_refused(const fx_entry *e, const fx_roster *roster,
 		                  "roster in force",
 		                  f->signer_name);
 	else if (g > FX_REFUSAL_SIGNATURE && !f->has_signer)
-		err = fx_diag_set(diag, FX_EMISMATCH,
-		                  "refused as '%s', but the withdrawal does not "
-		                  "verify against the roster in force (that is "
-		                  "'signature')",
-		                  refusal_names[g]);
+		err =
+		    fx_diag_set(diag, FX_EMISMATCH,
+		                "refused as '%s', but the withdrawal does not "
+		                "verify against the roster in force (that is "
+		                "'signature')",
+		                refusal_names[g]);
 	else if (g <= FX_REFUSAL_SIGNATURE && r->evidence_index != 0)
 		err = fx_diag_set(diag, FX_EFORMAT,
 		                  "refused as '%s' with evidence entry %llu: "

@@ -1,8 +1,9 @@
 /* Test and benchmark helpers: real, signed ledger entries — a roster signed
  * by its root, anchor releases by the coordinator, contributions and
  * withdrawals by contributors (flexo.v1 documents in Envelopes), rejections,
- * refused withdrawals and assemblies — with deterministic throw-away keys. Header-only, used by
- * the ledger tests and flexo-bench audit; not part of the library. */
+ * refused withdrawals and assemblies — with deterministic throw-away keys.
+ * Header-only, used by the ledger tests and flexo-bench audit; not part of the
+ * library. */
 #ifndef FLEXO_LEDGER_FIXTURE_H
 #define FLEXO_LEDGER_FIXTURE_H
 

@@ -1,7 +1,8 @@
 /* Ledger storage: appends of every entry kind and the checks that refuse
- * bad ones (refused withdrawals whose reason the log does not bear out), roots and proofs from stored nodes against an in-memory tree of
- * the same entry bytes, SQL UPDATE/DELETE refused by triggers, reopening,
- * and the checkpoint guard refusing to sign an inconsistent tree. */
+ * bad ones (refused withdrawals whose reason the log does not bear out), roots
+ * and proofs from stored nodes against an in-memory tree of the same entry
+ * bytes, SQL UPDATE/DELETE refused by triggers, reopening, and the checkpoint
+ * guard refusing to sign an inconsistent tree. */
 #include "flexo/ledger.h"
 #include "fx_test.h"
 #include "ledger_fixture.h"
@@ -395,9 +396,9 @@ static void test_refusals(void)
 	CHECK_OK(fxt_refused_by(l, &mallory, da, 0, "signature", 0, &idx, &d));
 	REFUSED(fxt_refused_by(l, &alice, da, 0, "signature", 0, &idx, &d),
 	        FX_EMISMATCH, "verifies: signed by contributor 'alice'");
-	REFUSED(fxt_refused_by(l, &mallory, unknown, 0, "signature", 0, &idx,
-	                       &d),
-	        FX_EMISMATCH, "names no accepted contribution");
+	REFUSED(
+	    fxt_refused_by(l, &mallory, unknown, 0, "signature", 0, &idx, &d),
+	    FX_EMISMATCH, "names no accepted contribution");
 	/* not-owner: bob withdrawing alice's, pointing at it */
 	CHECK_OK(fxt_refused_by(l, &bob, da, 0, "not-owner", a, &idx, &d));
 	REFUSED(fxt_refused_by(l, &bob, da, 0, "not-owner", b, &idx, &d),
@@ -415,26 +416,26 @@ static void test_refusals(void)
 	REFUSED(fxt_refused_by(l, &bob, da, 1, "replay", b, &idx, &d),
 	        FX_EMISMATCH, "not signed by the owner");
 	/* already-withdrawn: must point at the earlier withdrawal */
-	REFUSED(fxt_refused_by(l, &alice, da, 0, "already-withdrawn", a, &idx,
-	                       &d),
-	        FX_EMISMATCH, "is not a withdrawal of contribution 2");
+	REFUSED(
+	    fxt_refused_by(l, &alice, da, 0, "already-withdrawn", a, &idx, &d),
+	    FX_EMISMATCH, "is not a withdrawal of contribution 2");
 	CHECK(fx_ledger_find_withdrawal(l, a, &w, &d) == FX_ENOTFOUND);
 	CHECK_OK(fxt_withdrawal(l, &alice, a, &w, &d));
 	CHECK_OK(fx_ledger_find_withdrawal(l, a, &idx, &d));
 	CHECK(idx == w);
-	CHECK_OK(fxt_refused_by(l, &alice, da, 0, "already-withdrawn", w, &idx,
-	                        &d));
-	REFUSED(fxt_refused_by(l, &bob, db, 0, "already-withdrawn", w, &idx,
-	                       &d),
-	        FX_EMISMATCH, "is not a withdrawal of contribution 4");
+	CHECK_OK(
+	    fxt_refused_by(l, &alice, da, 0, "already-withdrawn", w, &idx, &d));
+	REFUSED(
+	    fxt_refused_by(l, &bob, db, 0, "already-withdrawn", w, &idx, &d),
+	    FX_EMISMATCH, "is not a withdrawal of contribution 4");
 	/* a refused withdrawal is itself evidence of its key's sequence */
 	{
 		uint64_t at = fx_ledger_size(l);
-		CHECK_OK(fxt_refused_by(l, &bob, da, 50, "not-owner", a, &idx,
-		                        &d));
+		CHECK_OK(
+		    fxt_refused_by(l, &bob, da, 50, "not-owner", a, &idx, &d));
 		CHECK(idx == at);
-		CHECK_OK(fxt_refused_by(l, &bob, db, 49, "replay", at, &idx,
-		                        &d));
+		CHECK_OK(
+		    fxt_refused_by(l, &bob, db, 49, "replay", at, &idx, &d));
 	}
 	/* refusals change nothing: b is still the one live contribution */
 	CHECK_OK(fx_ledger_live(l, &live, &n, &d));

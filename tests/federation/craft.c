@@ -272,8 +272,7 @@ static int send_request(char **argv)
 	       resp->verdict->reason);
 	if (resp->verdict->receipt.len > 0 &&
 	    fx_write_file_atomic(argv[4], resp->verdict->receipt.data,
-	                         resp->verdict->receipt.len, 0644,
-	                         &d) != FX_OK)
+	                         resp->verdict->receipt.len, 0644, &d) != FX_OK)
 		goto out;
 	rc = 0;
 out:

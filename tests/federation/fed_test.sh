@@ -259,13 +259,20 @@ roundtrip)
   mkdir -p c2old && cp -r c2/state c2old/ && echo 0 >c2old/state/sequence
   expect_refusal replay c2 c2.key c2old/state "$c2d"
   # format: bytes that are no withdrawal; the receipt checked by the auditor
-  size0=$(ledger_size) served0=$(served)
+  size0=$(ledger_size) served0=$(served) asm0=$(assemblies)
   printf 'not a withdrawal' >junk.req
   out=$("$craft" send "$url" junk.req junk.receipt) || fail "send: $out"
   grep -q '^2 format ' <<<"$out" || fail "format: $out"
   "$audit" receipt junk.receipt --key "$vkey" >/dev/null || fail "format receipt"
-  [ "$(ledger_size)" -eq $((size0 + 1)) ] && [ "$(served)" = "$served0" ] ||
+  [ "$(ledger_size)" -eq $((size0 + 1)) ] && [ "$(served)" = "$served0" ] &&
+    [ "$(assemblies)" -eq "$asm0" ] ||
     fail "format: not logged once, or the model changed"
+  # over 16 KiB: logged by size and digest only
+  head -c 20000 /dev/zero >big.req
+  out=$("$craft" send "$url" big.req big.receipt) || fail "send: $out"
+  grep -q '^2 format .*20000 bytes' <<<"$out" || fail "big format: $out"
+  "$audit" receipt big.receipt --key "$vkey" >/dev/null || fail "big receipt"
+  [ "$(stat -c %s big.receipt)" -lt 16384 ] || fail "the big request was kept whole"
   # a retry of a refused request gets its logged verdict back, logged once
   "$craft" withdrawal c2.key roster.bin "$c2d" 1 old.req || fail "craft withdrawal"
   out=$("$craft" send "$url" old.req r1.bin) || fail "send: $out"
@@ -301,7 +308,7 @@ roundtrip)
   [ -n "$vkey" ] || vkey=$(cat exp/log.vkey)
   "$audit" verify exp --key "$vkey" --reassemble >audit.out 2>&1 || fail "audit: $(cat audit.out)"
   grep -q 'result: *OK' audit.out || fail "audit: $(cat audit.out)"
-  grep -q 'refused withdrawals *7$' audit.out || fail "audit counts: $(cat audit.out)"
+  grep -q 'refused withdrawals *8$' audit.out || fail "audit counts: $(cat audit.out)"
   ;;
 *)
   echo "unknown mode $mode" >&2

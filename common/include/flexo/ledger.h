@@ -1,8 +1,8 @@
 /* The contribution ledger: an append-only SQLite log of protobuf entries
  * (roster, anchor release, accepted / rejected contribution, withdrawal,
- * refused withdrawal, assembly) under an RFC 9162 Merkle tree, signed C2SP checkpoints that never
- * contradict each other, and the export an auditor verifies. Byte formats:
- * docs/ledger.md. */
+ * refused withdrawal, assembly) under an RFC 9162 Merkle tree, signed C2SP
+ * checkpoints that never contradict each other, and the export an auditor
+ * verifies. Byte formats: docs/ledger.md. */
 #ifndef FLEXO_LEDGER_H
 #define FLEXO_LEDGER_H
 
@@ -42,11 +42,11 @@ typedef Flexo__Ledger__V1__Entry fx_entry;
  * the order the coordinator checks them (the first that fails is logged).
  * docs/ledger.md §1 states what each one obliges an auditor to find. */
 typedef enum fx_refusal {
-	FX_REFUSAL_FORMAT = 0,      /* not a decodable Withdrawal envelope */
-	FX_REFUSAL_UNKNOWN,         /* names no accepted contribution */
-	FX_REFUSAL_SIGNATURE,       /* not validly signed by a contributor */
-	FX_REFUSAL_NOT_OWNER,       /* signed by someone else than the owner */
-	FX_REFUSAL_REPLAY,          /* sequence not above the key's logged one */
+	FX_REFUSAL_FORMAT = 0, /* not a decodable Withdrawal envelope */
+	FX_REFUSAL_UNKNOWN,    /* names no accepted contribution */
+	FX_REFUSAL_SIGNATURE,  /* not validly signed by a contributor */
+	FX_REFUSAL_NOT_OWNER,  /* signed by someone else than the owner */
+	FX_REFUSAL_REPLAY,     /* sequence not above the key's logged one */
 	FX_REFUSAL_ALREADY_WITHDRAWN, /* withdrawn by an earlier entry */
 	FX_REFUSAL_COUNT
 } fx_refusal;
