@@ -141,6 +141,7 @@ int cmd_withdraw(int argc, char **argv, const fx_logger *log)
 	int timeout_ms = FX_NET_TIMEOUT_MS, opt, rc = 1, refused;
 	uint8_t digest[FX_BLAKE2B_BYTES], *rbuf = NULL, *env = NULL;
 	size_t rlen = 0, env_len = 0;
+	uint64_t index = 0;
 	char path[4200], rmsg[512];
 	fx_withdrawal_params p;
 	fx_keypair key;
@@ -274,16 +275,16 @@ int cmd_withdraw(int argc, char **argv, const fx_logger *log)
 	        state, origin, v->receipt.data, v->receipt.len,
 	        refused ? FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL_REFUSED
 	                : FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL,
-	        env, env_len, refused ? v->gate : NULL, rmsg, sizeof(rmsg),
-	        &d) != FX_OK) {
+	        env, env_len, refused ? v->gate : NULL, &index, rmsg,
+	        sizeof(rmsg), &d) != FX_OK) {
 		printf("receipt: NOT verified: %s\n",
 		       v->receipt.len ? d.msg : "the verdict carries none");
 		goto out;
 	}
 	printf("receipt: verified: %s\n", rmsg);
 	if (record_append(state, refused ? "refusal" : "withdrawal", digest,
-	                  refused ? "refused" : "withdrawn", v->gate,
-	                  v->ledger_index, &d) != FX_OK) {
+	                  refused ? "refused" : "withdrawn", v->gate, index,
+	                  &d) != FX_OK) {
 		fprintf(stderr, "withdraw: %s\n", d.msg);
 		goto out;
 	}

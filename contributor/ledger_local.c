@@ -88,8 +88,8 @@ fx_err receipt_check(const char *state_dir, const char *origin,
 fx_err receipt_check_answer(const char *state_dir, const char *origin,
                             const uint8_t *receipt, size_t len, int kind,
                             const uint8_t *request, size_t request_len,
-                            const char *gate, char *msg, size_t cap,
-                            fx_diag *diag)
+                            const char *gate, uint64_t *index, char *msg,
+                            size_t cap, fx_diag *diag)
 {
 	fx_receipt_info info;
 	uint8_t h[FX_BLAKE2B_BYTES];
@@ -114,6 +114,7 @@ fx_err receipt_check_answer(const char *state_dir, const char *origin,
 		                   "entry %" PRIu64 " logs gate '%s', the "
 		                   "verdict says '%s'",
 		                   info.index, info.gate, gate);
+	*index = info.index;
 	return FX_OK;
 }
 

@@ -28,12 +28,12 @@ fx_err receipt_check(const char *state_dir, const char *origin,
  * is `kind` (a Flexo__Ledger__V1__Entry__KindCase), it logs a request whose
  * BLAKE2b-256 is that of `request`, and, when gate is not NULL, it names
  * that gate. A receipt for some other entry proves nothing about this
- * request. */
+ * request. *index: the entry's index, as the receipt proves it. */
 fx_err receipt_check_answer(const char *state_dir, const char *origin,
                             const uint8_t *receipt, size_t len, int kind,
                             const uint8_t *request, size_t request_len,
-                            const char *gate, char *msg, size_t cap,
-                            fx_diag *diag);
+                            const char *gate, uint64_t *index, char *msg,
+                            size_t cap, fx_diag *diag);
 
 /* Appends "KIND HEX DECISION GATE INDEX" to state_dir/submissions (fsynced;
  * the file is rewritten atomically with the new line). KIND is

@@ -947,24 +947,6 @@ static fx_err withdraw(admission *a, const uint8_t *buf, size_t len,
 		fx_diag_set(diag, err, "%s", d.msg);
 		goto out;
 	}
-	/* The owner: the contribution's verified signer. */
-	if ((err = fx_ledger_entry_bytes(a->l, cidx, &bytes, &blen, diag)) !=
-	    FX_OK)
-		goto out;
-	ce = flexo__ledger__v1__entry__unpack(NULL, blen, bytes);
-	if (ce == NULL ||
-	    ce->kind_case != FLEXO__LEDGER__V1__ENTRY__KIND_ACCEPTED ||
-	    open_contribution(ce->accepted->envelope.data,
-	                      ce->accepted->envelope.len, &cenv, &c, cdigest,
-	                      &d) != FX_OK ||
-	    (owner = verified_signer(&a->roster, cenv,
-	                             &c->contributor_key_id)) == NULL) {
-		err = fx_diag_set(diag, FX_EINTERNAL,
-		                  "entry %" PRIu64
-		                  " is not a verifiable accepted contribution",
-		                  cidx);
-		goto out;
-	}
 	/* Verified as the auditor will: roster in force, this time. */
 	err = fx_withdrawal_verify(&wv, NULL, buf, len, &a->roster, now, NULL,
 	                           NULL, &d);
@@ -984,16 +966,48 @@ static fx_err withdraw(admission *a, const uint8_t *buf, size_t len,
 		if (memcmp(a->roster.members[i].id, wv->contributor_key_id.data,
 		           FX_KEY_ID_BYTES) == 0)
 			signer = &a->roster.members[i];
-	if (signer == NULL || memcmp(signer->pk, owner->pk, FX_PK_BYTES) != 0) {
+	if (signer == NULL) {
+		err = fx_diag_set(diag, FX_EINTERNAL,
+		                  "the withdrawal's signer left the roster");
+		goto out;
+	}
+	/* The owner: whoever signed contribution cidx. Checked against the
+	 * signer's own key, not the roster, so a contribution whose author
+	 * has since left the roster still has an owner. */
+	if ((err = fx_ledger_entry_bytes(a->l, cidx, &bytes, &blen, diag)) !=
+	    FX_OK)
+		goto out;
+	ce = flexo__ledger__v1__entry__unpack(NULL, blen, bytes);
+	if (ce == NULL ||
+	    ce->kind_case != FLEXO__LEDGER__V1__ENTRY__KIND_ACCEPTED ||
+	    open_contribution(ce->accepted->envelope.data,
+	                      ce->accepted->envelope.len, &cenv, &c, cdigest,
+	                      &d) != FX_OK) {
+		err = fx_diag_set(diag, FX_EINTERNAL,
+		                  "entry %" PRIu64
+		                  " is not a decodable accepted contribution",
+		                  cidx);
+		goto out;
+	}
+	if (c->contributor_key_id.len != FX_KEY_ID_BYTES ||
+	    memcmp(c->contributor_key_id.data, signer->id, FX_KEY_ID_BYTES) !=
+	        0 ||
+	    fx_envelope_verify_key(cenv, signer->pk) != 0) {
+		char hex[2 * FX_KEY_ID_BYTES + 1];
+		const fx_member *m =
+		    verified_signer(&a->roster, cenv, &c->contributor_key_id);
+		fx_hex(hex, c->contributor_key_id.data, FX_KEY_ID_BYTES);
 		snprintf(reason, sizeof(reason),
 		         "signed by '%s', who did not make contribution entry "
-		         "%" PRIu64 " (by '%s')",
-		         signer ? signer->name : "?", cidx, owner->name);
+		         "%" PRIu64 " (by %s%s%s)",
+		         signer->name, cidx, m ? "'" : "key ",
+		         m ? m->name : hex, m ? "'" : "");
 		err = log_refused(a, buf, len, now, FX_REFUSAL_NOT_OWNER, cidx,
 		                  reason, digest, named, sid, w->sequence, out,
 		                  diag);
 		goto out;
 	}
+	owner = signer;
 	k = find_key(a, owner->id);
 	if (k != NULL && wv->sequence <= k->seq) {
 		snprintf(reason, sizeof(reason),
