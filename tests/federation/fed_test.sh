@@ -301,6 +301,11 @@ roundtrip)
   sed -i 's/^roster = roster.bin$/roster = roster2.bin/' serve.conf
   start_coord coord2.log
   grep -q 'logged roster v2' coord2.log || fail "roster v2 not logged"
+  # the restarted coordinator rebuilt its memory of refusals from the log
+  size0=$(ledger_size)
+  out3=$("$craft" send "$url" old.req r3.bin) || fail "send: $out3"
+  [ "$out3" = "$out" ] && [ "$(ledger_size)" -eq "$size0" ] ||
+    fail "retry after restart: $out3 (was $out)"
   grep -q 'withdrawn' status.out && grep -q 'accepted' status.out || fail "status: $(cat status.out)"
   "$coord" ledger export exp --db state/ledger.db --blobs state/blobs \
     --key coordk.key >/dev/null 2>export.log || fail "export"
