@@ -64,10 +64,11 @@ static int read_line_file(const char *path, char *out, size_t cap)
 
 static const char *kind_label(int k)
 {
-	static const char *const names[] = {"roster updates", "anchor releases",
-	                                    "accepted",       "rejected",
-	                                    "withdrawals",    "assemblies"};
-	return k >= 0 && k < 6 ? names[k] : "?";
+	static const char *const names[] = {
+	    "roster updates",     "anchor releases", "accepted",
+	    "rejected",           "withdrawals",     "assemblies",
+	    "refused withdrawals"};
+	return k >= 0 && k < 7 ? names[k] : "?";
 }
 
 static int cmd_verify(int argc, char **argv, const fx_logger *log)
@@ -175,9 +176,9 @@ static int cmd_verify(int argc, char **argv, const fx_logger *log)
 
 	printf("export:       %s\n", argv[optind]);
 	printf("entries:      %llu\n", (unsigned long long)rep.entries);
-	for (int k = 0; k < 6; k++)
+	for (int k = 0; k < 7; k++)
 		if (rep.by_kind[k])
-			printf("  %-16s %llu\n", kind_label(k),
+			printf("  %-19s %llu\n", kind_label(k),
 			       (unsigned long long)rep.by_kind[k]);
 	printf("signatures:   %llu documents verified\n",
 	       (unsigned long long)rep.signatures);

@@ -1,8 +1,9 @@
 /* `flexo-contributor withdraw`: signs a withdrawal of one of this
  * contributor's accepted contributions (fx_withdrawal_create, sequence from
  * the same counter as manifests), sends it to the coordinator, waits for
- * the verdict and checks its receipt. The coordinator logs it and
- * re-assembles the served model without the expert. */
+ * the verdict and checks that its receipt proves this request's entry. The
+ * coordinator logs it and re-assembles the served model without the expert,
+ * or logs its refusal and the reason. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "flexo/contrib.h"
 #include "flexo/fsutil.h"
 #include "flexo/keys.h"
+#include "flexo/ledger.h"
 #include "flexo/roster.h"
 #include "flexo/transport.h"
 #include "flexo/wire.h"
@@ -48,8 +50,11 @@ static void usage(FILE *out)
 	        "sequence number from DIR/sequence,\nsends it, waits for the "
 	        "verdict and verifies its receipt against the roster\nin DIR. "
 	        "The coordinator logs it and re-assembles the served model "
-	        "without\nthe expert. Exit status: 0 withdrawn, 3 refused, 1 "
-	        "error, 2 usage.\n\n"
+	        "without\nthe expert; a refusal is logged too, with its "
+	        "reason, and its receipt checked\nthe same way. Both are "
+	        "recorded in DIR/submissions. Exit status: 0 withdrawn,\n3 "
+	        "refused (receipt verified), 1 error (or a receipt that does "
+	        "not verify),\n2 usage.\n\n"
 	        "  --coordinator URL      tls+tcp://HOST:PORT, tcp://HOST:PORT "
 	        "or ipc:///PATH\n"
 	        "  --ca FILE              the one CA trusted for tls+tcp://\n"
@@ -133,9 +138,10 @@ int cmd_withdraw(int argc, char **argv, const fx_logger *log)
 	           *pass_env = NULL, *state = NULL, *hex = NULL, *reason = NULL,
 	           *origin = NULL;
 	fx_tls_opts tls = {0};
-	int timeout_ms = FX_NET_TIMEOUT_MS, opt, rc = 1;
+	int timeout_ms = FX_NET_TIMEOUT_MS, opt, rc = 1, refused;
 	uint8_t digest[FX_BLAKE2B_BYTES], *rbuf = NULL, *env = NULL;
 	size_t rlen = 0, env_len = 0;
+	uint64_t index = 0;
 	char path[4200], rmsg[512];
 	fx_withdrawal_params p;
 	fx_keypair key;
@@ -259,26 +265,31 @@ int cmd_withdraw(int argc, char **argv, const fx_logger *log)
 		goto out;
 	}
 	v = resp->verdict;
-	printf("%s: %s%s%s\n",
-	       v->decision == FLEXO__V1__DECISION__DECISION_WITHDRAWN
-	           ? "withdrawn"
-	           : "refused",
-	       v->gate, v->reason[0] ? ": " : "", v->reason);
-	if (v->decision != FLEXO__V1__DECISION__DECISION_WITHDRAWN) {
-		rc = 3;
-		goto out;
-	}
+	refused = v->decision != FLEXO__V1__DECISION__DECISION_WITHDRAWN;
+	printf("%s: %s%s%s\n", refused ? "refused" : "withdrawn", v->gate,
+	       v->reason[0] ? ": " : "", v->reason);
+	/* A refusal is logged too: its receipt proves the coordinator put
+	 * this very request and its reason on record. */
 	if (v->receipt.len == 0 ||
-	    receipt_check(state, origin, v->receipt.data, v->receipt.len, rmsg,
-	                  sizeof(rmsg), &d) != FX_OK) {
+	    receipt_check_answer(
+	        state, origin, v->receipt.data, v->receipt.len,
+	        refused ? FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL_REFUSED
+	                : FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL,
+	        env, env_len, refused ? v->gate : NULL, &index, rmsg,
+	        sizeof(rmsg), &d) != FX_OK) {
 		printf("receipt: NOT verified: %s\n",
 		       v->receipt.len ? d.msg : "the verdict carries none");
 		goto out;
 	}
 	printf("receipt: verified: %s\n", rmsg);
-	if (record_append(state, "withdrawal", digest, "withdrawn", v->gate,
-	                  v->ledger_index, &d) != FX_OK) {
+	if (record_append(state, refused ? "refusal" : "withdrawal", digest,
+	                  refused ? "refused" : "withdrawn", v->gate, index,
+	                  &d) != FX_OK) {
 		fprintf(stderr, "withdraw: %s\n", d.msg);
+		goto out;
+	}
+	if (refused) {
+		rc = 3;
 		goto out;
 	}
 	rc = 0;

@@ -13,9 +13,11 @@
 #include "flexo/receipt.h"
 #include "flexo/roster.h"
 
-fx_err receipt_check(const char *state_dir, const char *origin,
-                     const uint8_t *receipt, size_t len, char *msg, size_t cap,
-                     fx_diag *diag)
+/* Verifies the receipt under every roster coordinator's log key; *info
+ * (may be NULL) says what the entry is. */
+static fx_err check(const char *state_dir, const char *origin,
+                    const uint8_t *receipt, size_t len, char *msg, size_t cap,
+                    fx_receipt_info *out, fx_diag *diag)
 {
 	char path[4200], name[FX_NOTE_MAX_NAME + 1];
 	fx_roster r;
@@ -57,6 +59,8 @@ fx_err receipt_check(const char *state_dir, const char *origin,
 		tried++;
 		err = fx_receipt_verify(receipt, len, &v, &info, &d);
 		if (err == FX_OK) {
+			if (out != NULL)
+				*out = info;
 			snprintf(msg, cap,
 			         "entry %" PRIu64 " is in %s at size %" PRIu64
 			         ", checkpoint signed by coordinator '%s'",
@@ -72,6 +76,46 @@ out:
 	free(buf);
 	fx_roster_release(&r);
 	return err;
+}
+
+fx_err receipt_check(const char *state_dir, const char *origin,
+                     const uint8_t *receipt, size_t len, char *msg, size_t cap,
+                     fx_diag *diag)
+{
+	return check(state_dir, origin, receipt, len, msg, cap, NULL, diag);
+}
+
+fx_err receipt_check_answer(const char *state_dir, const char *origin,
+                            const uint8_t *receipt, size_t len, int kind,
+                            const uint8_t *request, size_t request_len,
+                            const char *gate, uint64_t *index, char *msg,
+                            size_t cap, fx_diag *diag)
+{
+	fx_receipt_info info;
+	uint8_t h[FX_BLAKE2B_BYTES];
+	fx_err err;
+
+	if ((err = check(state_dir, origin, receipt, len, msg, cap, &info,
+	                 diag)) != FX_OK)
+		return err;
+	fx_blake2b(h, request, request_len);
+	if (info.kind != kind)
+		return fx_diag_set(diag, FX_EMISMATCH,
+		                   "the receipt is for entry %" PRIu64
+		                   " of another kind (%d, not %d)",
+		                   info.index, info.kind, kind);
+	if (!info.has_request || memcmp(info.request_digest, h, sizeof(h)))
+		return fx_diag_set(diag, FX_EMISMATCH,
+		                   "entry %" PRIu64 " does not log the request "
+		                   "this contributor sent",
+		                   info.index);
+	if (gate != NULL && strcmp(info.gate, gate) != 0)
+		return fx_diag_set(diag, FX_EMISMATCH,
+		                   "entry %" PRIu64 " logs gate '%s', the "
+		                   "verdict says '%s'",
+		                   info.index, info.gate, gate);
+	*index = info.index;
+	return FX_OK;
 }
 
 fx_err record_append(const char *state_dir, const char *kind,

@@ -23,8 +23,22 @@ fx_err receipt_check(const char *state_dir, const char *origin,
                      const uint8_t *receipt, size_t len, char *msg, size_t cap,
                      fx_diag *diag);
 
+/* receipt_check, and then that the receipted entry is the coordinator's
+ * answer to exactly `request` (the bytes this contributor sent): its kind
+ * is `kind` (a Flexo__Ledger__V1__Entry__KindCase), it logs a request whose
+ * BLAKE2b-256 is that of `request`, and, when gate is not NULL, it names
+ * that gate. A receipt for some other entry proves nothing about this
+ * request. *index: the entry's index, as the receipt proves it. */
+fx_err receipt_check_answer(const char *state_dir, const char *origin,
+                            const uint8_t *receipt, size_t len, int kind,
+                            const uint8_t *request, size_t request_len,
+                            const char *gate, uint64_t *index, char *msg,
+                            size_t cap, fx_diag *diag);
+
 /* Appends "KIND HEX DECISION GATE INDEX" to state_dir/submissions (fsynced;
- * the file is rewritten atomically with the new line). */
+ * the file is rewritten atomically with the new line). KIND is
+ * "contribution", "withdrawal" (withdrawn) or "refusal" (a refused
+ * withdrawal; HEX is then the contribution it named). */
 fx_err record_append(const char *state_dir, const char *kind,
                      const uint8_t digest[FX_BLAKE2B_BYTES],
                      const char *decision, const char *gate, uint64_t index,

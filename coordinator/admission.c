@@ -1,7 +1,7 @@
 /* Real admission for `serve` (admission.h): the gates in DESIGN §3's order,
- * each verdict an entry of the ledger with a fresh signed checkpoint and a
- * receipt, and the served model re-assembled from the live contributions'
- * blobs after each acceptance or withdrawal. */
+ * each verdict — refused withdrawals too — an entry of the ledger with a
+ * fresh signed checkpoint and a receipt, and the served model re-assembled
+ * from the live contributions' blobs after each acceptance or withdrawal. */
 #include "admission.h"
 
 #include <inttypes.h>
@@ -34,10 +34,13 @@
 #define WITHDRAWN FLEXO__V1__DECISION__DECISION_WITHDRAWN
 
 /* Highest sequence a key has had logged (accepted, rejected after its
- * signature verified, or withdrawal): replay needs a higher one. */
+ * signature verified, withdrawal, refused withdrawal whose signature
+ * verified): replay needs a higher one. `index` is the entry that logged it,
+ * the evidence a "replay" refusal of a withdrawal names. */
 typedef struct seen_key {
 	uint8_t id[FX_KEY_ID_BYTES];
 	uint64_t seq;
+	uint64_t index;
 } seen_key;
 
 /* A logged verdict, by the digest of the signed document it answers: a
@@ -107,14 +110,17 @@ static seen_key *find_key(admission *a, const uint8_t id[FX_KEY_ID_BYTES])
 	return NULL;
 }
 
+/* Called once the entry carrying the sequence is appended (at `index`). */
 static fx_err note_seq(admission *a, const uint8_t *id, uint64_t seq,
-                       fx_diag *diag)
+                       uint64_t index, fx_diag *diag)
 {
 	seen_key *k = find_key(a, id), *grown;
 
 	if (k != NULL) {
-		if (seq > k->seq)
+		if (seq > k->seq) {
 			k->seq = seq;
+			k->index = index;
+		}
 		return FX_OK;
 	}
 	if (a->n_keys == ADM_MAX_KEYS)
@@ -127,6 +133,7 @@ static fx_err note_seq(admission *a, const uint8_t *id, uint64_t seq,
 	a->keys = grown;
 	memcpy(a->keys[a->n_keys].id, id, FX_KEY_ID_BYTES);
 	a->keys[a->n_keys].seq = seq;
+	a->keys[a->n_keys].index = index;
 	a->n_keys++;
 	return FX_OK;
 }
@@ -345,10 +352,13 @@ out:
 	return err;
 }
 
-/* Logs a rejection of the contribution envelope and fills the verdict. */
+/* Logs a rejection of the contribution envelope and fills the verdict.
+ * key_id (NULL: none) is the signer whose signature verified: its sequence
+ * seq then counts for replay, from this entry on. */
 static fx_err log_rejected(admission *a, const uint8_t *env, size_t len,
                            const uint8_t *digest, const char *gate,
-                           const char *reason, fx_verdict *out, fx_diag *diag)
+                           const char *reason, const uint8_t *key_id,
+                           uint64_t seq, fx_verdict *out, fx_diag *diag)
 {
 	Flexo__Ledger__V1__ContributionRejected r =
 	    FLEXO__LEDGER__V1__CONTRIBUTION_REJECTED__INIT;
@@ -362,8 +372,12 @@ static fx_err log_rejected(admission *a, const uint8_t *env, size_t len,
 	r.reason = (char *)reason;
 	e.kind_case = FLEXO__LEDGER__V1__ENTRY__KIND_REJECTED;
 	e.rejected = &r;
-	if ((err = fx_ledger_append(a->l, &e, &idx, diag)) != FX_OK ||
-	    (err = checkpoint(a, diag)) != FX_OK)
+	if ((err = fx_ledger_append(a->l, &e, &idx, diag)) != FX_OK)
+		return err;
+	if (key_id != NULL &&
+	    (err = note_seq(a, key_id, seq, idx, diag)) != FX_OK)
+		return err;
+	if ((err = checkpoint(a, diag)) != FX_OK)
 		return err;
 	if (digest != NULL &&
 	    (err = note_decided(a, digest, REJECTED, idx, NULL, gate, reason,
@@ -497,8 +511,8 @@ static fx_err run_manifest_gates(admission *a, const uint8_t *buf, size_t len,
 	*passed = 0;
 	if (open_contribution(buf, len, &env, &c, digest, &d) != FX_OK) {
 		snprintf(reason, sizeof(reason), "%s", d.msg);
-		return log_rejected(a, buf, len, NULL, "signature", reason, out,
-		                    diag);
+		return log_rejected(a, buf, len, NULL, "signature", reason,
+		                    NULL, 0, out, diag);
 	}
 	if ((prev = find_decided(a, digest)) != NULL) {
 		err = repeat_verdict(a, prev, out, diag);
@@ -506,11 +520,10 @@ static fx_err run_manifest_gates(admission *a, const uint8_t *buf, size_t len,
 	}
 	manifest_gates(a, env, c, &gate, reason, sizeof(reason), &signed_ok);
 	if (gate != NULL) {
-		if (signed_ok && (err = note_seq(a, c->contributor_key_id.data,
-		                                 c->sequence, diag)) != FX_OK)
-			goto out;
 		err =
-		    log_rejected(a, buf, len, digest, gate, reason, out, diag);
+		    log_rejected(a, buf, len, digest, gate, reason,
+		                 signed_ok ? c->contributor_key_id.data : NULL,
+		                 c->sequence, out, diag);
 		goto out;
 	}
 	*passed = 1;
@@ -734,12 +747,10 @@ fx_err admission_admit(void *ctx, const fx_admit_input *in, fx_verdict *out,
 			         c->sequence, k->seq);
 		}
 	}
-	if ((err = note_seq(a, c->contributor_key_id.data, c->sequence,
-	                    diag)) != FX_OK)
-		goto out;
 	if (gate != NULL) {
 		err = log_rejected(a, in->envelope, in->envelope_len, digest,
-		                   gate, reason, out, diag);
+		                   gate, reason, c->contributor_key_id.data,
+		                   c->sequence, out, diag);
 		goto out;
 	}
 	if ((err = fx_blobstore_put_file(&a->bs, in->staged_path, blob,
@@ -764,7 +775,9 @@ fx_err admission_admit(void *ctx, const fx_admit_input *in, fx_verdict *out,
 	acc.verdict = summary;
 	e.kind_case = FLEXO__LEDGER__V1__ENTRY__KIND_ACCEPTED;
 	e.accepted = &acc;
-	if ((err = fx_ledger_append(a->l, &e, &idx, diag)) != FX_OK)
+	if ((err = fx_ledger_append(a->l, &e, &idx, diag)) != FX_OK ||
+	    (err = note_seq(a, c->contributor_key_id.data, c->sequence, idx,
+	                    diag)) != FX_OK)
 		goto out;
 	if ((err = note_decided(a, digest, ACCEPTED, idx, NULL, "gates",
 	                        summary, diag)) != FX_OK)
@@ -808,8 +821,70 @@ static fx_err encode_verdict(const fx_verdict *v, const uint8_t *contribution,
 	return fx_wire_encode(&r.base, resp, resp_len, diag);
 }
 
-/* Decides a withdrawal: *out filled (WITHDRAWN and logged, or REJECTED
- * with gate "withdrawal", not logged: nothing changes). */
+/* Logs a refused withdrawal request (docs/ledger.md §1) at time `now` (the
+ * time its checks used) and fills the verdict with the entry's receipt.
+ * The request is kept as received up to FX_LEDGER_MAX_REFUSED_ENVELOPE
+ * bytes, else by size and digest. digest (NULL when the request does not
+ * decode) lets a retry of the same request get this verdict back;
+ * key_id (NULL: no signature by the member it names verified) moves that
+ * key's replay counter, as a rejected contribution's does. No assembly
+ * follows: a refusal changes nothing else. */
+static fx_err log_refused(admission *a, const uint8_t *buf, size_t len,
+                          int64_t now, fx_refusal why, uint64_t evidence,
+                          const char *reason, const uint8_t *digest,
+                          const uint8_t *contribution, const uint8_t *key_id,
+                          uint64_t seq, fx_verdict *out, fx_diag *diag)
+{
+	Flexo__Ledger__V1__WithdrawalRefused r =
+	    FLEXO__LEDGER__V1__WITHDRAWAL_REFUSED__INIT;
+	fx_entry e = FLEXO__LEDGER__V1__ENTRY__INIT;
+	char why_text[FX_VERDICT_REASON_MAX + 1];
+	const char *gate = fx_refusal_name(why);
+	uint8_t h[FX_BLAKE2B_BYTES];
+	uint64_t idx;
+	fx_err err;
+
+	/* The logged reason is exactly the one answered. */
+	snprintf(why_text, sizeof(why_text), "%s",
+	         reason[0] ? reason : "refused (no detail)");
+	fx_blake2b(h, buf, len);
+	if (len <= FX_LEDGER_MAX_REFUSED_ENVELOPE) {
+		r.envelope.data = (uint8_t *)buf;
+		r.envelope.len = len;
+	}
+	r.gate = (char *)gate;
+	r.reason = why_text;
+	r.evidence_index = evidence;
+	r.received_size = len;
+	r.received_blake2b.data = h;
+	r.received_blake2b.len = FX_BLAKE2B_BYTES;
+	e.time_unix = now;
+	e.kind_case = FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL_REFUSED;
+	e.withdrawal_refused = &r;
+	if ((err = fx_ledger_append(a->l, &e, &idx, diag)) != FX_OK) {
+		fx_diag_prefix(diag, "logging a refused withdrawal (%s)", gate);
+		return err;
+	}
+	if (key_id != NULL &&
+	    (err = note_seq(a, key_id, seq, idx, diag)) != FX_OK)
+		return err;
+	if ((err = checkpoint(a, diag)) != FX_OK)
+		return err;
+	if (digest != NULL &&
+	    (err = note_decided(a, digest, REJECTED, idx, contribution, gate,
+	                        why_text, diag)) != FX_OK)
+		return err;
+	set_verdict(out, REJECTED, gate, why_text);
+	fx_log(a->log, FX_INFO,
+	       "withdrawal refused (entry %" PRIu64 ") at %s: %s", idx, gate,
+	       why_text);
+	return attach_receipt(a, idx, out, diag);
+}
+
+/* Decides a withdrawal: *out filled — WITHDRAWN, logged and re-assembled,
+ * or REJECTED at the first failing check (format, unknown-contribution,
+ * signature, not-owner, replay, already-withdrawn), logged with a receipt
+ * and changing nothing else. */
 static fx_err withdraw(admission *a, const uint8_t *buf, size_t len,
                        fx_verdict *out, uint8_t *contribution, fx_diag *diag)
 {
@@ -821,36 +896,84 @@ static fx_err withdraw(admission *a, const uint8_t *buf, size_t len,
 	fx_entry *ce = NULL;
 	uint8_t digest[FX_BLAKE2B_BYTES], cdigest[FX_BLAKE2B_BYTES];
 	uint8_t *bytes = NULL;
+	const uint8_t *named = NULL, *sid = NULL;
+	char reason[FX_VERDICT_REASON_MAX + 1];
 	size_t blen = 0;
-	uint64_t cidx, idx;
-	const fx_member *owner;
+	uint64_t cidx, idx, widx;
+	int64_t now = (int64_t)time(NULL);
+	const fx_member *owner, *signer;
 	const seen_key *k;
 	const decided *prev;
 	fx_diag d = {{0}};
 	fx_err err;
 
-	if (open_withdrawal(buf, len, &env, &w, digest, &d) != FX_OK) {
-		set_verdict(out, REJECTED, "withdrawal", d.msg);
-		err = FX_OK;
+	if (len > FX_LEDGER_MAX_REFUSED_ENVELOPE) {
+		snprintf(reason, sizeof(reason),
+		         "the request is %zu bytes; a withdrawal envelope is "
+		         "at most %u",
+		         len, FX_LEDGER_MAX_REFUSED_ENVELOPE);
+		err = log_refused(a, buf, len, now, FX_REFUSAL_FORMAT, 0,
+		                  reason, NULL, NULL, NULL, 0, out, diag);
 		goto out;
 	}
-	if (w->contribution_digest.len == FX_BLAKE2B_BYTES)
-		memcpy(contribution, w->contribution_digest.data,
-		       FX_BLAKE2B_BYTES);
+	if (open_withdrawal(buf, len, &env, &w, digest, &d) != FX_OK) {
+		err = log_refused(a, buf, len, now, FX_REFUSAL_FORMAT, 0, d.msg,
+		                  NULL, NULL, NULL, 0, out, diag);
+		goto out;
+	}
+	if (w->contribution_digest.len == FX_BLAKE2B_BYTES) {
+		named = w->contribution_digest.data;
+		memcpy(contribution, named, FX_BLAKE2B_BYTES);
+	}
 	if ((prev = find_decided(a, digest)) != NULL) {
 		err = repeat_verdict(a, prev, out, diag);
 		goto out;
 	}
-	if (w->contribution_digest.len != FX_BLAKE2B_BYTES ||
-	    fx_ledger_find_contribution(a->l, w->contribution_digest.data,
-	                                &cidx, &d) != FX_OK) {
-		set_verdict(out, REJECTED, "withdrawal",
-		            "the withdrawal names no accepted contribution of "
-		            "this ledger");
-		err = FX_OK;
+	/* Signed by the member its key ID names (whatever else is wrong):
+	 * the sequence counts, exactly as for a contribution manifest. */
+	if (verified_signer(&a->roster, env, &w->contributor_key_id) != NULL)
+		sid = w->contributor_key_id.data;
+	err = named == NULL
+	          ? FX_ENOTFOUND
+	          : fx_ledger_find_contribution(a->l, named, &cidx, &d);
+	if (err == FX_ENOTFOUND) {
+		err = log_refused(a, buf, len, now, FX_REFUSAL_UNKNOWN, 0,
+		                  "the withdrawal names no accepted "
+		                  "contribution of this ledger",
+		                  digest, named, sid, w->sequence, out, diag);
 		goto out;
 	}
-	/* The owner: the contribution's verified signer. */
+	if (err != FX_OK) {
+		fx_diag_set(diag, err, "%s", d.msg);
+		goto out;
+	}
+	/* Verified as the auditor will: roster in force, this time. */
+	err = fx_withdrawal_verify(&wv, NULL, buf, len, &a->roster, now, NULL,
+	                           NULL, &d);
+	if (err == FX_ENOMEM || err == FX_EINTERNAL) {
+		fx_diag_set(diag, err, "%s", d.msg);
+		goto out;
+	}
+	if (err != FX_OK) {
+		err = log_refused(a, buf, len, now, FX_REFUSAL_SIGNATURE, 0,
+		                  d.msg, digest, named, sid, w->sequence, out,
+		                  diag);
+		goto out;
+	}
+	/* fx_withdrawal_verify checked the signer has the key ID named. */
+	signer = NULL;
+	for (size_t i = 0; i < a->roster.n_members; i++)
+		if (memcmp(a->roster.members[i].id, wv->contributor_key_id.data,
+		           FX_KEY_ID_BYTES) == 0)
+			signer = &a->roster.members[i];
+	if (signer == NULL) {
+		err = fx_diag_set(diag, FX_EINTERNAL,
+		                  "the withdrawal's signer left the roster");
+		goto out;
+	}
+	/* The owner: whoever signed contribution cidx. Checked against the
+	 * signer's own key, not the roster, so a contribution whose author
+	 * has since left the roster still has an owner. */
 	if ((err = fx_ledger_entry_bytes(a->l, cidx, &bytes, &blen, diag)) !=
 	    FX_OK)
 		goto out;
@@ -859,44 +982,69 @@ static fx_err withdraw(admission *a, const uint8_t *buf, size_t len,
 	    ce->kind_case != FLEXO__LEDGER__V1__ENTRY__KIND_ACCEPTED ||
 	    open_contribution(ce->accepted->envelope.data,
 	                      ce->accepted->envelope.len, &cenv, &c, cdigest,
-	                      &d) != FX_OK ||
-	    (owner = verified_signer(&a->roster, cenv,
-	                             &c->contributor_key_id)) == NULL) {
+	                      &d) != FX_OK) {
 		err = fx_diag_set(diag, FX_EINTERNAL,
 		                  "entry %" PRIu64
-		                  " is not a verifiable accepted contribution",
+		                  " is not a decodable accepted contribution",
 		                  cidx);
 		goto out;
 	}
-	k = find_key(a, c->contributor_key_id.data);
-	err = fx_withdrawal_verify(&wv, NULL, buf, len, &a->roster,
-	                           (int64_t)time(NULL), owner->pk,
-	                           k ? &k->seq : NULL, &d);
-	if (err == FX_ENOMEM || err == FX_EINTERNAL) {
-		fx_diag_set(diag, err, "%s", d.msg);
+	if (c->contributor_key_id.len != FX_KEY_ID_BYTES ||
+	    memcmp(c->contributor_key_id.data, signer->id, FX_KEY_ID_BYTES) !=
+	        0 ||
+	    fx_envelope_verify_key(cenv, signer->pk) != 0) {
+		char hex[2 * FX_KEY_ID_BYTES + 1];
+		const fx_member *m =
+		    verified_signer(&a->roster, cenv, &c->contributor_key_id);
+		fx_hex(hex, c->contributor_key_id.data, FX_KEY_ID_BYTES);
+		snprintf(reason, sizeof(reason),
+		         "signed by '%s', who did not make contribution entry "
+		         "%" PRIu64 " (by %s%s%s)",
+		         signer->name, cidx, m ? "'" : "key ",
+		         m ? m->name : hex, m ? "'" : "");
+		err = log_refused(a, buf, len, now, FX_REFUSAL_NOT_OWNER, cidx,
+		                  reason, digest, named, sid, w->sequence, out,
+		                  diag);
 		goto out;
 	}
-	if (err != FX_OK) {
-		set_verdict(out, REJECTED, "withdrawal", d.msg);
-		err = FX_OK;
+	owner = signer;
+	k = find_key(a, owner->id);
+	if (k != NULL && wv->sequence <= k->seq) {
+		snprintf(reason, sizeof(reason),
+		         "sequence %" PRIu64 " of '%s' is not above %" PRIu64
+		         ", logged for this key in entry %" PRIu64 " (replay?)",
+		         wv->sequence, owner->name, k->seq, k->index);
+		err = log_refused(a, buf, len, now, FX_REFUSAL_REPLAY, k->index,
+		                  reason, digest, named, sid, w->sequence, out,
+		                  diag);
+		goto out;
+	}
+	err = fx_ledger_find_withdrawal(a->l, cidx, &widx, &d);
+	if (err == FX_OK) {
+		snprintf(reason, sizeof(reason),
+		         "contribution entry %" PRIu64
+		         " was already withdrawn by entry %" PRIu64,
+		         cidx, widx);
+		err = log_refused(a, buf, len, now,
+		                  FX_REFUSAL_ALREADY_WITHDRAWN, widx, reason,
+		                  digest, named, sid, w->sequence, out, diag);
+		goto out;
+	}
+	if (err != FX_ENOTFOUND) {
+		fx_diag_set(diag, err, "%s", d.msg);
 		goto out;
 	}
 	lw.envelope.data = (uint8_t *)buf;
 	lw.envelope.len = len;
 	lw.contribution_index = cidx;
+	e.time_unix = now;
 	e.kind_case = FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL;
 	e.withdrawal = &lw;
-	if ((err = fx_ledger_append(a->l, &e, &idx, &d)) != FX_OK) {
-		/* e.g. already withdrawn: the ledger's own rules refuse it */
-		if (err == FX_ENOMEM || err == FX_EDB || err == FX_EIO) {
-			fx_diag_set(diag, err, "%s", d.msg);
-			goto out;
-		}
-		set_verdict(out, REJECTED, "withdrawal", d.msg);
-		err = FX_OK;
+	/* Every refusal was decided above: the ledger refusing the entry
+	 * now is an internal inconsistency, not a verdict. */
+	if ((err = fx_ledger_append(a->l, &e, &idx, diag)) != FX_OK)
 		goto out;
-	}
-	if ((err = note_seq(a, w->contributor_key_id.data, w->sequence,
+	if ((err = note_seq(a, w->contributor_key_id.data, w->sequence, idx,
 	                    diag)) != FX_OK ||
 	    (err = note_decided(a, digest, WITHDRAWN, idx,
 	                        w->contribution_digest.data, "withdrawal",
@@ -940,12 +1088,8 @@ fx_err admission_request(void *ctx, const Flexo__V1__Request *req,
 	err = withdraw(a, req->withdrawal.data, req->withdrawal.len, &v,
 	               contribution, diag);
 	pthread_mutex_unlock(&a->mu);
-	if (err == FX_OK) {
-		if (v.decision == REJECTED)
-			fx_log(a->log, FX_INFO, "withdrawal refused: %s",
-			       v.reason);
+	if (err == FX_OK)
 		err = encode_verdict(&v, contribution, resp, resp_len, diag);
-	}
 	free(v.receipt);
 	return err;
 }
@@ -994,7 +1138,7 @@ static fx_err scan_ledger(admission *a, fx_diag *diag)
 			                      &c, digest, NULL) != FX_OK)
 				break;
 			err = note_seq(a, c->contributor_key_id.data,
-			               c->sequence, diag);
+			               c->sequence, i, diag);
 			if (err == FX_OK)
 				err = note_decided(a, digest, ACCEPTED, i, NULL,
 				                   "gates",
@@ -1008,7 +1152,7 @@ static fx_err scan_ledger(admission *a, fx_diag *diag)
 			if (verified_signer(&a->roster, env,
 			                    &c->contributor_key_id) != NULL)
 				err = note_seq(a, c->contributor_key_id.data,
-				               c->sequence, diag);
+				               c->sequence, i, diag);
 			if (err == FX_OK && find_decided(a, digest) == NULL)
 				err = note_decided(a, digest, REJECTED, i, NULL,
 				                   e->rejected->gate,
@@ -1020,7 +1164,7 @@ static fx_err scan_ledger(admission *a, fx_diag *diag)
 			                    &w, digest, NULL) != FX_OK)
 				break;
 			err = note_seq(a, w->contributor_key_id.data,
-			               w->sequence, diag);
+			               w->sequence, i, diag);
 			if (err == FX_OK)
 				err = note_decided(
 				    a, digest, WITHDRAWN, i,
@@ -1031,6 +1175,29 @@ static fx_err scan_ledger(admission *a, fx_diag *diag)
 				    "withdrawal", "withdrawn by its owner",
 				    diag);
 			break;
+		case FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL_REFUSED: {
+			/* As live: a retry of the same request gets this
+			 * verdict; a verified signature moves the counter. */
+			const Flexo__Ledger__V1__WithdrawalRefused *r =
+			    e->withdrawal_refused;
+			if (r->envelope.len == 0 ||
+			    open_withdrawal(r->envelope.data, r->envelope.len,
+			                    &env, &w, digest, NULL) != FX_OK)
+				break;
+			if (verified_signer(&a->roster, env,
+			                    &w->contributor_key_id) != NULL)
+				err = note_seq(a, w->contributor_key_id.data,
+				               w->sequence, i, diag);
+			if (err == FX_OK && find_decided(a, digest) == NULL)
+				err = note_decided(
+				    a, digest, REJECTED, i,
+				    w->contribution_digest.len ==
+				            FX_BLAKE2B_BYTES
+				        ? w->contribution_digest.data
+				        : NULL,
+				    r->gate, r->reason, diag);
+			break;
+		}
 		default:
 			break;
 		}

@@ -2,7 +2,8 @@
  * checkpoints, the committed leaf hashes (leaves.bin) authenticated against
  * them, then every entry on `threads` threads (decode, leaf hash, envelope
  * signature), then one ordered pass for the rules that depend on history
- * (rosters, withdrawals, assemblies), then the state file. */
+ * (rosters, withdrawals, refused withdrawals, assemblies), then the state
+ * file. */
 #include "flexo/audit.h"
 
 #include <errno.h>
@@ -32,6 +33,7 @@ enum {
 	K_REJECTED = FLEXO__LEDGER__V1__ENTRY__KIND_REJECTED,
 	K_WITHDRAWAL = FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL,
 	K_ASSEMBLY = FLEXO__LEDGER__V1__ENTRY__KIND_ASSEMBLY,
+	K_REFUSED = FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL_REFUSED,
 };
 
 static const char *kind_name(int k)
@@ -49,6 +51,8 @@ static const char *kind_name(int k)
 		return "withdrawal";
 	case K_ASSEMBLY:
 		return "assembly";
+	case K_REFUSED:
+		return "refused withdrawal";
 	default:
 		return "entry";
 	}
@@ -248,6 +252,9 @@ typedef struct entry_info {
 	                      * contribution digest it names */
 	uint8_t release[32]; /* accepted: the anchor release it names;
 	                      * anchor: its own release digest */
+	uint64_t sequence;   /* refused withdrawal that verifies: its own */
+	uint8_t refusal;     /* refused withdrawal: fx_refusal */
+	uint8_t has_named;   /* refused withdrawal: names a 32-byte digest */
 } entry_info;
 
 /* Work is handed out in chunks from a shared counter, so a thread slowed by
@@ -351,10 +358,14 @@ static int work_chunk(worker *w, uint64_t c, uint64_t end)
 				w->sigs++;
 			}
 			memcpy(w->info[i].digest,
-			       (int)e->kind_case == K_WITHDRAWAL
+			       (int)e->kind_case == K_WITHDRAWAL ||
+			               (int)e->kind_case == K_REFUSED
 			           ? f.named_digest
 			           : f.doc_digest,
 			       32);
+			w->info[i].sequence = f.sequence;
+			w->info[i].refusal = (uint8_t)f.refusal;
+			w->info[i].has_named = (uint8_t)f.has_named;
 			memcpy(w->info[i].release,
 			       (int)e->kind_case == K_ANCHOR ? f.doc_digest
 			                                     : f.release_digest,
@@ -394,6 +405,143 @@ typedef struct rules {
 	uint64_t *status;
 	uint64_t live;
 } rules;
+
+/* Accepted contributions by manifest digest, for the refusals that say
+ * what a withdrawal names is (not) logged. */
+typedef struct acc_key {
+	uint8_t digest[32];
+	uint64_t idx;
+} acc_key;
+
+static int cmp_acc(const void *a, const void *b)
+{
+	const acc_key *x = a, *y = b;
+	int c = memcmp(x->digest, y->digest, 32);
+	if (c != 0)
+		return c;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* The first accepted entry with manifest digest d before entry `before`,
+ * or -1. */
+static int64_t first_accepted(const acc_key *v, size_t n, const uint8_t *d,
+                              uint64_t before)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (memcmp(v[mid].digest, d, 32) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < n && memcmp(v[lo].digest, d, 32) == 0 && v[lo].idx < before)
+		return (int64_t)v[lo].idx;
+	return -1;
+}
+
+/* A refused withdrawal's reason against the entries before it: the same
+ * rules fx_ledger_append applies (docs/ledger.md §1), from the export. */
+static fx_err apply_refusal(uint64_t i, const entry_info *info,
+                            const acc_key *acc, size_t n_acc, const mapped *em,
+                            const uint64_t *pos, fx_diag *diag)
+{
+	const entry_info *x = &info[i];
+	const char *g = fx_refusal_name((fx_refusal)x->refusal);
+	uint64_t ev = x->ref;
+	int64_t j = -1;
+
+	if (x->refusal == FX_REFUSAL_FORMAT)
+		return FX_OK;
+	if (x->has_named)
+		j = first_accepted(acc, n_acc, x->digest, i);
+	if (x->refusal == FX_REFUSAL_UNKNOWN) {
+		if (j >= 0)
+			return fx_diag_set(diag, FX_EMISMATCH,
+			                   "entry %llu (refused withdrawal): "
+			                   "refused as '%s', but entry %lld is "
+			                   "the accepted contribution it names",
+			                   (unsigned long long)i, g,
+			                   (long long)j);
+		return FX_OK;
+	}
+	if (j < 0)
+		return fx_diag_set(
+		    diag, FX_EMISMATCH,
+		    "entry %llu (refused withdrawal): refused as "
+		    "'%s', but it names no accepted contribution "
+		    "logged before it (that is "
+		    "'unknown-contribution')",
+		    (unsigned long long)i, g);
+	if (x->refusal == FX_REFUSAL_SIGNATURE)
+		return FX_OK;
+	if (x->refusal == FX_REFUSAL_NOT_OWNER) {
+		if (ev >= i || info[ev].kind != K_ACCEPTED ||
+		    memcmp(info[ev].digest, x->digest, 32) != 0)
+			return fx_diag_set(
+			    diag, FX_EMISMATCH,
+			    "entry %llu (refused withdrawal): "
+			    "refused as 'not-owner', but evidence "
+			    "entry %llu is not the accepted "
+			    "contribution it names",
+			    (unsigned long long)i, (unsigned long long)ev);
+		if (memcmp(info[ev].signer, x->signer, 32) == 0)
+			return fx_diag_set(
+			    diag, FX_EMISMATCH,
+			    "entry %llu (refused withdrawal): "
+			    "refused as 'not-owner', but its signer "
+			    "made contribution %llu",
+			    (unsigned long long)i, (unsigned long long)ev);
+		return FX_OK;
+	}
+	if (memcmp(info[j].signer, x->signer, 32) != 0)
+		return fx_diag_set(
+		    diag, FX_EMISMATCH,
+		    "entry %llu (refused withdrawal): refused as "
+		    "'%s', but it is not signed by the owner of "
+		    "contribution %lld (that is 'not-owner')",
+		    (unsigned long long)i, g, (long long)j);
+	if (x->refusal == FX_REFUSAL_ALREADY_WITHDRAWN) {
+		if (ev >= i || info[ev].kind != K_WITHDRAWAL ||
+		    info[ev].ref != (uint64_t)j)
+			return fx_diag_set(
+			    diag, FX_EMISMATCH,
+			    "entry %llu (refused withdrawal): "
+			    "refused as 'already-withdrawn', but "
+			    "entry %llu is not a withdrawal of "
+			    "contribution %lld",
+			    (unsigned long long)i, (unsigned long long)ev,
+			    (long long)j);
+		return FX_OK;
+	}
+	{ /* replay: the evidence holds a document by the same key with a
+	   * sequence at least this one's */
+		uint64_t s = 0;
+		int ok = 0;
+		if (ev < i) {
+			const uint8_t *p = em->p + pos[ev];
+			fx_entry *e = flexo__ledger__v1__entry__unpack(
+			    NULL, rd_be32(p - 4), p);
+			ok = e != NULL &&
+			     fx_ledger_signed_sequence(e, x->signer, &s) ==
+			         FX_OK &&
+			     s >= x->sequence;
+			if (e != NULL)
+				flexo__ledger__v1__entry__free_unpacked(e,
+				                                        NULL);
+		}
+		if (!ok)
+			return fx_diag_set(
+			    diag, FX_EMISMATCH,
+			    "entry %llu (refused withdrawal): "
+			    "refused as 'replay', but evidence "
+			    "entry %llu holds no document of this "
+			    "key with a sequence of at least %llu",
+			    (unsigned long long)i, (unsigned long long)ev,
+			    (unsigned long long)x->sequence);
+	}
+	return FX_OK;
+}
 
 static fx_err apply_withdrawal(rules *r, uint64_t i, const entry_info *info,
                                fx_diag *diag)
@@ -717,7 +865,8 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 	worker *w = NULL;
 	work_queue queue;
 	roster_at *rosters = NULL;
-	size_t n_rosters = 0;
+	size_t n_rosters = 0, n_acc = 0;
+	acc_key *acc = NULL;
 	rules r;
 	fx_audit_state state;
 	fx_note_verifier trusted;
@@ -1068,6 +1217,21 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 	}
 
 	/* 7. History rules, in log order. */
+	for (uint64_t i = 0; i < n; i++)
+		if (info[i].kind == K_ACCEPTED)
+			n_acc++;
+	if (n_acc > 0 && (acc = malloc(n_acc * sizeof(*acc))) == NULL) {
+		err = fx_diag_set(diag, FX_ENOMEM, "out of memory");
+		goto out;
+	}
+	n_acc = 0;
+	for (uint64_t i = 0; i < n; i++)
+		if (info[i].kind == K_ACCEPTED) {
+			memcpy(acc[n_acc].digest, info[i].digest, 32);
+			acc[n_acc++].idx = i;
+		}
+	if (n_acc > 1)
+		qsort(acc, n_acc, sizeof(*acc), cmp_acc);
 	for (uint64_t i = 0; i < n; i++) {
 		int kind = info[i].kind;
 		const uint8_t *p;
@@ -1125,6 +1289,13 @@ fx_err fx_audit_export(const char *dir, const fx_audit_opts *opts,
 			continue;
 		case K_WITHDRAWAL:
 			if ((err = apply_withdrawal(&r, i, info, diag))) {
+				rep->failed_index = i;
+				goto out;
+			}
+			continue;
+		case K_REFUSED:
+			if ((err = apply_refusal(i, info, acc, n_acc, &em, pos,
+			                         diag))) {
 				rep->failed_index = i;
 				goto out;
 			}
@@ -1192,5 +1363,6 @@ out:
 	free(rosters);
 	free(r.releases);
 	free(r.status);
+	free(acc);
 	return err;
 }

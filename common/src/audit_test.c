@@ -1,9 +1,10 @@
 /* The audit: a healthy export passes (with state and re-assembly checks);
  * one flipped byte in any entry, a dropped entry, a forked or rolled-back
- * log, an assembly including a withdrawn expert, and signatures outside the
- * roster each fail with a reason naming the entry or checkpoint. Bad logs
- * are written the way a dishonest coordinator would: real entries and real
- * checkpoint signatures by the log key. */
+ * log, an assembly including a withdrawn expert, signatures outside the
+ * roster and a refused withdrawal whose reason the log contradicts each fail
+ * with a reason naming the entry or checkpoint. Bad logs are written the way a
+ * dishonest coordinator would: real entries and real checkpoint signatures by
+ * the log key. */
 #include "flexo/audit.h"
 #include "flexo/blobstore.h"
 #include "flexo/fsutil.h"
@@ -12,6 +13,7 @@
 
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static char root[] = "/tmp/fx_audit_test.XXXXXX";
@@ -641,6 +643,126 @@ static void test_unlogged_release(void)
 	free(other);
 }
 
+/* Refused withdrawals: a log with one of each reason passes; a refusal
+ * whose reason the log before it does not bear out — appended and signed
+ * by the log key as a dishonest coordinator would — fails, naming it. */
+static void test_refusals(void)
+{
+	char db[256], dir[256], p[512];
+	fxt_party *m[] = {&coord, &alice, &bob, &carol};
+	const fx_role r[] = {FX_ROLE_COORDINATOR, FX_ROLE_CONTRIBUTOR,
+	                     FX_ROLE_CONTRIBUTOR, FX_ROLE_CONTRIBUTOR};
+	uint8_t da[32], unknown[32], junk[3] = {1, 2, 3};
+	uint64_t idx, a, b, w;
+	fx_audit_report rep;
+	fx_ledger *l = NULL;
+	size_t n = 0;
+	buf all, *v = NULL;
+	fx_diag d;
+
+	path_of(db, sizeof(db), root, "refusals.db");
+	path_of(dir, sizeof(dir), root, "refusals");
+	memset(unknown, 0x55, sizeof(unknown));
+	CHECK_OK(fx_ledger_open(db, origin, &l, &d));
+	if (l == NULL)
+		return;
+	CHECK_OK(fxt_roster(l, 1, &croot, m, r, 4, &idx, &d));
+	CHECK_OK(fxt_anchor(l, &coord, 1, 1, &idx, &d));
+	CHECK_OK(fxt_accepted(l, &alice, (const uint8_t *)"A", 1, &a, &d));
+	CHECK_OK(fxt_accepted(l, &bob, (const uint8_t *)"B", 1, &b, &d));
+	CHECK_OK(fxt_contribution_digest(l, a, da, &d));
+	CHECK_OK(fxt_refused(l, junk, sizeof(junk), "format", 0, &idx, &d));
+	CHECK_OK(fxt_refused_by(l, &alice, unknown, 0, "unknown-contribution",
+	                        0, &idx, &d));
+	CHECK_OK(fxt_refused_by(l, &eve, da, 0, "signature", 0, &idx, &d));
+	CHECK_OK(fxt_refused_by(l, &bob, da, 0, "not-owner", a, &idx, &d));
+	CHECK_OK(fxt_refused_by(l, &alice, da, 1, "replay", a, &idx, &d));
+	CHECK_OK(fxt_withdrawal(l, &alice, a, &w, &d));
+	CHECK_OK(
+	    fxt_refused_by(l, &alice, da, 0, "already-withdrawn", w, &idx, &d));
+	CHECK_OK(fx_ledger_sign_checkpoint(l, coord.kp.sk, NULL, NULL, &d));
+	CHECK_OK(fx_ledger_export(l, NULL, dir, &d));
+	fx_ledger_close(l);
+	CHECK_MSG(audit(dir, NULL, 0, &rep, &d) == FX_OK, "%s", d.msg);
+	CHECK(rep.entries == 11);
+	CHECK(rep.by_kind[FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL_REFUSED -
+	                  FLEXO__LEDGER__V1__ENTRY__KIND_ROSTER] == 6);
+	/* roster, anchor, 2 accepted, withdrawal, and the 4 refusals that
+	 * verify (unknown-contribution by alice, not-owner, replay,
+	 * already-withdrawn) */
+	CHECK_MSG(rep.signatures == 9, "%llu",
+	          (unsigned long long)rep.signatures);
+
+	path_of(p, sizeof(p), dir, FX_EXPORT_ENTRIES);
+	all = read_all(p);
+	v = split(all, &n);
+	free(all.p);
+	CHECK(n == 11);
+	if (n != 11)
+		return;
+	v = realloc(v, (n + 1) * sizeof(*v));
+	{
+		/* Each crafted refusal, as entry 11 of an otherwise good log.
+		 */
+		struct {
+			fxt_party *who;
+			const uint8_t *named;
+			uint64_t seq;
+			const char *gate;
+			uint64_t evidence;
+			const char *want;
+		} bad[] = {
+		    {&alice, da, 0, "already-withdrawn", a,
+		     "is not a withdrawal of contribution 2"},
+		    {&alice, da, 0, "unknown-contribution", 0,
+		     "entry 2 is the accepted contribution"},
+		    {&eve, unknown, 0, "signature", 0,
+		     "names no accepted contribution"},
+		    {&alice, da, 1, "replay", b, "no document of this key"},
+		    {&alice, da, 0, "signature", 0, "verifies: signed by"},
+		    {&bob, da, 0, "not-owner", 13, "is not the accepted"},
+		    {&alice, da, 0, "not-owner", a, "its signer made"},
+		    {&eve, da, 0, "already-withdrawn", w, "does not verify"},
+		};
+		for (size_t k = 0; k < sizeof(bad) / sizeof(*bad); k++) {
+			Flexo__Ledger__V1__WithdrawalRefused rr;
+			fx_entry e;
+			uint8_t h[32], *env = NULL;
+			size_t elen = 0;
+			buf cp;
+			char out[300];
+
+			CHECK_OK(fxt_withdrawal_env(bad[k].who, bad[k].named,
+			                            bad[k].seq, &env, &elen,
+			                            &d));
+			fxt_refused_entry(&e, &rr, h, env, elen, bad[k].gate,
+			                  bad[k].evidence);
+			e.version = FX_LEDGER_ENTRY_VERSION;
+			e.index = n;
+			e.time_unix = (int64_t)time(NULL);
+			v[n].n = protobuf_c_message_get_packed_size(&e.base);
+			v[n].p = malloc(v[n].n);
+			protobuf_c_message_pack(&e.base, v[n].p);
+			cp = sign_over(v, n + 1);
+			snprintf(out, sizeof(out), "%s/refusal-bad-%zu", root,
+			         k);
+			write_export(out, v, n + 1, NULL, &cp, 1);
+			CHECK(audit(out, NULL, 0, &rep, &d) != FX_OK);
+			CHECK_MSG(rep.failed_index == n &&
+			              strstr(d.msg, "entry 11 (refused "
+			                            "withdrawal)") != NULL &&
+			              strstr(d.msg, bad[k].want) != NULL,
+			          "case %zu: %s", k, d.msg);
+			free(cp.p);
+			free(v[n].p);
+			free(env);
+		}
+	}
+	for (size_t k = 0; k < n; k++)
+		free(v[k].p);
+	free(v);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0 || mkdtemp(root) == NULL)
@@ -661,6 +783,7 @@ int main(void)
 	RUN(test_assembly_rules);
 	RUN(test_roster_rules);
 	RUN(test_unlogged_release);
+	RUN(test_refusals);
 	for (size_t i = 0; i < n_good; i++)
 		free(good_entries[i].p);
 	for (size_t i = 0; i < n_good_cps; i++)

@@ -541,6 +541,174 @@ out:
 	return err;
 }
 
+/* The derived columns of one stored entry. */
+typedef struct row {
+	int kind; /* 0: no such entry */
+	int has_signer, has_doc, has_ref;
+	uint8_t signer[32], doc[32];
+	int64_t ref;
+} row;
+
+static fx_err read_row(fx_ledger *l, uint64_t idx, row *out, fx_diag *diag)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	r = query_row(l,
+	              "SELECT kind, signer, doc, ref FROM entries WHERE "
+	              "idx = ?",
+	              (int64_t)idx, &st);
+	if (r < 0) {
+		sqlite3_finalize(st);
+		return db_err(l, diag, "reading an entry");
+	}
+	if (r == 1) {
+		out->kind = sqlite3_column_int(st, 0);
+		if (sqlite3_column_bytes(st, 1) == 32) {
+			out->has_signer = 1;
+			memcpy(out->signer, sqlite3_column_blob(st, 1), 32);
+		}
+		if (sqlite3_column_bytes(st, 2) == 32) {
+			out->has_doc = 1;
+			memcpy(out->doc, sqlite3_column_blob(st, 2), 32);
+		}
+		if (sqlite3_column_type(st, 3) != SQLITE_NULL) {
+			out->has_ref = 1;
+			out->ref = sqlite3_column_int64(st, 3);
+		}
+	}
+	sqlite3_finalize(st);
+	return FX_OK;
+}
+
+/* A refused withdrawal's reason against the log before it (docs/ledger.md
+ * §1): what it names exists or not, who owns it, what its evidence entry
+ * shows. The history-free half is fx_ledger_check_entry's. */
+static fx_err check_refusal(fx_ledger *l, const fx_entry_facts *f,
+                            fx_diag *diag)
+{
+	const char *g = fx_refusal_name((fx_refusal)f->refusal);
+	uint64_t j = 0;
+	int found = 0;
+	row c, ev;
+	fx_err err;
+
+	if (f->refusal == FX_REFUSAL_FORMAT)
+		return FX_OK;
+	if (f->has_named) {
+		fx_diag d;
+		err = fx_ledger_find_contribution(l, f->named_digest, &j, &d);
+		if (err != FX_OK && err != FX_ENOTFOUND)
+			return fx_diag_set(diag, err, "%s", d.msg);
+		found = err == FX_OK;
+	}
+	if (f->refusal == FX_REFUSAL_UNKNOWN) {
+		if (found)
+			return fx_diag_set(diag, FX_EMISMATCH,
+			                   "refused as '%s', but entry %llu is "
+			                   "the accepted contribution it names",
+			                   g, (unsigned long long)j);
+		return FX_OK;
+	}
+	if (!found)
+		return fx_diag_set(diag, FX_EMISMATCH,
+		                   "refused as '%s', but it names no accepted "
+		                   "contribution (that is "
+		                   "'unknown-contribution')",
+		                   g);
+	if (f->refusal == FX_REFUSAL_SIGNATURE)
+		return FX_OK;
+	if ((err = read_row(l, j, &c, diag)) != FX_OK ||
+	    (err = read_row(l, f->ref, &ev, diag)) != FX_OK)
+		return err;
+	if (f->refusal == FX_REFUSAL_NOT_OWNER) {
+		if (ev.kind != FLEXO__LEDGER__V1__ENTRY__KIND_ACCEPTED ||
+		    !ev.has_doc || memcmp(ev.doc, f->named_digest, 32) != 0)
+			return fx_diag_set(diag, FX_EMISMATCH,
+			                   "refused as 'not-owner': evidence "
+			                   "entry %llu is not the accepted "
+			                   "contribution it names",
+			                   (unsigned long long)f->ref);
+		if (ev.has_signer && memcmp(ev.signer, f->signer, 32) == 0)
+			return fx_diag_set(diag, FX_EMISMATCH,
+			                   "refused as 'not-owner', but its "
+			                   "signer made contribution %llu",
+			                   (unsigned long long)f->ref);
+		return FX_OK;
+	}
+	if (!c.has_signer || memcmp(c.signer, f->signer, 32) != 0)
+		return fx_diag_set(diag, FX_EMISMATCH,
+		                   "refused as '%s', but it is not signed by "
+		                   "the owner of contribution %llu (that is "
+		                   "'not-owner')",
+		                   g, (unsigned long long)j);
+	if (f->refusal == FX_REFUSAL_ALREADY_WITHDRAWN) {
+		if (ev.kind != FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL ||
+		    !ev.has_ref || ev.ref != (int64_t)j)
+			return fx_diag_set(
+			    diag, FX_EMISMATCH,
+			    "refused as 'already-withdrawn', but "
+			    "entry %llu is not a withdrawal of "
+			    "contribution %llu",
+			    (unsigned long long)f->ref, (unsigned long long)j);
+		return FX_OK;
+	}
+	/* replay: the evidence holds a document by the same key with a
+	 * sequence at least this one's. */
+	{
+		uint8_t *bytes = NULL;
+		size_t n = 0;
+		uint64_t s = 0;
+		fx_entry *e = NULL;
+		int ok = 0;
+		if (ev.kind != 0) {
+			if ((err = fx_ledger_entry_bytes(l, f->ref, &bytes, &n,
+			                                 diag)) != FX_OK)
+				return err;
+			e = flexo__ledger__v1__entry__unpack(NULL, n, bytes);
+			ok = e != NULL &&
+			     fx_ledger_signed_sequence(e, f->signer, &s) ==
+			         FX_OK &&
+			     s >= f->sequence;
+			if (e != NULL)
+				flexo__ledger__v1__entry__free_unpacked(e,
+				                                        NULL);
+			free(bytes);
+		}
+		if (!ok)
+			return fx_diag_set(
+			    diag, FX_EMISMATCH,
+			    "refused as 'replay', but evidence "
+			    "entry %llu holds no document of this "
+			    "key with a sequence of at least %llu",
+			    (unsigned long long)f->ref,
+			    (unsigned long long)f->sequence);
+	}
+	return FX_OK;
+}
+
+fx_err fx_ledger_find_withdrawal(fx_ledger *l, uint64_t contribution,
+                                 uint64_t *index, fx_diag *diag)
+{
+	sqlite3_stmt *st = NULL;
+	fx_err err = FX_OK;
+	int r;
+
+	r = query_row(l, "SELECT idx FROM entries WHERE kind = 14 AND ref = ?",
+	              (int64_t)contribution, &st);
+	if (r == 1)
+		*index = (uint64_t)sqlite3_column_int64(st, 0);
+	else if (r == 0)
+		err = fx_diag_set(diag, FX_ENOTFOUND,
+		                  "ledger: contribution %llu is not withdrawn",
+		                  (unsigned long long)contribution);
+	else
+		err = db_err(l, diag, "reading withdrawals");
+	sqlite3_finalize(st);
+	return err;
+}
+
 fx_err fx_ledger_find_contribution(fx_ledger *l,
                                    const uint8_t digest[FX_BLAKE2B_BYTES],
                                    uint64_t *index, fx_diag *diag)
@@ -549,9 +717,10 @@ fx_err fx_ledger_find_contribution(fx_ledger *l,
 	fx_err err = FX_OK;
 	int rc;
 
+	/* The first one: what an auditor finds scanning the log in order. */
 	if (sqlite3_prepare_v2(l->db,
 	                       "SELECT idx FROM entries WHERE kind = 12 AND "
-	                       "doc = ?",
+	                       "doc = ? ORDER BY idx LIMIT 1",
 	                       -1, &st, NULL) != SQLITE_OK)
 		return db_err(l, diag, "finding a contribution");
 	sqlite3_bind_blob(st, 1, digest, FX_BLAKE2B_BYTES, SQLITE_STATIC);
@@ -763,6 +932,16 @@ fx_err fx_ledger_append(fx_ledger *l, fx_entry *e, uint64_t *index,
 		ref = (int64_t)facts.ref;
 		has_ref = 1;
 		doc = facts.doc_digest;
+		break;
+	case FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL_REFUSED:
+		if ((err = check_refusal(l, &facts, diag)) != FX_OK)
+			goto out;
+		if (facts.refusal > FX_REFUSAL_SIGNATURE) {
+			ref = (int64_t)facts.ref;
+			has_ref = 1;
+		}
+		if (facts.opens)
+			doc = facts.doc_digest;
 		break;
 	case FLEXO__LEDGER__V1__ENTRY__KIND_ASSEMBLY:
 		if ((err = check_assembly(l, e, diag)) != FX_OK)

@@ -1,7 +1,8 @@
 /* What a ledger entry proves: its embedded signed documents verified
  * against the roster in force, by the same code for the coordinator (before
- * it appends) and the auditor (after). Also a allocation-free peek at an
- * encoded entry's kind. */
+ * it appends) and the auditor (after), including the history-free half of a
+ * refused withdrawal's reason. Also an allocation-free peek at an encoded
+ * entry's kind. */
 #include "flexo/ledger.h"
 
 #include <string.h>
@@ -16,7 +17,30 @@ enum {
 	K_REJECTED = FLEXO__LEDGER__V1__ENTRY__KIND_REJECTED,
 	K_WITHDRAWAL = FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL,
 	K_ASSEMBLY = FLEXO__LEDGER__V1__ENTRY__KIND_ASSEMBLY,
+	K_REFUSED = FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL_REFUSED,
 };
+
+static const char *const refusal_names[FX_REFUSAL_COUNT] = {
+    [FX_REFUSAL_FORMAT] = "format",
+    [FX_REFUSAL_UNKNOWN] = "unknown-contribution",
+    [FX_REFUSAL_SIGNATURE] = "signature",
+    [FX_REFUSAL_NOT_OWNER] = "not-owner",
+    [FX_REFUSAL_REPLAY] = "replay",
+    [FX_REFUSAL_ALREADY_WITHDRAWN] = "already-withdrawn",
+};
+
+const char *fx_refusal_name(fx_refusal r)
+{
+	return (unsigned)r < FX_REFUSAL_COUNT ? refusal_names[r] : "?";
+}
+
+int fx_refusal_parse(const char *name)
+{
+	for (int i = 0; name != NULL && i < FX_REFUSAL_COUNT; i++)
+		if (strcmp(name, refusal_names[i]) == 0)
+			return i;
+	return -1;
+}
 
 fx_err fx_ledger_check_roster(const fx_entry *e, const fx_roster *prev,
                               fx_roster *out, fx_diag *diag)
@@ -112,6 +136,209 @@ static fx_err check_withdrawal(const fx_entry *e, const fx_roster *roster,
 	return err;
 }
 
+/* The logged bytes of a refused withdrawal agree with its stated size and
+ * digest: all of them when kept, none (but the size says why) when not. */
+static fx_err check_received(const Flexo__Ledger__V1__WithdrawalRefused *r,
+                             fx_diag *diag)
+{
+	uint8_t h[FX_BLAKE2B_BYTES];
+
+	if (r->received_blake2b.len != FX_BLAKE2B_BYTES)
+		return fx_diag_set(
+		    diag, FX_EFORMAT,
+		    "refused withdrawal: received_blake2b is %zu "
+		    "bytes, not 32",
+		    r->received_blake2b.len);
+	if (r->envelope.len > FX_LEDGER_MAX_REFUSED_ENVELOPE)
+		return fx_diag_set(diag, FX_EFORMAT,
+		                   "refused withdrawal: keeps %zu bytes, over "
+		                   "the %u-byte bound",
+		                   r->envelope.len,
+		                   FX_LEDGER_MAX_REFUSED_ENVELOPE);
+	if (r->envelope.len == 0 && r->received_size > 0) {
+		if (r->received_size <= FX_LEDGER_MAX_REFUSED_ENVELOPE)
+			return fx_diag_set(
+			    diag, FX_EFORMAT,
+			    "refused withdrawal: a request of %llu bytes, "
+			    "within the bound, was not kept",
+			    (unsigned long long)r->received_size);
+		return FX_OK; /* only its size and digest are on record */
+	}
+	if (r->received_size != r->envelope.len)
+		return fx_diag_set(diag, FX_EFORMAT,
+		                   "refused withdrawal: keeps %zu bytes of a "
+		                   "request of %llu",
+		                   r->envelope.len,
+		                   (unsigned long long)r->received_size);
+	fx_blake2b(h, r->envelope.data, r->envelope.len);
+	if (memcmp(h, r->received_blake2b.data, FX_BLAKE2B_BYTES) != 0)
+		return fx_diag_set(diag, FX_EMISMATCH,
+		                   "refused withdrawal: the kept bytes do not "
+		                   "hash to received_blake2b");
+	return FX_OK;
+}
+
+/* A refused withdrawal: what can be said without history. Whether the
+ * request decodes, names a contribution and verifies against the roster in
+ * force at the entry's time, and that the stated gate agrees with that:
+ * "format" does not decode, every other gate does; "signature" does not
+ * verify; not-owner, replay and already-withdrawn do. */
+static fx_err check_refused(const fx_entry *e, const fx_roster *roster,
+                            fx_entry_facts *f, fx_diag *diag)
+{
+	const Flexo__Ledger__V1__WithdrawalRefused *r = e->withdrawal_refused;
+	Flexo__V1__Envelope *env = NULL;
+	ProtobufCMessage *m = NULL;
+	Flexo__V1__Withdrawal *w = NULL;
+	int g = fx_refusal_parse(r->gate);
+	fx_err err;
+
+	if (g < 0)
+		return fx_diag_set(
+		    diag, FX_EFORMAT,
+		    "refused withdrawal: gate '%.64s' is none "
+		    "of format, unknown-contribution, signature, "
+		    "not-owner, replay, already-withdrawn",
+		    r->gate ? r->gate : "");
+	if (r->reason == NULL || r->reason[0] == 0)
+		return fx_diag_set(diag, FX_EFORMAT,
+		                   "refused withdrawal without a reason");
+	if ((err = check_received(r, diag)) != FX_OK)
+		return err;
+	f->refusal = g;
+	f->ref = r->evidence_index;
+	if (r->envelope.len > 0 &&
+	    fx_envelope_open(r->envelope.data, r->envelope.len,
+	                     FX_TYPE_WITHDRAWAL, &env, NULL) == FX_OK &&
+	    fx_wire_decode(&flexo__v1__withdrawal__descriptor,
+	                   env->payload.data, env->payload.len, FX_WIRE_DOC_MAX,
+	                   &m, NULL) == FX_OK) {
+		w = (Flexo__V1__Withdrawal *)m;
+		f->opens = 1;
+		fx_blake2b(f->doc_digest, env->payload.data, env->payload.len);
+		if (w->contribution_digest.len == FX_BLAKE2B_BYTES) {
+			f->has_named = 1;
+			memcpy(f->named_digest, w->contribution_digest.data,
+			       FX_BLAKE2B_BYTES);
+		}
+	}
+	if (f->opens && roster != NULL) {
+		Flexo__V1__Withdrawal *v = NULL;
+		if (fx_withdrawal_verify(&v, NULL, r->envelope.data,
+		                         r->envelope.len, roster, e->time_unix,
+		                         NULL, NULL, NULL) == FX_OK) {
+			for (size_t i = 0; i < roster->n_members; i++) {
+				const fx_member *mb = &roster->members[i];
+				if (memcmp(mb->id, v->contributor_key_id.data,
+				           FX_KEY_ID_BYTES) != 0)
+					continue;
+				f->has_signer = 1;
+				memcpy(f->signer, mb->pk, FX_PK_BYTES);
+				memcpy(f->signer_name, mb->name,
+				       sizeof(f->signer_name));
+			}
+			f->sequence = v->sequence;
+			fx_wire_free(&v->base);
+		}
+	}
+	if (g == FX_REFUSAL_FORMAT && f->opens)
+		err =
+		    fx_diag_set(diag, FX_EMISMATCH,
+		                "refused as 'format', but the request decodes "
+		                "as a withdrawal");
+	else if (g != FX_REFUSAL_FORMAT && !f->opens)
+		err = fx_diag_set(diag, FX_EMISMATCH,
+		                  "refused as '%s', but the request does not "
+		                  "decode as a withdrawal (that is 'format')",
+		                  refusal_names[g]);
+	else if (g == FX_REFUSAL_SIGNATURE && f->has_signer)
+		err = fx_diag_set(diag, FX_EMISMATCH,
+		                  "refused as 'signature', but the withdrawal "
+		                  "verifies: signed by contributor '%s' of the "
+		                  "roster in force",
+		                  f->signer_name);
+	else if (g > FX_REFUSAL_SIGNATURE && !f->has_signer)
+		err =
+		    fx_diag_set(diag, FX_EMISMATCH,
+		                "refused as '%s', but the withdrawal does not "
+		                "verify against the roster in force (that is "
+		                "'signature')",
+		                refusal_names[g]);
+	else if (g <= FX_REFUSAL_SIGNATURE && r->evidence_index != 0)
+		err = fx_diag_set(diag, FX_EFORMAT,
+		                  "refused as '%s' with evidence entry %llu: "
+		                  "that reason points at no entry",
+		                  refusal_names[g],
+		                  (unsigned long long)r->evidence_index);
+	fx_wire_free(m);
+	if (env != NULL)
+		fx_wire_free(&env->base);
+	return err;
+}
+
+fx_err fx_ledger_signed_sequence(const fx_entry *e,
+                                 const uint8_t pk[FX_PK_BYTES], uint64_t *seq)
+{
+	const ProtobufCBinaryData *b;
+	const ProtobufCMessageDescriptor *desc;
+	const char *type;
+	Flexo__V1__Envelope *env = NULL;
+	ProtobufCMessage *m = NULL;
+	const ProtobufCBinaryData *kid;
+	uint8_t id[FX_KEY_ID_BYTES];
+	uint64_t s;
+	fx_err err = FX_ENOTFOUND;
+
+	switch ((int)e->kind_case) {
+	case K_ACCEPTED:
+		b = &e->accepted->envelope;
+		break;
+	case K_REJECTED:
+		b = &e->rejected->envelope;
+		break;
+	case K_WITHDRAWAL:
+		b = &e->withdrawal->envelope;
+		break;
+	case K_REFUSED:
+		b = &e->withdrawal_refused->envelope;
+		break;
+	default:
+		return FX_ENOTFOUND;
+	}
+	if ((int)e->kind_case == K_ACCEPTED ||
+	    (int)e->kind_case == K_REJECTED) {
+		type = FX_TYPE_CONTRIBUTION;
+		desc = &flexo__v1__contribution__descriptor;
+	} else {
+		type = FX_TYPE_WITHDRAWAL;
+		desc = &flexo__v1__withdrawal__descriptor;
+	}
+	if (b->len == 0 ||
+	    fx_envelope_open(b->data, b->len, type, &env, NULL) != FX_OK)
+		return FX_ENOTFOUND;
+	if (fx_envelope_verify_key(env, pk) != 0 ||
+	    fx_wire_decode(desc, env->payload.data, env->payload.len,
+	                   FX_WIRE_DOC_MAX, &m, NULL) != FX_OK)
+		goto out;
+	if (desc == &flexo__v1__contribution__descriptor) {
+		kid = &((Flexo__V1__Contribution *)m)->contributor_key_id;
+		s = ((Flexo__V1__Contribution *)m)->sequence;
+	} else {
+		kid = &((Flexo__V1__Withdrawal *)m)->contributor_key_id;
+		s = ((Flexo__V1__Withdrawal *)m)->sequence;
+	}
+	fx_key_id(id, pk);
+	if (kid->len == FX_KEY_ID_BYTES &&
+	    memcmp(kid->data, id, FX_KEY_ID_BYTES) == 0) {
+		*seq = s;
+		err = FX_OK;
+	}
+out:
+	fx_wire_free(m);
+	fx_wire_free(&env->base);
+	return err;
+}
+
 fx_err fx_ledger_check_entry(const fx_entry *e, const fx_roster *roster,
                              fx_entry_facts *out, fx_diag *diag)
 {
@@ -159,6 +386,9 @@ fx_err fx_ledger_check_entry(const fx_entry *e, const fx_roster *roster,
 		break;
 	case K_WITHDRAWAL:
 		err = check_withdrawal(e, roster, &f, diag);
+		break;
+	case K_REFUSED:
+		err = check_refused(e, roster, &f, diag);
 		break;
 	case K_ASSEMBLY:
 		if (e->assembly->model_digest.len != FX_BLAKE2B_BYTES) {
@@ -229,7 +459,7 @@ int fx_ledger_peek_kind(const uint8_t *p, size_t n)
 			    v > n - off - k)
 				return -1;
 			off += k + (size_t)v;
-			if ((key >> 3) >= 10 && (key >> 3) <= 15)
+			if ((key >> 3) >= K_ROSTER && (key >> 3) <= K_REFUSED)
 				kind = (int)(key >> 3);
 			break;
 		default:

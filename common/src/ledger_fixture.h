@@ -1,8 +1,9 @@
 /* Test and benchmark helpers: real, signed ledger entries — a roster signed
  * by its root, anchor releases by the coordinator, contributions and
- * withdrawals by contributors (flexo.v1 documents in Envelopes), rejections
- * and assemblies — with deterministic throw-away keys. Header-only, used by
- * the ledger tests and flexo-bench audit; not part of the library. */
+ * withdrawals by contributors (flexo.v1 documents in Envelopes), rejections,
+ * refused withdrawals and assemblies — with deterministic throw-away keys.
+ * Header-only, used by the ledger tests and flexo-bench audit; not part of the
+ * library. */
 #ifndef FLEXO_LEDGER_FIXTURE_H
 #define FLEXO_LEDGER_FIXTURE_H
 
@@ -268,23 +269,19 @@ static inline fx_err fxt_rejected(fx_ledger *l, const char *reason,
 	return fx_ledger_append(l, &e, idx, d);
 }
 
-/* c withdraws the contribution logged at entry `contribution`. */
-static inline fx_err fxt_withdrawal(fx_ledger *l, fxt_party *c,
-                                    uint64_t contribution, uint64_t *idx,
-                                    fx_diag *d)
+/* The digest of the contribution manifest logged at entry `idx` (what a
+ * withdrawal names); zeros if that entry is no accepted contribution. */
+static inline fx_err fxt_contribution_digest(fx_ledger *l, uint64_t idx,
+                                             uint8_t out[32], fx_diag *d)
 {
-	Flexo__Ledger__V1__Withdrawal w = FLEXO__LEDGER__V1__WITHDRAWAL__INIT;
-	fx_entry e = FLEXO__LEDGER__V1__ENTRY__INIT;
-	Flexo__V1__Withdrawal m = FLEXO__V1__WITHDRAWAL__INIT;
-	const fx_keypair *keys[1] = {&c->kp};
-	uint8_t cdigest[32] = {0}, *bytes = NULL, *body = NULL, *env = NULL;
-	size_t n = 0, blen = 0, elen = 0;
-	fx_entry *ce = NULL;
+	uint8_t *bytes = NULL;
+	size_t n = 0;
+	fx_entry *ce;
 	Flexo__V1__Envelope *cenv = NULL;
 	fx_err err;
 
-	/* The digest of the contribution's signed payload, as logged. */
-	if ((err = fx_ledger_entry_bytes(l, contribution, &bytes, &n, d)))
+	memset(out, 0, 32);
+	if ((err = fx_ledger_entry_bytes(l, idx, &bytes, &n, d)))
 		return err;
 	ce = flexo__ledger__v1__entry__unpack(NULL, n, bytes);
 	if (ce != NULL &&
@@ -292,26 +289,59 @@ static inline fx_err fxt_withdrawal(fx_ledger *l, fxt_party *c,
 	    fx_envelope_open(ce->accepted->envelope.data,
 	                     ce->accepted->envelope.len, FX_TYPE_CONTRIBUTION,
 	                     &cenv, NULL) == FX_OK) {
-		crypto_generichash(cdigest, 32, cenv->payload.data,
+		crypto_generichash(out, 32, cenv->payload.data,
 		                   cenv->payload.len, NULL, 0);
 		fx_wire_free(&cenv->base);
 	}
 	if (ce != NULL)
 		flexo__ledger__v1__entry__free_unpacked(ce, NULL);
 	free(bytes);
+	return FX_OK;
+}
 
+/* A Withdrawal envelope signed by c naming contribution digest `named`,
+ * with sequence `seq` (0: c's next). *env malloc'd, caller frees. */
+static inline fx_err fxt_withdrawal_env(fxt_party *c, const uint8_t named[32],
+                                        uint64_t seq, uint8_t **env,
+                                        size_t *elen, fx_diag *d)
+{
+	Flexo__V1__Withdrawal m = FLEXO__V1__WITHDRAWAL__INIT;
+	const fx_keypair *keys[1] = {&c->kp};
+	uint8_t cdigest[32], *body = NULL;
+	size_t blen = 0;
+	fx_err err;
+
+	memcpy(cdigest, named, 32);
 	m.schema = FX_WIRE_SCHEMA;
 	m.consortium = (char *)FXT_CONSORTIUM;
 	m.contributor_key_id.data = c->kp.id;
 	m.contributor_key_id.len = FX_KEY_ID_BYTES;
 	m.contribution_digest.data = cdigest;
 	m.contribution_digest.len = 32;
-	m.sequence = c->seq++;
+	m.sequence = seq != 0 ? seq : c->seq++;
 	m.reason = (char *)"opting out";
 	m.created = 1700000000;
-	if ((err = fx_wire_encode(&m.base, &body, &blen, d)) != FX_OK ||
-	    (err = fx_envelope_seal(FX_TYPE_WITHDRAWAL, body, blen, keys, 1,
-	                            &env, &elen, d)) != FX_OK)
+	if ((err = fx_wire_encode(&m.base, &body, &blen, d)) == FX_OK)
+		err = fx_envelope_seal(FX_TYPE_WITHDRAWAL, body, blen, keys, 1,
+		                       env, elen, d);
+	free(body);
+	return err;
+}
+
+/* c withdraws the contribution logged at entry `contribution`. */
+static inline fx_err fxt_withdrawal(fx_ledger *l, fxt_party *c,
+                                    uint64_t contribution, uint64_t *idx,
+                                    fx_diag *d)
+{
+	Flexo__Ledger__V1__Withdrawal w = FLEXO__LEDGER__V1__WITHDRAWAL__INIT;
+	fx_entry e = FLEXO__LEDGER__V1__ENTRY__INIT;
+	uint8_t cdigest[32], *env = NULL;
+	size_t elen = 0;
+	fx_err err;
+
+	/* The digest of the contribution's signed payload, as logged. */
+	if ((err = fxt_contribution_digest(l, contribution, cdigest, d)) ||
+	    (err = fxt_withdrawal_env(c, cdigest, 0, &env, &elen, d)))
 		goto out;
 	w.envelope.data = env;
 	w.envelope.len = elen;
@@ -320,7 +350,64 @@ static inline fx_err fxt_withdrawal(fx_ledger *l, fxt_party *c,
 	e.withdrawal = &w;
 	err = fx_ledger_append(l, &e, idx, d);
 out:
-	free(body);
+	free(env);
+	return err;
+}
+
+/* Fills e as a refused withdrawal of request `req` (kept whole when within
+ * FX_LEDGER_MAX_REFUSED_ENVELOPE, else by size and digest) with the given
+ * gate and evidence; r and h are its storage and must outlive e. */
+static inline void fxt_refused_entry(fx_entry *e,
+                                     Flexo__Ledger__V1__WithdrawalRefused *r,
+                                     uint8_t h[32], const uint8_t *req,
+                                     size_t n, const char *gate,
+                                     uint64_t evidence)
+{
+	Flexo__Ledger__V1__WithdrawalRefused r0 =
+	    FLEXO__LEDGER__V1__WITHDRAWAL_REFUSED__INIT;
+	fx_entry e0 = FLEXO__LEDGER__V1__ENTRY__INIT;
+
+	*r = r0;
+	*e = e0;
+	crypto_generichash(h, 32, req, n, NULL, 0);
+	if (n <= FX_LEDGER_MAX_REFUSED_ENVELOPE) {
+		r->envelope.data = (uint8_t *)req;
+		r->envelope.len = n;
+	}
+	r->gate = (char *)gate;
+	r->reason = (char *)"refused in a test";
+	r->evidence_index = evidence;
+	r->received_size = n;
+	r->received_blake2b.data = h;
+	r->received_blake2b.len = 32;
+	e->kind_case = FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL_REFUSED;
+	e->withdrawal_refused = r;
+}
+
+static inline fx_err fxt_refused(fx_ledger *l, const uint8_t *req, size_t n,
+                                 const char *gate, uint64_t evidence,
+                                 uint64_t *idx, fx_diag *d)
+{
+	Flexo__Ledger__V1__WithdrawalRefused r;
+	fx_entry e;
+	uint8_t h[32];
+
+	fxt_refused_entry(&e, &r, h, req, n, gate, evidence);
+	return fx_ledger_append(l, &e, idx, d);
+}
+
+/* A withdrawal by c naming `named` (sequence seq, 0: its next), logged as
+ * refused at `gate` with `evidence`. */
+static inline fx_err fxt_refused_by(fx_ledger *l, fxt_party *c,
+                                    const uint8_t named[32], uint64_t seq,
+                                    const char *gate, uint64_t evidence,
+                                    uint64_t *idx, fx_diag *d)
+{
+	uint8_t *env = NULL;
+	size_t elen = 0;
+	fx_err err = fxt_withdrawal_env(c, named, seq, &env, &elen, d);
+	if (err == FX_OK)
+		err = fxt_refused(l, env, elen, gate, evidence, idx, d);
 	free(env);
 	return err;
 }

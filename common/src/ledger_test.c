@@ -1,7 +1,8 @@
 /* Ledger storage: appends of every entry kind and the checks that refuse
- * bad ones, roots and proofs from stored nodes against an in-memory tree of
- * the same entry bytes, SQL UPDATE/DELETE refused by triggers, reopening,
- * and the checkpoint guard refusing to sign an inconsistent tree. */
+ * bad ones (refused withdrawals whose reason the log does not bear out), roots
+ * and proofs from stored nodes against an in-memory tree of the same entry
+ * bytes, SQL UPDATE/DELETE refused by triggers, reopening, and the checkpoint
+ * guard refusing to sign an inconsistent tree. */
 #include "flexo/ledger.h"
 #include "fx_test.h"
 #include "ledger_fixture.h"
@@ -324,6 +325,138 @@ static void test_reopen(void)
 	fx_ledger_close(l);
 }
 
+/* Refused withdrawals: one of each reason is logged when the log before it
+ * bears the reason out, and refused (nothing stored) when it does not —
+ * the rules docs/ledger.md §1 gives an auditor. */
+static void test_refusals(void)
+{
+	char path[300];
+	fx_ledger *l = NULL;
+	uint64_t a, b, anchor, idx, w, size, *live = NULL;
+	uint8_t da[32], db[32], unknown[32], junk[3] = {1, 2, 3};
+	size_t n = 0;
+	fx_diag d;
+
+	snprintf(path, sizeof(path), "%s/refusals.db", dir);
+	CHECK_OK(fx_ledger_open(path, "flexo.test/refusals", &l, &d));
+	if (l == NULL)
+		return;
+	build(l, &a, &b, &anchor); /* alice made a (seq 1), bob b */
+	CHECK_OK(fxt_contribution_digest(l, a, da, &d));
+	CHECK_OK(fxt_contribution_digest(l, b, db, &d));
+	memset(unknown, 0x77, sizeof(unknown));
+
+#define REFUSED(call, code, text)                                              \
+	do {                                                                   \
+		size = fx_ledger_size(l);                                      \
+		CHECK_MSG((call) == (code), "%s", d.msg);                      \
+		CHECK_MSG(strstr(d.msg, text) != NULL, "%s", d.msg);           \
+		CHECK(fx_ledger_size(l) == size);                              \
+	} while (0)
+
+	/* format: bytes that are no withdrawal, kept as received */
+	CHECK_OK(fxt_refused(l, junk, sizeof(junk), "format", 0, &idx, &d));
+	CHECK(idx == 6);
+	REFUSED(fxt_refused(l, junk, sizeof(junk), "unknown-contribution", 0,
+	                    &idx, &d),
+	        FX_EMISMATCH, "does not decode");
+	REFUSED(fxt_refused(l, junk, sizeof(junk), "format", 3, &idx, &d),
+	        FX_EFORMAT, "points at no entry");
+	REFUSED(fxt_refused(l, junk, sizeof(junk), "tired", 0, &idx, &d),
+	        FX_EFORMAT, "is none of");
+	{ /* over the bound: size and digest only; never kept whole */
+		size_t big = FX_LEDGER_MAX_REFUSED_ENVELOPE + 1;
+		uint8_t *p = calloc(1, big);
+		Flexo__Ledger__V1__WithdrawalRefused r;
+		fx_entry e;
+		uint8_t h[32];
+		CHECK_OK(fxt_refused(l, p, big, "format", 0, &idx, &d));
+		fxt_refused_entry(&e, &r, h, p, big, "format", 0);
+		r.envelope.data = p; /* keeping it all is refused */
+		r.envelope.len = big;
+		REFUSED(fx_ledger_append(l, &e, &idx, &d), FX_EFORMAT,
+		        "over the");
+		fxt_refused_entry(&e, &r, h, p, 100, "format", 0);
+		r.envelope.len = 0; /* dropping a small one is refused */
+		REFUSED(fx_ledger_append(l, &e, &idx, &d), FX_EFORMAT,
+		        "was not kept");
+		fxt_refused_entry(&e, &r, h, junk, sizeof(junk), "format", 0);
+		h[0] ^= 1; /* the kept bytes are not the logged digest's */
+		REFUSED(fx_ledger_append(l, &e, &idx, &d), FX_EMISMATCH,
+		        "do not hash");
+		free(p);
+	}
+	/* unknown-contribution: names nothing accepted */
+	CHECK_OK(fxt_refused_by(l, &alice, unknown, 0, "unknown-contribution",
+	                        0, &idx, &d));
+	REFUSED(fxt_refused_by(l, &alice, da, 0, "unknown-contribution", 0,
+	                       &idx, &d),
+	        FX_EMISMATCH, "entry 2 is the accepted contribution");
+	/* signature: a key outside the roster; not so for a valid one */
+	CHECK_OK(fxt_refused_by(l, &mallory, da, 0, "signature", 0, &idx, &d));
+	REFUSED(fxt_refused_by(l, &alice, da, 0, "signature", 0, &idx, &d),
+	        FX_EMISMATCH, "verifies: signed by contributor 'alice'");
+	REFUSED(
+	    fxt_refused_by(l, &mallory, unknown, 0, "signature", 0, &idx, &d),
+	    FX_EMISMATCH, "names no accepted contribution");
+	/* not-owner: bob withdrawing alice's, pointing at it */
+	CHECK_OK(fxt_refused_by(l, &bob, da, 0, "not-owner", a, &idx, &d));
+	REFUSED(fxt_refused_by(l, &bob, da, 0, "not-owner", b, &idx, &d),
+	        FX_EMISMATCH, "is not the accepted contribution");
+	REFUSED(fxt_refused_by(l, &alice, da, 0, "not-owner", a, &idx, &d),
+	        FX_EMISMATCH, "its signer made");
+	REFUSED(fxt_refused_by(l, &mallory, da, 0, "not-owner", a, &idx, &d),
+	        FX_EMISMATCH, "does not verify");
+	/* replay: alice's sequence 1 is the one of contribution a */
+	CHECK_OK(fxt_refused_by(l, &alice, da, 1, "replay", a, &idx, &d));
+	REFUSED(fxt_refused_by(l, &alice, da, 1, "replay", b, &idx, &d),
+	        FX_EMISMATCH, "no document of this key");
+	REFUSED(fxt_refused_by(l, &alice, da, 1000, "replay", a, &idx, &d),
+	        FX_EMISMATCH, "at least 1000");
+	REFUSED(fxt_refused_by(l, &bob, da, 1, "replay", b, &idx, &d),
+	        FX_EMISMATCH, "not signed by the owner");
+	/* already-withdrawn: must point at the earlier withdrawal */
+	REFUSED(
+	    fxt_refused_by(l, &alice, da, 0, "already-withdrawn", a, &idx, &d),
+	    FX_EMISMATCH, "is not a withdrawal of contribution 2");
+	CHECK(fx_ledger_find_withdrawal(l, a, &w, &d) == FX_ENOTFOUND);
+	CHECK_OK(fxt_withdrawal(l, &alice, a, &w, &d));
+	CHECK_OK(fx_ledger_find_withdrawal(l, a, &idx, &d));
+	CHECK(idx == w);
+	CHECK_OK(
+	    fxt_refused_by(l, &alice, da, 0, "already-withdrawn", w, &idx, &d));
+	REFUSED(
+	    fxt_refused_by(l, &bob, db, 0, "already-withdrawn", w, &idx, &d),
+	    FX_EMISMATCH, "is not a withdrawal of contribution 4");
+	/* a refused withdrawal is itself evidence of its key's sequence */
+	{
+		uint64_t at = fx_ledger_size(l);
+		CHECK_OK(
+		    fxt_refused_by(l, &bob, da, 50, "not-owner", a, &idx, &d));
+		CHECK(idx == at);
+		CHECK_OK(
+		    fxt_refused_by(l, &bob, db, 49, "replay", at, &idx, &d));
+	}
+	/* refusals change nothing: b is still the one live contribution */
+	CHECK_OK(fx_ledger_live(l, &live, &n, &d));
+	CHECK(n == 1 && live != NULL && live[0] == b);
+	free(live);
+	{
+		uint8_t *bytes = NULL;
+		size_t blen = 0;
+		CHECK_OK(fx_ledger_entry_bytes(l, 6, &bytes, &blen, &d));
+		CHECK(fx_ledger_peek_kind(bytes, blen) ==
+		      FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL_REFUSED);
+		free(bytes);
+	}
+	CHECK(fx_refusal_parse("already-withdrawn") ==
+	      FX_REFUSAL_ALREADY_WITHDRAWN);
+	CHECK(strcmp(fx_refusal_name(FX_REFUSAL_UNKNOWN),
+	             "unknown-contribution") == 0);
+#undef REFUSED
+	fx_ledger_close(l);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0 || mkdtemp(dir) == NULL)
@@ -339,6 +472,7 @@ int main(void)
 	RUN(test_sql_tamper_refused);
 	RUN(test_checkpoint_guard);
 	RUN(test_reopen);
+	RUN(test_refusals);
 	fxt_party_release(&croot);
 	fxt_party_release(&coord);
 	fxt_party_release(&alice);

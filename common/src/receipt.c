@@ -1,6 +1,7 @@
 /* Receipts: issue from the ledger, verify with only the log's public key. */
 #include "flexo/receipt.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +54,46 @@ out:
 	free(entry);
 	free(note);
 	return err;
+}
+
+/* What request the entry answers (fx_receipt_info.request_digest, gate). */
+static void request_of(const fx_entry *e, fx_receipt_info *out)
+{
+	const ProtobufCBinaryData *env = NULL;
+	const char *gate = NULL;
+
+	switch (e->kind_case) {
+	case FLEXO__LEDGER__V1__ENTRY__KIND_ACCEPTED:
+		env = &e->accepted->envelope;
+		break;
+	case FLEXO__LEDGER__V1__ENTRY__KIND_REJECTED:
+		env = &e->rejected->envelope;
+		gate = e->rejected->gate;
+		break;
+	case FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL:
+		env = &e->withdrawal->envelope;
+		break;
+	case FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL_REFUSED:
+		/* Kept bytes may be absent (over the bound): the digest of
+		 * what was received is always logged. */
+		if (e->withdrawal_refused->received_blake2b.len == 32) {
+			out->has_request = 1;
+			memcpy(out->request_digest,
+			       e->withdrawal_refused->received_blake2b.data,
+			       32);
+		}
+		gate = e->withdrawal_refused->gate;
+		break;
+	default:
+		break;
+	}
+	if (env != NULL) {
+		out->has_request = 1;
+		fx_blake2b(out->request_digest, env->data, env->len);
+	}
+	if (gate != NULL)
+		snprintf(out->gate, sizeof(out->gate), "%.*s",
+		         FX_RECEIPT_GATE_MAX, gate);
 }
 
 fx_err fx_receipt_verify(const uint8_t *buf, size_t len,
@@ -125,6 +166,7 @@ fx_err fx_receipt_verify(const uint8_t *buf, size_t len,
 	    e->accepted->payload_digest.len == 32)
 		memcpy(out.payload_digest, e->accepted->payload_digest.data,
 		       32);
+	request_of(e, &out);
 	if (info != NULL)
 		*info = out;
 out:

@@ -1,10 +1,15 @@
 /* Test tool for the federation tests: makes submissions that must fail one
  * admission gate each — an expert file changed in one way (mutate), and a
- * contribution manifest signed for any payload with chosen faults (sign).
+ * contribution manifest signed for any payload with chosen faults (sign) —
+ * and withdrawal requests the contributor CLI never sends: one signed with
+ * a chosen sequence (withdrawal), any bytes as a request (send, printing
+ * the verdict and keeping its receipt).
  *   fx_craft mutate IN OUT nan|scale-ffn X|negate-down X|router-pub X RPUB|
  *                   anchor-digest
  *   fx_craft sign MANIFEST_FROM PAYLOAD KEY RELEASE_DIR ROSTER SEQ OUT
  *                 [normal|other-release|flip-sig]
+ *   fx_craft withdrawal KEY ROSTER CONTRIBUTION_HEX SEQ OUT
+ *   fx_craft send URL REQUEST_FILE RECEIPT_OUT
  * `sign` takes router rows, bias, domain and training figures from the
  * expert MANIFEST_FROM and size + digest from PAYLOAD (which may differ). */
 #include <math.h>
@@ -13,6 +18,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
 #include <sodium.h>
 
 #include "flexo/contrib.h"
@@ -22,6 +29,7 @@
 #include "flexo/release.h"
 #include "flexo/roster.h"
 #include "flexo/routerpub.h"
+#include "flexo/transport.h"
 #include "flexo/wire.h"
 
 static int mutate(int argc, char **argv)
@@ -168,6 +176,117 @@ out:
 	return rc;
 }
 
+/* A withdrawal of CONTRIBUTION_HEX signed by KEY with sequence SEQ. */
+static int withdrawal(char **argv)
+{
+	fx_keypair key;
+	fx_roster roster;
+	fx_withdrawal_params p;
+	uint8_t digest[FX_BLAKE2B_BYTES], *buf = NULL, *env = NULL;
+	size_t len = 0, env_len = 0;
+	fx_diag d = {{0}};
+	int rc = 1;
+
+	fx_keypair_init(&key);
+	fx_roster_init(&roster);
+	memset(&p, 0, sizeof(p));
+	if (fx_seckey_load(&key, argv[2], NULL, 0, &d) != FX_OK ||
+	    fx_read_file(argv[3], FX_ROSTER_FILE_MAX, &buf, &len, &d) !=
+	        FX_OK ||
+	    fx_roster_verify_initial(&roster, buf, len, (int64_t)time(NULL),
+	                             &d) != FX_OK ||
+	    fx_hex_decode(digest, sizeof(digest), argv[4], &d) != FX_OK)
+		goto out;
+	p.consortium = roster.consortium;
+	p.contribution_digest = digest;
+	p.sequence = strtoull(argv[5], NULL, 10);
+	p.reason = "crafted";
+	p.created = (int64_t)time(NULL);
+	if (fx_withdrawal_create(&p, &key, &env, &env_len, &d) != FX_OK ||
+	    fx_write_file_atomic(argv[6], env, env_len, 0644, &d) != FX_OK)
+		goto out;
+	rc = 0;
+out:
+	if (rc != 0)
+		fprintf(stderr, "fx_craft: %s\n", d.msg);
+	free(buf);
+	free(env);
+	fx_keypair_release(&key);
+	fx_roster_release(&roster);
+	return rc;
+}
+
+/* Sends the bytes of REQUEST_FILE as a withdrawal request; prints
+ * "DECISION GATE INDEX: REASON" (decision 1 accepted, 2 rejected, 3
+ * withdrawn) and writes the receipt, if any, to RECEIPT_OUT. */
+static int send_request(char **argv)
+{
+	Flexo__V1__Request req = FLEXO__V1__REQUEST__INIT;
+	Flexo__V1__Response *resp = NULL;
+	nng_socket s = NNG_SOCKET_INITIALIZER;
+	nng_msg *msg = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	fx_diag d = {{0}};
+	int rc = 1, open = 0, rv;
+
+	if (fx_read_file(argv[3], FX_WIRE_MSG_MAX, &buf, &len, &d) != FX_OK)
+		goto out;
+	if ((rv = nng_req0_open(&s)) != 0) {
+		fx_net_error(rv, &d, "socket");
+		goto out;
+	}
+	open = 1;
+	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 20000);
+	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 20000);
+	req.protocol = FX_WIRE_PROTOCOL;
+	req.body_case = FLEXO__V1__REQUEST__BODY_WITHDRAWAL;
+	req.withdrawal.data = buf;
+	req.withdrawal.len = len;
+	if (fx_net_dial(s, argv[2], NULL, FX_WIRE_MSG_MAX, 1, &d) != FX_OK ||
+	    fx_net_pack(&req.base, &msg, &d) != FX_OK)
+		goto out;
+	if ((rv = nng_sendmsg(s, msg, 0)) != 0) {
+		fx_net_error(rv, &d, "sending");
+		goto out;
+	}
+	msg = NULL;
+	if ((rv = nng_recvmsg(s, &msg, 0)) != 0) {
+		fx_net_error(rv, &d, "receiving");
+		goto out;
+	}
+	if (fx_net_unpack(msg, &flexo__v1__response__descriptor,
+	                  FX_WIRE_MSG_MAX, (ProtobufCMessage **)&resp,
+	                  &d) != FX_OK)
+		goto out;
+	if (resp->body_case != FLEXO__V1__RESPONSE__BODY_VERDICT) {
+		snprintf(d.msg, sizeof(d.msg), "no verdict: %s",
+		         resp->body_case == FLEXO__V1__RESPONSE__BODY_ERROR
+		             ? resp->error->message
+		             : "?");
+		goto out;
+	}
+	printf("%d %s %llu: %s\n", (int)resp->verdict->decision,
+	       resp->verdict->gate,
+	       (unsigned long long)resp->verdict->ledger_index,
+	       resp->verdict->reason);
+	if (resp->verdict->receipt.len > 0 &&
+	    fx_write_file_atomic(argv[4], resp->verdict->receipt.data,
+	                         resp->verdict->receipt.len, 0644, &d) != FX_OK)
+		goto out;
+	rc = 0;
+out:
+	if (rc != 0)
+		fprintf(stderr, "fx_craft: %s\n", d.msg);
+	if (msg != NULL)
+		nng_msg_free(msg);
+	if (open)
+		nng_close(s);
+	fx_wire_free(resp ? &resp->base : NULL);
+	free(buf);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	if (sodium_init() < 0)
@@ -176,9 +295,16 @@ int main(int argc, char **argv)
 		return mutate(argc, argv);
 	if (argc >= 9 && strcmp(argv[1], "sign") == 0)
 		return sign(argc, argv);
+	if (argc == 7 && strcmp(argv[1], "withdrawal") == 0)
+		return withdrawal(argv);
+	if (argc == 5 && strcmp(argv[1], "send") == 0)
+		return send_request(argv);
 	fprintf(stderr,
 	        "usage: fx_craft mutate IN OUT MODE [X [RPUB]]\n"
 	        "       fx_craft sign MANIFEST_FROM PAYLOAD KEY RELEASE_DIR "
-	        "ROSTER SEQ OUT [normal|other-release|flip-sig]\n");
+	        "ROSTER SEQ OUT [normal|other-release|flip-sig]\n"
+	        "       fx_craft withdrawal KEY ROSTER CONTRIBUTION_HEX SEQ "
+	        "OUT\n"
+	        "       fx_craft send URL REQUEST_FILE RECEIPT_OUT\n");
 	return 2;
 }

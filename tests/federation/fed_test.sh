@@ -7,8 +7,13 @@
 #              as a rejected entry, changing nothing else (served model
 #              digest, blobs); retries of decided uploads get the same
 #              verdict; a coordinator restart keeps replay protection
-#   roundtrip  two experts accepted, one withdrawn (re-assembled), a second
-#              withdrawal refused, contributor status, a roster rotation
+#   roundtrip  two experts accepted; withdrawals refused for each reason
+#              (unknown contribution, not the owner, bad signature, replayed
+#              sequence, not a withdrawal), each logged with its reason and
+#              a verified receipt, changing nothing else (served model, no
+#              assembly); a retried refused request answered from the log;
+#              one expert withdrawn (re-assembled), a second withdrawal
+#              refused as already withdrawn, contributor status, a roster rotation
 #              logged at restart, the ledger exported and verified by
 #              flexo-audit --reassemble
 # Usage: fed_test.sh MODE BUILD_DIR
@@ -131,6 +136,7 @@ submit() { # NAME ENVELOPE PAYLOAD -> prints the verdict lines; sets rc
 ledger_size() { "$coord" ledger status --db state/ledger.db | sed -n 's/^size: *//p'; }
 served() { b2sum state/served/model.safetensors | cut -c1-64; }
 blobs() { ls state/blobs | wc -l; }
+assemblies() { grep -c 'assembly (entry' coord.log || true; }
 
 start_coord coord.log
 contributor c1 code
@@ -221,20 +227,70 @@ roundtrip)
   submit c2 c2/expert.manifest c2/expert
   [ $rc -eq 0 ] || fail "c2: $out"
   digest1=$(served)
+  c1d=$(sed -n 's/^contribution //p' c1/state/submissions | head -1 | cut -d' ' -f1)
+  c2d=$(sed -n 's/^contribution //p' c2/state/submissions | head -1 | cut -d' ' -f1)
+  vkey=$("$coord" ledger status --db state/ledger.db | sed -n 's/^log key: *//p')
+  [ -n "$vkey" ] || fail "no log key"
+  # Every refused withdrawal is logged with its reason and answered with a
+  # receipt the contributor verifies (the entry logs exactly its request)
+  # and records; nothing else changes: same served model, no assembly.
+  expect_refusal() { # GATE NAME KEY STATE CONTRIBUTION
+    local size0 served0 asm0
+    size0=$(ledger_size) served0=$(served) asm0=$(assemblies)
+    set +e
+    "$contrib" withdraw --coordinator "$url" --key "$3" --state "$4" \
+      --contribution "$5" >wd.out 2>>"$2.log"
+    rc=$?
+    set -e
+    [ $rc -eq 3 ] || fail "$1: exit $rc $(cat wd.out)"
+    grep -q "^refused: $1: " wd.out || fail "$1: verdict: $(cat wd.out)"
+    grep -q '^receipt: verified' wd.out || fail "$1: receipt: $(cat wd.out)"
+    [ "$(ledger_size)" -eq $((size0 + 1)) ] || fail "$1: ledger grew by $(($(ledger_size) - size0))"
+    [ "$(served)" = "$served0" ] || fail "$1: served model changed"
+    [ "$(assemblies)" -eq "$asm0" ] || fail "$1: an assembly was logged"
+    grep -q "^refusal $5 refused $1 $size0\$" "$4/submissions" ||
+      fail "$1: not recorded: $(cat "$4/submissions")"
+    echo "withdrawal refused at $1: logged, receipt verified" >&2
+  }
+  expect_refusal unknown-contribution c1 c1.key c1/state "$(printf '7%.0s' $(seq 64))"
+  expect_refusal not-owner c2 c2.key c2/state "$c1d"
+  expect_refusal signature c2 stranger.key c2/state "$c2d"
+  # replay: a state whose counter was reset signs a used sequence number
+  mkdir -p c2old && cp -r c2/state c2old/ && echo 0 >c2old/state/sequence
+  expect_refusal replay c2 c2.key c2old/state "$c2d"
+  # format: bytes that are no withdrawal; the receipt checked by the auditor
+  size0=$(ledger_size) served0=$(served) asm0=$(assemblies)
+  printf 'not a withdrawal' >junk.req
+  out=$("$craft" send "$url" junk.req junk.receipt) || fail "send: $out"
+  grep -q '^2 format ' <<<"$out" || fail "format: $out"
+  "$audit" receipt junk.receipt --key "$vkey" >/dev/null || fail "format receipt"
+  [ "$(ledger_size)" -eq $((size0 + 1)) ] && [ "$(served)" = "$served0" ] &&
+    [ "$(assemblies)" -eq "$asm0" ] ||
+    fail "format: not logged once, or the model changed"
+  # over 16 KiB: logged by size and digest only
+  head -c 20000 /dev/zero >big.req
+  out=$("$craft" send "$url" big.req big.receipt) || fail "send: $out"
+  grep -q '^2 format .*20000 bytes' <<<"$out" || fail "big format: $out"
+  "$audit" receipt big.receipt --key "$vkey" >/dev/null || fail "big receipt"
+  [ "$(stat -c %s big.receipt)" -lt 16384 ] || fail "the big request was kept whole"
+  # a retry of a refused request gets its logged verdict back, logged once
+  "$craft" withdrawal c2.key roster.bin "$c2d" 1 old.req || fail "craft withdrawal"
+  out=$("$craft" send "$url" old.req r1.bin) || fail "send: $out"
+  grep -q '^2 replay ' <<<"$out" || fail "replay: $out"
+  size0=$(ledger_size)
+  out2=$("$craft" send "$url" old.req r2.bin) || fail "send: $out2"
+  [ "$out2" = "$out" ] && [ "$(ledger_size)" -eq "$size0" ] ||
+    fail "retry of a refused request: $out2 (was $out), size $(ledger_size) (was $size0)"
+  "$audit" receipt r2.bin --key "$vkey" >/dev/null || fail "retry receipt"
+  [ "$(served)" = "$digest1" ] || fail "refusals changed the served model"
+
   "$contrib" withdraw --coordinator "$url" --key c1.key --state c1/state \
-    --contribution "$(sed -n 's/^contribution //p' c1/state/submissions | head -1 | cut -d' ' -f1)" \
-    --reason "test" >wd.out 2>>c1.log || fail "withdraw: $(cat wd.out)"
+    --contribution "$c1d" --reason "test" >wd.out 2>>c1.log || fail "withdraw: $(cat wd.out)"
   grep -q '^withdrawn' wd.out || fail "withdraw: $(cat wd.out)"
   grep -q '^receipt: verified' wd.out || fail "withdraw receipt: $(cat wd.out)"
   [ "$(served)" != "$digest1" ] || fail "served model not re-assembled"
-  # a second withdrawal of the same contribution is refused
-  set +e
-  "$contrib" withdraw --coordinator "$url" --key c1.key --state c1/state \
-    --contribution "$(sed -n 's/^contribution //p' c1/state/submissions | head -1 | cut -d' ' -f1)" \
-    >wd2.out 2>>c1.log
-  rc=$?
-  set -e
-  [ $rc -eq 3 ] || fail "second withdrawal: exit $rc $(cat wd2.out)"
+  # a second withdrawal of the same contribution is refused, and logged
+  expect_refusal already-withdrawn c1 c1.key c1/state "$c1d"
   "$contrib" status --state c1/state >status.out || fail "status"
   # A roster rotation: the restarted coordinator logs roster v2 (checked by
   # the ledger as a rotation of v1) and the auditor follows it.
@@ -245,6 +301,11 @@ roundtrip)
   sed -i 's/^roster = roster.bin$/roster = roster2.bin/' serve.conf
   start_coord coord2.log
   grep -q 'logged roster v2' coord2.log || fail "roster v2 not logged"
+  # the restarted coordinator rebuilt its memory of refusals from the log
+  size0=$(ledger_size)
+  out3=$("$craft" send "$url" old.req r3.bin) || fail "send: $out3"
+  [ "$out3" = "$out" ] && [ "$(ledger_size)" -eq "$size0" ] ||
+    fail "retry after restart: $out3 (was $out)"
   grep -q 'withdrawn' status.out && grep -q 'accepted' status.out || fail "status: $(cat status.out)"
   "$coord" ledger export exp --db state/ledger.db --blobs state/blobs \
     --key coordk.key >/dev/null 2>export.log || fail "export"
@@ -252,6 +313,7 @@ roundtrip)
   [ -n "$vkey" ] || vkey=$(cat exp/log.vkey)
   "$audit" verify exp --key "$vkey" --reassemble >audit.out 2>&1 || fail "audit: $(cat audit.out)"
   grep -q 'result: *OK' audit.out || fail "audit: $(cat audit.out)"
+  grep -q 'refused withdrawals *8$' audit.out || fail "audit counts: $(cat audit.out)"
   ;;
 *)
   echo "unknown mode $mode" >&2

@@ -1,8 +1,9 @@
 /* The auditor's library: verifies a ledger export without trusting the
  * coordinator — every entry's signature and its roster, the Merkle tree
  * against every signed checkpoint, consistency with the checkpoint accepted
- * on the previous audit (state file), the assembly rules, and optionally the
- * blobs the assemblies name. Signature checks run on several threads. */
+ * on the previous audit (state file), the withdrawal, refused-withdrawal and
+ * assembly rules, and optionally the blobs the assemblies name. Signature
+ * checks run on several threads. */
 #ifndef FLEXO_AUDIT_H
 #define FLEXO_AUDIT_H
 

@@ -1,8 +1,8 @@
 /* The contribution ledger: an append-only SQLite log of protobuf entries
  * (roster, anchor release, accepted / rejected contribution, withdrawal,
- * assembly) under an RFC 9162 Merkle tree, signed C2SP checkpoints that never
- * contradict each other, and the export an auditor verifies. Byte formats:
- * docs/ledger.md. */
+ * refused withdrawal, assembly) under an RFC 9162 Merkle tree, signed C2SP
+ * checkpoints that never contradict each other, and the export an auditor
+ * verifies. Byte formats: docs/ledger.md. */
 #ifndef FLEXO_LEDGER_H
 #define FLEXO_LEDGER_H
 
@@ -23,6 +23,11 @@
 #define FX_LEDGER_MAX_ENTRY      (FX_WIRE_ENVELOPE_MAX + (64u << 10))
 #define FX_LEDGER_MAX_ENTRIES    (1ull << 40) /* entries in one log */
 #define FX_LEDGER_MAX_INCLUDED   (1u << 20)   /* experts in an assembly */
+/* Bytes of a refused withdrawal request kept in its entry. A valid
+ * withdrawal envelope is under 3 KiB (docs/protocol.md limits); a larger
+ * request is logged by size and BLAKE2b-256 only, so refusals cannot be
+ * used to make the log store megabytes per request. */
+#define FX_LEDGER_MAX_REFUSED_ENVELOPE (16u << 10)
 
 /* Export file names inside an export directory. */
 #define FX_EXPORT_ENTRIES     "entries.bin"
@@ -32,6 +37,25 @@
 #define FX_EXPORT_BLOBS       "blobs"
 
 typedef Flexo__Ledger__V1__Entry fx_entry;
+
+/* Why a withdrawal was refused: the `gate` of a withdrawal_refused entry, in
+ * the order the coordinator checks them (the first that fails is logged).
+ * docs/ledger.md §1 states what each one obliges an auditor to find. */
+typedef enum fx_refusal {
+	FX_REFUSAL_FORMAT = 0, /* not a decodable Withdrawal envelope */
+	FX_REFUSAL_UNKNOWN,    /* names no accepted contribution */
+	FX_REFUSAL_SIGNATURE,  /* not validly signed by a contributor */
+	FX_REFUSAL_NOT_OWNER,  /* signed by someone else than the owner */
+	FX_REFUSAL_REPLAY,     /* sequence not above the key's logged one */
+	FX_REFUSAL_ALREADY_WITHDRAWN, /* withdrawn by an earlier entry */
+	FX_REFUSAL_COUNT
+} fx_refusal;
+
+/* The gate name of a refusal ("format", "unknown-contribution",
+ * "signature", "not-owner", "replay", "already-withdrawn"); static. */
+const char *fx_refusal_name(fx_refusal r);
+/* The refusal a gate name stands for, or -1 if it names none. */
+int fx_refusal_parse(const char *name);
 
 /* ---- what an entry proves ---- */
 
@@ -52,6 +76,15 @@ typedef struct fx_entry_facts {
 	               * withdrawal: contribution index */
 	int has_blob;
 	uint8_t blob[FX_BLAKE2B_BYTES]; /* accepted: payload; assembly: model */
+	/* refused withdrawal: its gate (fx_refusal); whether the request
+	 * decodes as a Withdrawal (then doc_digest is its digest) and names a
+	 * 32-byte contribution digest (named_digest); has_signer when it
+	 * verifies against the roster in force, with its sequence; ref is
+	 * the evidence_index. */
+	int refusal;
+	int opens;
+	int has_named;
+	uint64_t sequence;
 } fx_entry_facts;
 
 /* Verifies the signed documents of a non-roster entry against the roster in
@@ -59,8 +92,12 @@ typedef struct fx_entry_facts {
  * calls the coordinator's gates use: fx_release_verify for an anchor
  * release, fx_contrib_verify for a contribution (whose signed payload digest
  * must be the entry's), fx_withdrawal_verify for a withdrawal. Rejected
- * entries need only a reason; assemblies a 32-byte model digest. History
- * (withdrawn what, assembled what) is the caller's. Thread-safe. */
+ * entries need only a reason; assemblies a 32-byte model digest. A refused
+ * withdrawal: a known gate and a reason, its kept bytes match the logged
+ * size and digest, and the parts of its reason that need no history hold
+ * (a "format" request does not decode, a "signature" one does not verify,
+ * the others verify). History (withdrawn what, assembled what, what a
+ * refusal's evidence shows) is the caller's. Thread-safe. */
 fx_err fx_ledger_check_entry(const fx_entry *e, const fx_roster *roster,
                              fx_entry_facts *out, fx_diag *diag);
 
@@ -69,6 +106,14 @@ fx_err fx_ledger_check_entry(const fx_entry *e, const fx_roster *roster,
  * time. *out must be initialised (fx_roster_init); the caller releases it. */
 fx_err fx_ledger_check_roster(const fx_entry *e, const fx_roster *prev,
                               fx_roster *out, fx_diag *diag);
+
+/* The sequence number of the document a logged entry carries — the
+ * contribution manifest of an accepted or rejected contribution, the
+ * Withdrawal of a withdrawal or refused withdrawal — if that document names
+ * key ID fx_key_id(pk) and carries a valid signature by pk; FX_ENOTFOUND
+ * otherwise. What a "replay" refusal's evidence must show. */
+fx_err fx_ledger_signed_sequence(const fx_entry *e,
+                                 const uint8_t pk[FX_PK_BYTES], uint64_t *seq);
 
 /* The kind of an encoded entry from its top-level fields alone (no
  * allocation), or -1 if the bytes are not a well-formed message. Lets an
@@ -98,10 +143,10 @@ const char *fx_ledger_origin(const fx_ledger *l);
  * fx_ledger_check_entry against the roster in force; roster and release
  * versions only go up; a contribution names a logged anchor release; a
  * withdrawal names a live accepted contribution by its manifest digest and
- * is signed by the same key; an assembly includes exactly the live
- * contributions), then stores its encoding and its Merkle nodes in one
- * transaction. *index may be NULL. A refused entry changes
- * nothing. */
+ * is signed by the same key; a refused withdrawal's reason agrees with the
+ * log before it; an assembly includes exactly the live contributions),
+ * then stores its encoding and its Merkle nodes in one transaction. *index
+ * may be NULL. A refused entry changes nothing. */
 fx_err fx_ledger_append(fx_ledger *l, fx_entry *e, uint64_t *index,
                         fx_diag *diag);
 
@@ -125,6 +170,11 @@ fx_err fx_ledger_live(fx_ledger *l, uint64_t **idx, size_t *n, fx_diag *diag);
 fx_err fx_ledger_find_contribution(fx_ledger *l,
                                    const uint8_t digest[FX_BLAKE2B_BYTES],
                                    uint64_t *index, fx_diag *diag);
+
+/* The withdrawal entry of the accepted contribution at entry
+ * `contribution`: FX_ENOTFOUND if it was not withdrawn. */
+fx_err fx_ledger_find_withdrawal(fx_ledger *l, uint64_t contribution,
+                                 uint64_t *index, fx_diag *diag);
 
 /* The newest logged anchor release: its entry and release digest
  * (BLAKE2b-256 of its signed payload, what contributions name).

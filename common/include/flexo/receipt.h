@@ -13,7 +13,8 @@
 #include "flexo/note.h"
 #include "flexo/wire.h"
 
-#define FX_RECEIPT_MAX (FX_LEDGER_MAX_ENTRY + (64u << 10))
+#define FX_RECEIPT_MAX      (FX_LEDGER_MAX_ENTRY + (64u << 10))
+#define FX_RECEIPT_GATE_MAX 64
 
 /* What a verified receipt says. */
 typedef struct fx_receipt_info {
@@ -22,6 +23,16 @@ typedef struct fx_receipt_info {
 	uint8_t leaf[FX_HASH_LEN];
 	int kind;                   /* Flexo__Ledger__V1__Entry__KindCase */
 	uint8_t payload_digest[32]; /* accepted contributions, else zero */
+	/* BLAKE2b-256 of the request the entry logs, so a sender can tell
+	 * the entry answers exactly what it sent: the envelope of an
+	 * accepted / rejected contribution or a withdrawal, the
+	 * received_blake2b of a refused withdrawal. has_request 0 for other
+	 * kinds. */
+	int has_request;
+	uint8_t request_digest[32];
+	/* The gate a rejected contribution or refused withdrawal names
+	 * (truncated to FX_RECEIPT_GATE_MAX bytes), else "". */
+	char gate[FX_RECEIPT_GATE_MAX + 1];
 } fx_receipt_info;
 
 /* Issues a receipt (an encoded flexo.v1.Receipt) for entry `index` against the
