@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -260,9 +261,42 @@ static long long vm_hwm(pid_t pid)
 	return kb < 0 ? -1 : kb * 1024;
 }
 
+/* CPU seconds (user + system) pid has used, or -1. */
+static double proc_cpu(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut = 0, st = 0;
+	size_t n;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* Fields after the command name (which may hold spaces): state is
+	 * field 3, utime and stime fields 14 and 15. */
+	if ((p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+	           &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double self_cpu(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+	       (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+}
+
 typedef struct run {
-	double seconds; /* submit start to verdict */
-	long long hwm;  /* coordinator VmHWM after the upload */
+	double seconds;    /* submit start to verdict */
+	double coord_cpu;  /* coordinator CPU seconds in that time */
+	double client_cpu; /* this process's (the contributor's) */
+	long long hwm;     /* coordinator VmHWM after the upload */
 	int accepted;
 } run;
 
@@ -280,7 +314,7 @@ static fx_err one_run(const char *coord_bin, const char *dir, int port,
 	fx_client *c = NULL;
 	fx_submit_result r;
 	pid_t pid = -1;
-	double t0;
+	double t0, cpu0, ccpu0;
 	int st, n = 0;
 	fx_err err;
 
@@ -321,10 +355,14 @@ static fx_err one_run(const char *coord_bin, const char *dir, int port,
 	if ((err = fx_client_open(&c, &o, d)) != FX_OK ||
 	    (err = fx_client_ping(c, d)) != FX_OK)
 		goto out;
+	cpu0 = proc_cpu(pid);
+	ccpu0 = self_cpu();
 	t0 = now();
 	if ((err = fx_client_submit(c, env, env_len, payload, &r, d)) != FX_OK)
 		goto out;
 	out->seconds = now() - t0;
+	out->client_cpu = self_cpu() - ccpu0;
+	out->coord_cpu = proc_cpu(pid) - cpu0;
 	out->accepted = r.decision == FLEXO__V1__DECISION__DECISION_ACCEPTED;
 	out->hwm = vm_hwm(pid);
 	if (!out->accepted)
@@ -373,7 +411,7 @@ int cmd_upload(int argc, char **argv, const fx_logger *log)
 	char roster[FX_PATH_MAX + 1];
 	const char *checkpoint = NULL;
 	fx_keypair root, owner;
-	run rs = {0, 0, 0}, rb = {0, 0, 0};
+	run rs = {0, 0, 0, 0, 0}, rb = {0, 0, 0, 0, 0};
 	double lo, up, hr;
 	int opt, own_dir = 0, rc = 1, port = 20000 + (int)(getpid() % 20000);
 	fx_diag d = {{0}};
@@ -480,6 +518,9 @@ int cmd_upload(int argc, char **argv, const fx_logger *log)
 	printf("upload %" PRIu64 " bytes: %.3f s, %.2f GB/s, coordinator VmHWM "
 	       "%.1f MiB\n",
 	       size, rb.seconds, up / 1e9, (double)rb.hwm / 1048576.0);
+	/* CPU time is what other tenants of the cores inflate least. */
+	printf("cpu seconds for it: coordinator %.2f, contributor %.2f\n",
+	       rb.coord_cpu, rb.client_cpu);
 	printf("rss_large_minus_small: %.1f MiB\n",
 	       (double)(rb.hwm - rs.hwm) / 1048576.0);
 	printf("upload_vs_hash: %.3f\n", up / hr);

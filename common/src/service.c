@@ -413,14 +413,30 @@ static void drop_hash(job *jb)
 	free(hj);
 }
 
-/* Write lane: store the chunk, reply, hand it to its session's hash lane
- * (waiting for room there: the digest sets the pace). */
+typedef struct ack_arg {
+	worker *w;
+	const uint8_t *sid;
+	int sent;
+} ack_arg;
+
+static void on_ack(void *arg, uint64_t acked)
+{
+	ack_arg *a = arg;
+	a->sent = 1;
+	send_ack(a->w, a->sid, acked);
+}
+
+/* Write lane: take the chunk, reply, write it, hand it to its session's
+ * hash lane (waiting for room there: the digest sets the pace). The reply
+ * goes out before the disk write, so the contributor's next chunk travels
+ * (and is decoded) while this one is written. */
 static void store_chunk(fx_service *svc, job *jb)
 {
 	worker *w = (worker *)jb;
 	Flexo__V1__Request *req = w->req;
 	const Flexo__V1__UploadChunk *ch = req->upload_chunk;
 	uint8_t sid[FX_UPLOAD_ID_BYTES];
+	ack_arg a = {w, sid, 0};
 	uint64_t acked = 0;
 	hash_job *hj = NULL;
 	int wrote = 0;
@@ -436,12 +452,17 @@ static void store_chunk(fx_service *svc, job *jb)
 		return;
 	}
 	err = fx_upload_write(svc->store, sid, ch->offset, ch->data.data,
-	                      ch->data.len, &acked, &wrote, &d);
-	if (err != FX_OK)
+	                      ch->data.len, on_ack, &a, &acked, &wrote, &d);
+	if (a.sent) {
+		/* Replied already; w may be serving its next request now. */
+		if (err != FX_OK)
+			fx_log(svc->cfg->log, FX_WARN, "upload chunk: %s",
+			       d.msg);
+	} else if (err != FX_OK) {
 		send_error(w, err, d.msg);
-	else
+	} else {
 		send_ack(w, sid, acked);
-	/* Replied: w may be serving its next request now. */
+	}
 	if (!wrote) {
 		free(hj);
 		fx_wire_free(&req->base);

@@ -815,7 +815,8 @@ static fx_err damaged(fx_diag *diag)
 
 fx_err fx_upload_write(fx_upload_store *s, const uint8_t id[FX_UPLOAD_ID_BYTES],
                        uint64_t offset, const uint8_t *data, size_t len,
-                       uint64_t *acked, int *wrote, fx_diag *diag)
+                       fx_upload_ack_fn ack, void *ack_arg, uint64_t *acked,
+                       int *wrote, fx_diag *diag)
 {
 	session *ss = get(s, id);
 	fx_err err = FX_OK;
@@ -848,22 +849,31 @@ fx_err fx_upload_write(fx_upload_store *s, const uint8_t id[FX_UPLOAD_ID_BYTES],
 		    (unsigned long long)ss->size);
 		goto out_mu;
 	}
-	/* Only writers change `offset`, and wmu keeps them one at a time:
-	 * the hashing stage may run meanwhile. */
+	/* Taken: the range is this chunk's (only writers change `offset`,
+	 * and wmu keeps them one at a time; hashing may run meanwhile), and
+	 * counted pending so that a finish waits for it. */
+	ss->offset += len;
+	ss->pending++;
+	*acked = ss->offset;
 	pthread_mutex_unlock(&ss->mu);
+	if (ack != NULL)
+		ack(ack_arg, offset + len);
 	if (stage_write(s, ss, data, len, offset) != FX_OK) {
 		err =
 		    fx_diag_set(diag, FX_EIO, "writing upload staging file: %s",
 		                strerror(errno));
+		/* Give the range back: the sender's next chunk is answered
+		 * with this offset and it resends from here. */
 		pthread_mutex_lock(&ss->mu);
-		if (ftruncate(ss->fd, (off_t)ss->offset) != 0)
+		ss->offset = offset;
+		ss->pending--;
+		pthread_cond_broadcast(&ss->cv);
+		*acked = offset;
+		if (ftruncate(ss->fd, (off_t)offset) != 0)
 			ss->state = ST_ADMITTING; /* unusable: refuse more */
 		goto out_mu;
 	}
 	pthread_mutex_lock(&ss->mu);
-	ss->offset += len;
-	ss->pending++;
-	*acked = ss->offset;
 	*wrote = 1;
 out_mu:
 	pthread_mutex_unlock(&ss->mu);
@@ -931,13 +941,11 @@ fx_err fx_upload_chunk(fx_upload_store *s, const uint8_t id[FX_UPLOAD_ID_BYTES],
                        fx_diag *diag)
 {
 	int wrote = 0;
-	fx_err err =
-	    fx_upload_write(s, id, offset, data, len, acked, &wrote, diag);
+	fx_err err = fx_upload_write(s, id, offset, data, len, ack, ack_arg,
+	                             acked, &wrote, diag);
 
 	if (err != FX_OK || !wrote)
 		return err;
-	if (ack != NULL)
-		ack(ack_arg, *acked);
 	return fx_upload_hash(s, id, offset, data, len, diag);
 }
 
