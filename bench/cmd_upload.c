@@ -56,6 +56,8 @@ static const char usage_text[] =
     "                       binary's build directory)\n"
     "  --dir DIR            work directory (default: a fresh one in /tmp,\n"
     "                       removed afterwards)\n"
+    "  --chunk BYTES        payload bytes per UploadChunk (default and\n"
+    "                       most: 4M)\n"
     "  --checkpoint BYTES   the coordinator's checkpoint interval (default:\n"
     "                       serve's, 64M)\n"
     "  -h, --help           this text\n";
@@ -302,7 +304,8 @@ typedef struct run {
 
 /* Starts a coordinator, uploads one payload, reads its VmHWM, stops it. */
 static fx_err one_run(const char *coord_bin, const char *dir, int port,
-                      const char *checkpoint, const char *payload,
+                      const char *checkpoint, size_t chunk,
+                      const char *payload,
                       const fx_keypair *owner, run *out, fx_diag *d)
 {
 	char url[64], listen[80], staging[FX_PATH_MAX + 1],
@@ -352,6 +355,7 @@ static fx_err one_run(const char *coord_bin, const char *dir, int port,
 	}
 	fx_client_opts_init(&o);
 	o.url = url;
+	o.chunk = chunk;
 	if ((err = fx_client_open(&c, &o, d)) != FX_OK ||
 	    (err = fx_client_ping(c, d)) != FX_OK)
 		goto out;
@@ -402,6 +406,7 @@ int cmd_upload(int argc, char **argv, const fx_logger *log)
 	    {"coordinator", required_argument, 0, 'c'},
 	    {"dir", required_argument, 0, 'd'},
 	    {"checkpoint", required_argument, 0, 'k'},
+	    {"chunk", required_argument, 0, 'u'},
 	    {"help", no_argument, 0, 'h'},
 	    {0, 0, 0, 0},
 	};
@@ -410,6 +415,7 @@ int cmd_upload(int argc, char **argv, const fx_logger *log)
 	char path_small[FX_PATH_MAX + 1], path_big[FX_PATH_MAX + 1];
 	char roster[FX_PATH_MAX + 1];
 	const char *checkpoint = NULL;
+	uint64_t chunk = FX_WIRE_CHUNK_MAX;
 	fx_keypair root, owner;
 	run rs = {0, 0, 0, 0, 0}, rb = {0, 0, 0, 0, 0};
 	double lo, up, hr;
@@ -436,6 +442,16 @@ int cmd_upload(int argc, char **argv, const fx_logger *log)
 			break;
 		case 'k':
 			checkpoint = optarg;
+			break;
+		case 'u':
+			if (parse_size(optarg, &chunk) != 0 ||
+			    chunk > FX_WIRE_CHUNK_MAX) {
+				fprintf(stderr,
+				        "upload: --chunk must be 1..%u bytes, "
+				        "not '%s'\n",
+				        FX_WIRE_CHUNK_MAX, optarg);
+				return 2;
+			}
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -503,16 +519,16 @@ int cmd_upload(int argc, char **argv, const fx_logger *log)
 	printf("blake2b-256 one core (%u KiB updates): %.2f GB/s\n",
 	       FX_WIRE_CHUNK_MAX >> 10, hr / 1e9);
 	fflush(stdout);
-	if (one_run(coord_bin, dir, port, checkpoint, path_small, &owner, &rs,
-	            &d) != FX_OK)
+	if (one_run(coord_bin, dir, port, checkpoint, (size_t)chunk, path_small,
+	            &owner, &rs, &d) != FX_OK)
 		goto fail;
 	printf("upload %" PRIu64 " bytes: %.3f s, %.2f GB/s, coordinator VmHWM "
 	       "%.1f MiB\n",
 	       small, rs.seconds, (double)small / rs.seconds / 1e9,
 	       (double)rs.hwm / 1048576.0);
 	fflush(stdout);
-	if (one_run(coord_bin, dir, port + 1, checkpoint, path_big, &owner, &rb,
-	            &d) != FX_OK)
+	if (one_run(coord_bin, dir, port + 1, checkpoint, (size_t)chunk,
+	            path_big, &owner, &rb, &d) != FX_OK)
 		goto fail;
 	up = (double)size / rb.seconds;
 	printf("upload %" PRIu64 " bytes: %.3f s, %.2f GB/s, coordinator VmHWM "
