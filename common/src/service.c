@@ -1,11 +1,12 @@
 /* The coordinator's contribution endpoint (service.h). Each worker is one
  * nng context with one aio, cycling RECV -> (handle) -> SEND -> RECV, as in
  * nng's asynchronous reqrep server demo. Slow work never runs on nng's own
- * threads: a chunk is parked (WAIT) on a write lane — a thread that writes
- * it to the staging file, replies, and hands the chunk to a hash lane —
- * and UploadEnd on the admission lane. Writing and hashing run on two
- * threads, so a session's next chunk travels and is written while the one
- * before is hashed (the digest is the slowest stage: it should never wait).
+ * threads: a chunk is parked (WAIT) on a write lane — a thread that takes
+ * it (offset check), replies, writes it to the staging file and hands it
+ * to a hash lane — and UploadEnd on the admission lane. Writing and hashing
+ * run on two threads, so a session's next chunk travels and is written
+ * while the one before is hashed (the digest is the slowest stage: it
+ * should never wait).
  * One session always maps to the same write and hash lanes, so its chunks
  * stay in order. After a reply is handed to nng a handler touches only its
  * locals: the send may complete and the worker serve its next request. */

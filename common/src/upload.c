@@ -14,7 +14,8 @@
  * Locking: the store mutex guards the session table and reference counts.
  * Per session: `wmu` serialises writes, `hmu` serialises hashing (and
  * guards the hash state), `mu` guards the offsets, counters and state and
- * is only held briefly. Order: store mu, then hmu, wmu, mu. */
+ * is only held briefly. Order: store mu, then hmu, wmu, mu; the store's
+ * bounce-buffer mutex is only ever taken alone. */
 #define _GNU_SOURCE /* fallocate(FALLOC_FL_KEEP_SIZE), sync_file_range */
 #include "flexo/upload.h"
 
@@ -84,7 +85,8 @@ struct fx_upload_store {
 	fx_upload_limits lim;
 	session **tab;
 	size_t n;
-	uint8_t *bounce[BOUNCE_KEEP]; /* spare aligned buffers (under mu) */
+	pthread_mutex_t bmu;          /* guards the two below; taken alone */
+	uint8_t *bounce[BOUNCE_KEEP]; /* spare aligned buffers */
 	size_t n_bounce;
 };
 
@@ -226,7 +228,8 @@ static int64_t now_s(void)
 }
 
 /* A second, O_DIRECT descriptor on the staging file, if the file system
- * takes one (tmpfs and some others refuse: writes then stay buffered). */
+ * takes one (some refuse, older tmpfs among them: writes then stay
+ * buffered). */
 static void open_direct(session *ss, const char *path)
 {
 	ss->dfd = open(path, O_WRONLY | O_DIRECT | O_CLOEXEC | O_NOFOLLOW);
@@ -504,6 +507,7 @@ fx_err fx_upload_store_open(fx_upload_store **out, const char *dir,
 		return fx_diag_set(diag, FX_ENOMEM, "upload store");
 	}
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->bmu, NULL);
 	strcpy(s->dir, dir);
 	s->lim = *lim;
 	if ((err = reload(s, diag)) != FX_OK) {
@@ -523,6 +527,7 @@ void fx_upload_store_close(fx_upload_store *s)
 	for (size_t i = 0; i < s->n_bounce; i++)
 		free(s->bounce[i]);
 	free(s->tab);
+	pthread_mutex_destroy(&s->bmu);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
@@ -693,10 +698,10 @@ static uint8_t *bounce_get(fx_upload_store *s)
 {
 	void *b = NULL;
 
-	pthread_mutex_lock(&s->mu);
+	pthread_mutex_lock(&s->bmu);
 	if (s->n_bounce > 0)
 		b = s->bounce[--s->n_bounce];
-	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_unlock(&s->bmu);
 	if (b == NULL && posix_memalign(&b, DIRECT_ALIGN, BOUNCE_LEN) != 0)
 		b = NULL;
 	return b;
@@ -704,12 +709,12 @@ static uint8_t *bounce_get(fx_upload_store *s)
 
 static void bounce_put(fx_upload_store *s, uint8_t *b)
 {
-	pthread_mutex_lock(&s->mu);
+	pthread_mutex_lock(&s->bmu);
 	if (s->n_bounce < BOUNCE_KEEP) {
 		s->bounce[s->n_bounce++] = b;
 		b = NULL;
 	}
-	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_unlock(&s->bmu);
 	free(b);
 }
 
