@@ -156,7 +156,8 @@ static double hash_rate(uint64_t total)
 	fx_blake2b_init(&h);
 	t0 = now();
 	for (uint64_t done = 0; done < total;) {
-		size_t n = total - done < chunk ? (size_t)(total - done) : chunk;
+		size_t n =
+		    total - done < chunk ? (size_t)(total - done) : chunk;
 		fx_blake2b_update(&h, buf, n);
 		done += n;
 	}
@@ -280,7 +281,8 @@ static double proc_cpu(pid_t pid)
 	/* Fields after the command name (which may hold spaces): state is
 	 * field 3, utime and stime fields 14 and 15. */
 	if ((p = strrchr(buf, ')')) == NULL ||
-	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+	    sscanf(p + 1,
+	           " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
 	           &ut, &st) != 2)
 		return -1;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
@@ -304,8 +306,7 @@ typedef struct run {
 
 /* Starts a coordinator, uploads one payload, reads its VmHWM, stops it. */
 static fx_err one_run(const char *coord_bin, const char *dir, int port,
-                      const char *checkpoint, size_t chunk,
-                      const char *payload,
+                      const char *checkpoint, size_t chunk, const char *payload,
                       const fx_keypair *owner, run *out, fx_diag *d)
 {
 	char url[64], listen[80], staging[FX_PATH_MAX + 1],

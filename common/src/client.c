@@ -224,48 +224,32 @@ static void take_verdict(const Flexo__V1__Verdict *v, fx_submit_result *out)
 	}
 }
 
-static int pread_all(int fd, uint8_t *buf, size_t len, uint64_t off)
-{
-	while (len > 0) {
-		ssize_t k = pread(fd, buf, len, (off_t)off);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		buf += k;
-		len -= (size_t)k;
-		off += (uint64_t)k;
-	}
-	return 0;
-}
-
 /* Payload bytes of the chunk at offset. */
-static size_t chunk_len(const fx_client_opts *o, uint64_t offset,
-                        uint64_t size)
+static size_t chunk_len(const fx_client_opts *o, uint64_t offset, uint64_t size)
 {
 	return size - offset < o->chunk ? (size_t)(size - offset) : o->chunk;
 }
 
-/* Reads n payload bytes at offset into buf and packs them as the
- * UploadChunk request `uc` (session already set) into *out. */
+/* Packs the UploadChunk request `uc` (session already set) for the n
+ * payload bytes at offset into *out, reading them from the file straight
+ * into the message. `hole` only marks the field (never read). */
 static fx_err pack_chunk(int fd, const char *path, Flexo__V1__UploadChunk *uc,
-                         uint64_t offset, size_t n, uint8_t *buf,
+                         uint64_t offset, size_t n, uint8_t *hole,
                          nng_msg **out, fx_diag *diag)
 {
 	Flexo__V1__Request req = FLEXO__V1__REQUEST__INIT;
+	fx_err err;
 
-	errno = 0;
-	if (pread_all(fd, buf, n, offset) != 0)
-		return fx_diag_set(diag, FX_EIO, "reading %s at %llu: %s", path,
-		                   (unsigned long long)offset,
-		                   errno ? strerror(errno) : "file shrank");
 	uc->offset = offset;
-	uc->data.data = buf;
+	uc->data.data = hole;
 	uc->data.len = n;
 	req.protocol = FX_WIRE_PROTOCOL;
 	req.body_case = FLEXO__V1__REQUEST__BODY_UPLOAD_CHUNK;
 	req.upload_chunk = uc;
-	return fx_net_pack(&req.base, out, diag);
+	err = fx_net_pack_file(&req.base, hole, n, fd, offset, out, diag);
+	if (err == FX_EIO)
+		fx_diag_prefix(diag, "payload %s", path);
+	return err;
 }
 
 /* Progress: redrawn on a terminal, a line per tenth otherwise. */
@@ -312,6 +296,8 @@ fx_err fx_client_submit(fx_client *c, const uint8_t *envelope, size_t len,
 		goto out;
 	}
 	size = (uint64_t)st.st_size;
+	/* Marks the chunk's data field for fx_net_pack_file, which reads the
+	 * file into the message itself: never written, so never resident. */
 	if ((buf = malloc(o->chunk)) == NULL) {
 		err = fx_diag_set(diag, FX_ENOMEM, "upload buffer");
 		goto out;

@@ -353,8 +353,8 @@ static void *lane_main(void *arg)
 }
 
 static fx_err lane_start(lane *l, fx_service *svc,
-                         void (*run)(fx_service *, job *),
-                         void (*drop)(job *), size_t max)
+                         void (*run)(fx_service *, job *), void (*drop)(job *),
+                         size_t max)
 {
 	l->svc = svc;
 	l->run = run;

@@ -2,8 +2,9 @@
  * ipc://: an accepted round trip, the verdict asked for again, a payload
  * that does not match its manifest, a key outside the roster refused before
  * any payload moves, chunks of an odd size, release downloads (and refused
- * names), a service restarted mid-upload with the upload resuming, and concurrent
- * contributors. Multi-process, TCP and TLS runs are in tests/net/. */
+ * names), a service restarted mid-upload with the upload resuming, and
+ * concurrent contributors. Multi-process, TCP and TLS runs are in tests/net/.
+ */
 #include "flexo/client.h"
 #include "flexo/service.h"
 

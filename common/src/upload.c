@@ -728,8 +728,8 @@ static void bounce_put(fx_upload_store *s, uint8_t *b)
 static fx_err stage_write(fx_upload_store *s, session *ss, const uint8_t *data,
                           size_t len, uint64_t off)
 {
-	size_t head = (size_t)((DIRECT_ALIGN - off % DIRECT_ALIGN) %
-	                       DIRECT_ALIGN);
+	size_t head =
+	    (size_t)((DIRECT_ALIGN - off % DIRECT_ALIGN) % DIRECT_ALIGN);
 	size_t body, buffered = 0;
 	uint8_t *b = NULL;
 	fx_err err = FX_OK;

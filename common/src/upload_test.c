@@ -401,8 +401,8 @@ static void test_checkpoint_names_hashed(void)
 	CHECK(fx_upload_hash(s, id, 1800, data + 1800, 600, &d) ==
 	      FX_EINTERNAL);
 	CHECK(strstr(d.msg, "out of order") != NULL);
-	CHECK(fx_upload_write(s, id, 2400, data + 2400, 600, NULL, NULL,
-	                      &acked, &wrote, &d) == FX_ENOTFOUND);
+	CHECK(fx_upload_write(s, id, 2400, data + 2400, 600, NULL, NULL, &acked,
+	                      &wrote, &d) == FX_ENOTFOUND);
 	CHECK(file_size(path) == -1);
 	CHECK_OK(fx_upload_begin(s, &claim, (const uint8_t *)"env-h", 5, id,
 	                         id2, &off, &d));
