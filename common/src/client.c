@@ -366,6 +366,8 @@ fx_err fx_client_submit(fx_client *c, const uint8_t *envelope, size_t len,
 		 * the acknowledgement moves elsewhere. */
 		uc.session_id.data = sid;
 		uc.session_id.len = sizeof(sid);
+		nng_msg_free(next); /* packed for a session begun before */
+		next = NULL;
 		while (offset < size) {
 			size_t n = chunk_len(o, offset, size);
 			nng_msg *cur = next;
