@@ -97,22 +97,13 @@ void fx_submit_result_release(fx_submit_result *r)
 	r->receipt_len = 0;
 }
 
-/* One request/reply. A coordinator Error becomes its fx_err (codes outside
- * the enum: FX_EPROTO) with its message in diag. */
-static fx_err exchange(fx_client *c, const Flexo__V1__Request *req,
-                       int timeout_ms, Flexo__V1__Response **resp,
-                       fx_diag *diag)
+/* Sends a packed request (msg is nng's afterwards, also on failure). */
+static fx_err send_msg(fx_client *c, nng_msg *msg, fx_diag *diag)
 {
-	nng_msg *msg = NULL;
-	Flexo__V1__Response *r = NULL;
 	fx_err err;
 	int rv;
 
-	((Flexo__V1__Request *)req)->protocol = FX_WIRE_PROTOCOL;
-	if ((err = fx_net_pack(&req->base, &msg, diag)) != FX_OK)
-		return err;
 	nng_socket_set_ms(c->sock, NNG_OPT_SENDTIMEO, c->o->timeout_ms);
-	nng_socket_set_ms(c->sock, NNG_OPT_RECVTIMEO, timeout_ms);
 	if ((rv = nng_sendmsg(c->sock, msg, 0)) != 0) {
 		nng_msg_free(msg);
 		err = fx_net_error(rv, diag, "sending");
@@ -120,6 +111,20 @@ static fx_err exchange(fx_client *c, const Flexo__V1__Request *req,
 		               c->o->url, c->o->timeout_ms);
 		return err;
 	}
+	return FX_OK;
+}
+
+/* Waits for the reply to the request sent. A coordinator Error becomes its
+ * fx_err (codes outside the enum: FX_EPROTO) with its message in diag. */
+static fx_err recv_reply(fx_client *c, int timeout_ms,
+                         Flexo__V1__Response **resp, fx_diag *diag)
+{
+	nng_msg *msg = NULL;
+	Flexo__V1__Response *r = NULL;
+	fx_err err;
+	int rv;
+
+	nng_socket_set_ms(c->sock, NNG_OPT_RECVTIMEO, timeout_ms);
 	if ((rv = nng_recvmsg(c->sock, &msg, 0)) != 0) {
 		err = fx_net_error(rv, diag, "waiting for the reply");
 		fx_diag_prefix(diag, "%s", c->o->url);
@@ -149,6 +154,21 @@ static fx_err exchange(fx_client *c, const Flexo__V1__Request *req,
 	}
 	*resp = r;
 	return FX_OK;
+}
+
+/* One request/reply. */
+static fx_err exchange(fx_client *c, const Flexo__V1__Request *req,
+                       int timeout_ms, Flexo__V1__Response **resp,
+                       fx_diag *diag)
+{
+	nng_msg *msg = NULL;
+	fx_err err;
+
+	((Flexo__V1__Request *)req)->protocol = FX_WIRE_PROTOCOL;
+	if ((err = fx_net_pack(&req->base, &msg, diag)) != FX_OK ||
+	    (err = send_msg(c, msg, diag)) != FX_OK)
+		return err;
+	return recv_reply(c, timeout_ms, resp, diag);
 }
 
 fx_err fx_client_ping(fx_client *c, fx_diag *diag)
@@ -204,19 +224,32 @@ static void take_verdict(const Flexo__V1__Verdict *v, fx_submit_result *out)
 	}
 }
 
-static int pread_all(int fd, uint8_t *buf, size_t len, uint64_t off)
+/* Payload bytes of the chunk at offset. */
+static size_t chunk_len(const fx_client_opts *o, uint64_t offset, uint64_t size)
 {
-	while (len > 0) {
-		ssize_t k = pread(fd, buf, len, (off_t)off);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		buf += k;
-		len -= (size_t)k;
-		off += (uint64_t)k;
-	}
-	return 0;
+	return size - offset < o->chunk ? (size_t)(size - offset) : o->chunk;
+}
+
+/* Packs the UploadChunk request `uc` (session already set) for the n
+ * payload bytes at offset into *out, reading them from the file straight
+ * into the message. `hole` only marks the field (never read). */
+static fx_err pack_chunk(int fd, const char *path, Flexo__V1__UploadChunk *uc,
+                         uint64_t offset, size_t n, uint8_t *hole,
+                         nng_msg **out, fx_diag *diag)
+{
+	Flexo__V1__Request req = FLEXO__V1__REQUEST__INIT;
+	fx_err err;
+
+	uc->offset = offset;
+	uc->data.data = hole;
+	uc->data.len = n;
+	req.protocol = FX_WIRE_PROTOCOL;
+	req.body_case = FLEXO__V1__REQUEST__BODY_UPLOAD_CHUNK;
+	req.upload_chunk = uc;
+	err = fx_net_pack_file(&req.base, hole, n, fd, offset, out, diag);
+	if (err == FX_EIO)
+		fx_diag_prefix(diag, "payload %s", path);
+	return err;
 }
 
 /* Progress: redrawn on a terminal, a line per tenth otherwise. */
@@ -247,7 +280,8 @@ fx_err fx_client_submit(fx_client *c, const uint8_t *envelope, size_t len,
 	fx_submit_result res;
 	uint8_t sid[FX_UPLOAD_ID_BYTES], *buf = NULL;
 	int have_sid = 0, failures = 0, fd = -1;
-	uint64_t size, offset = 0, next_line = 0, rate_bytes = 0;
+	uint64_t size, offset = 0, next_line = 0, rate_bytes = 0, next_off = 0;
+	nng_msg *next = NULL; /* the chunk at next_off, packed ahead */
 	double t0 = now_sec(), rate_t0 = t0;
 	struct stat st;
 	fx_err err = FX_OK;
@@ -262,6 +296,8 @@ fx_err fx_client_submit(fx_client *c, const uint8_t *envelope, size_t len,
 		goto out;
 	}
 	size = (uint64_t)st.st_size;
+	/* Marks the chunk's data field for fx_net_pack_file, which reads the
+	 * file into the message itself: never written, so never resident. */
 	if ((buf = malloc(o->chunk)) == NULL) {
 		err = fx_diag_set(diag, FX_ENOMEM, "upload buffer");
 		goto out;
@@ -324,26 +360,34 @@ fx_err fx_client_submit(fx_client *c, const uint8_t *envelope, size_t len,
 		fx_wire_free(&resp->base);
 		resp = NULL;
 
-		/* Chunks, each acknowledged with the offset reached. */
+		/* Chunks, each acknowledged with the offset reached. While
+		 * one is on its way the next is read and packed, so the file
+		 * read overlaps the coordinator's work; it is thrown away if
+		 * the acknowledgement moves elsewhere. */
+		uc.session_id.data = sid;
+		uc.session_id.len = sizeof(sid);
+		nng_msg_free(next); /* packed for a session begun before */
+		next = NULL;
 		while (offset < size) {
-			size_t n = size - offset < o->chunk
-			               ? (size_t)(size - offset)
-			               : o->chunk;
-			if (pread_all(fd, buf, n, offset) != 0) {
-				err = fx_diag_set(
-				    diag, FX_EIO, "reading %s at %llu: %s",
-				    payload_path, (unsigned long long)offset,
-				    strerror(errno));
-				goto out;
+			size_t n = chunk_len(o, offset, size);
+			nng_msg *cur = next;
+			next = NULL;
+			if (cur == NULL || next_off != offset) {
+				nng_msg_free(cur);
+				if ((err = pack_chunk(fd, payload_path, &uc,
+				                      offset, n, buf, &cur,
+				                      diag)) != FX_OK)
+					goto out;
 			}
-			uc.session_id.data = sid;
-			uc.session_id.len = sizeof(sid);
-			uc.offset = offset;
-			uc.data.data = buf;
-			uc.data.len = n;
-			req.body_case = FLEXO__V1__REQUEST__BODY_UPLOAD_CHUNK;
-			req.upload_chunk = &uc;
-			err = exchange(c, &req, o->timeout_ms, &resp, diag);
+			if ((err = send_msg(c, cur, diag)) != FX_OK)
+				break;
+			next_off = offset + n;
+			if (next_off < size &&
+			    (err = pack_chunk(fd, payload_path, &uc, next_off,
+			                      chunk_len(o, next_off, size), buf,
+			                      &next, diag)) != FX_OK)
+				goto out;
+			err = recv_reply(c, o->timeout_ms, &resp, diag);
 			if (err != FX_OK)
 				break;
 			res.sent += n;
@@ -430,6 +474,7 @@ done:
 out:
 	if (resp != NULL)
 		fx_wire_free(&resp->base);
+	nng_msg_free(next);
 	fx_submit_result_release(&res);
 	free(buf);
 	if (fd >= 0)

@@ -1,12 +1,15 @@
 /* The coordinator's contribution endpoint (service.h). Each worker is one
  * nng context with one aio, cycling RECV -> (handle) -> SEND -> RECV, as in
  * nng's asynchronous reqrep server demo. Slow work never runs on nng's own
- * threads: a chunk is parked (WAIT) on a chunk lane — a thread that writes
- * it, replies, then hashes it, so the contributor's next chunk is already
- * on its way while the hash runs — and UploadEnd on the admission lane.
- * One session always maps to the same chunk lane, so its chunks stay in
- * order. After a reply is handed to nng a handler touches only its locals:
- * the send may complete and the worker serve its next request at once. */
+ * threads: a chunk is parked (WAIT) on a write lane — a thread that takes
+ * it (offset check), replies, writes it to the staging file and hands it
+ * to a hash lane — and UploadEnd on the admission lane. Writing and hashing
+ * run on two threads, so a session's next chunk travels and is written
+ * while the one before is hashed (the digest is the slowest stage: it
+ * should never wait).
+ * One session always maps to the same write and hash lanes, so its chunks
+ * stay in order. After a reply is handed to nng a handler touches only its
+ * locals: the send may complete and the worker serve its next request. */
 #include "flexo/service.h"
 
 #include <errno.h>
@@ -25,27 +28,45 @@
 
 enum { W_RECV, W_SEND, W_WAIT };
 
-#define CHUNK_LANES 2 /* threads writing and hashing chunks */
+#define CHUNK_LANES 2 /* threads writing chunks, and as many hashing them */
+/* Chunks queued for hashing per hash lane (one more is being hashed): the
+ * write lane waits for room, which bounds the memory held between the
+ * stages and lets the contributor's pace follow the digest's. */
+#define HASH_QUEUE_MAX 2
+
+/* An item on a lane's FIFO (first member of what is queued). */
+typedef struct job {
+	struct job *next;
+} job;
 
 typedef struct worker {
+	job link; /* lane queue link (first: a worker is a job) */
 	fx_service *svc;
 	nng_aio *aio;
 	nng_ctx ctx;
 	int state;
 	uint8_t session[FX_UPLOAD_ID_BYTES]; /* W_WAIT: upload to admit */
 	Flexo__V1__Request *req; /* W_WAIT: chunk to store (owned) */
-	struct worker *next;     /* lane queue link */
 } worker;
 
-/* A thread with a FIFO of parked workers. */
+/* A written chunk waiting to be hashed: owns the decoded request. */
+typedef struct hash_job {
+	job link; /* first */
+	Flexo__V1__Request *req;
+} hash_job;
+
+/* A thread with a FIFO of jobs, bounded (pushers wait) if max > 0. */
 typedef struct lane {
 	fx_service *svc;
-	void (*run)(fx_service *, worker *);
+	void (*run)(fx_service *, job *);
+	void (*drop)(job *); /* a job never run (stopping) */
 	pthread_t thread;
 	int started;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	worker *head, *tail;
+	pthread_cond_t cv;   /* work queued, or stopping */
+	pthread_cond_t room; /* queue shrank, or stopping */
+	job *head, *tail;
+	size_t len, max;
 	int stopping;
 } lane;
 
@@ -57,7 +78,8 @@ struct fx_service {
 	worker *workers;
 	int n_workers;
 	lane admit;
-	lane chunks[CHUNK_LANES];
+	lane writes[CHUNK_LANES];
+	lane hashes[CHUNK_LANES];
 };
 
 void fx_service_config_init(fx_service_config *cfg)
@@ -275,6 +297,123 @@ out:
 	fx_wire_free(env ? &env->base : NULL);
 }
 
+/* Queues jb on lane l, first waiting for room if the lane is bounded. A
+ * stopping lane drops the job. A worker's aio is idle until the lane
+ * replies through it. */
+static void lane_push(lane *l, job *jb)
+{
+	pthread_mutex_lock(&l->mu);
+	while (l->max > 0 && l->len >= l->max && !l->stopping)
+		pthread_cond_wait(&l->room, &l->mu);
+	if (l->stopping) {
+		pthread_mutex_unlock(&l->mu);
+		l->drop(jb);
+		return;
+	}
+	jb->next = NULL;
+	if (l->tail)
+		l->tail->next = jb;
+	else
+		l->head = jb;
+	l->tail = jb;
+	l->len++;
+	pthread_cond_signal(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+}
+
+/* Parks w (state WAIT) on lane l. */
+static void park(lane *l, worker *w)
+{
+	w->state = W_WAIT;
+	lane_push(l, &w->link);
+}
+
+static void *lane_main(void *arg)
+{
+	lane *l = arg;
+
+	for (;;) {
+		job *jb;
+		pthread_mutex_lock(&l->mu);
+		while (l->head == NULL && !l->stopping)
+			pthread_cond_wait(&l->cv, &l->mu);
+		if (l->stopping) {
+			pthread_mutex_unlock(&l->mu);
+			return NULL;
+		}
+		jb = l->head;
+		l->head = jb->next;
+		if (l->head == NULL)
+			l->tail = NULL;
+		l->len--;
+		pthread_cond_signal(&l->room);
+		pthread_mutex_unlock(&l->mu);
+		l->run(l->svc, jb);
+	}
+}
+
+static fx_err lane_start(lane *l, fx_service *svc,
+                         void (*run)(fx_service *, job *), void (*drop)(job *),
+                         size_t max)
+{
+	l->svc = svc;
+	l->run = run;
+	l->drop = drop;
+	l->max = max;
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_cond_init(&l->cv, NULL);
+	pthread_cond_init(&l->room, NULL);
+	if (pthread_create(&l->thread, NULL, lane_main, l) != 0) {
+		pthread_cond_destroy(&l->room);
+		pthread_cond_destroy(&l->cv);
+		pthread_mutex_destroy(&l->mu);
+		return FX_ENOMEM;
+	}
+	l->started = 1;
+	return FX_OK;
+}
+
+/* Stops the thread after its current job; queued jobs are dropped (parked
+ * chunks: their contributors resend; parked admissions get no reply and
+ * ask again; written chunks not yet hashed: the next start cuts the
+ * session back to its last checkpoint). */
+static void lane_stop(lane *l)
+{
+	if (!l->started)
+		return;
+	pthread_mutex_lock(&l->mu);
+	l->stopping = 1;
+	pthread_cond_broadcast(&l->cv);
+	pthread_cond_broadcast(&l->room);
+	pthread_mutex_unlock(&l->mu);
+	pthread_join(l->thread, NULL);
+	while (l->head != NULL) {
+		job *jb = l->head;
+		l->head = jb->next;
+		l->drop(jb);
+	}
+	l->tail = NULL;
+	l->len = 0;
+	pthread_cond_destroy(&l->room);
+	pthread_cond_destroy(&l->cv);
+	pthread_mutex_destroy(&l->mu);
+	l->started = 0;
+}
+
+static void drop_worker(job *jb)
+{
+	worker *w = (worker *)jb;
+	fx_wire_free(w->req ? &w->req->base : NULL);
+	w->req = NULL;
+}
+
+static void drop_hash(job *jb)
+{
+	hash_job *hj = (hash_job *)jb;
+	fx_wire_free(&hj->req->base);
+	free(hj);
+}
+
 typedef struct ack_arg {
 	worker *w;
 	const uint8_t *sid;
@@ -288,105 +427,64 @@ static void on_ack(void *arg, uint64_t acked)
 	send_ack(a->w, a->sid, acked);
 }
 
-/* Chunk lane: store, reply, hash (fx_upload_chunk calls on_ack between). */
-static void store_chunk(fx_service *svc, worker *w)
+/* Write lane: take the chunk, reply, write it, hand it to its session's
+ * hash lane (waiting for room there: the digest sets the pace). The reply
+ * goes out before the disk write, so the contributor's next chunk travels
+ * (and is decoded) while this one is written. */
+static void store_chunk(fx_service *svc, job *jb)
 {
+	worker *w = (worker *)jb;
 	Flexo__V1__Request *req = w->req;
 	const Flexo__V1__UploadChunk *ch = req->upload_chunk;
-	const fx_service_config *cfg = svc->cfg;
-	ack_arg a = {w, ch->session_id.data, 0};
+	uint8_t sid[FX_UPLOAD_ID_BYTES];
+	ack_arg a = {w, sid, 0};
 	uint64_t acked = 0;
+	hash_job *hj = NULL;
+	int wrote = 0;
 	fx_diag d = {{0}};
 	fx_err err;
 
 	w->req = NULL; /* before any reply: w may be parked again after */
-	err = fx_upload_chunk(svc->store, ch->session_id.data, ch->offset,
-	                      ch->data.data, ch->data.len, on_ack, &a, &acked,
-	                      &d);
+	memcpy(sid, ch->session_id.data, sizeof(sid));
+	/* Allocated first: written bytes must reach the hash lane, in order. */
+	if ((hj = malloc(sizeof(*hj))) == NULL) {
+		send_error(w, FX_ENOMEM, "no memory for an upload chunk");
+		fx_wire_free(&req->base);
+		return;
+	}
+	err = fx_upload_write(svc->store, sid, ch->offset, ch->data.data,
+	                      ch->data.len, on_ack, &a, &acked, &wrote, &d);
 	if (a.sent) {
 		/* Replied already; w may be serving its next request now. */
 		if (err != FX_OK)
-			fx_log(cfg->log, FX_WARN, "upload checkpoint: %s",
+			fx_log(svc->cfg->log, FX_WARN, "upload chunk: %s",
 			       d.msg);
 	} else if (err != FX_OK) {
 		send_error(w, err, d.msg);
 	} else {
-		send_ack(w, ch->session_id.data, acked);
+		send_ack(w, sid, acked);
 	}
-	fx_wire_free(&req->base);
-}
-
-/* Parks w on lane l (its aio is idle until the lane replies through it). */
-static void lane_push(lane *l, worker *w)
-{
-	pthread_mutex_lock(&l->mu);
-	w->state = W_WAIT;
-	w->next = NULL;
-	if (l->tail)
-		l->tail->next = w;
-	else
-		l->head = w;
-	l->tail = w;
-	pthread_cond_signal(&l->cv);
-	pthread_mutex_unlock(&l->mu);
-}
-
-static void *lane_main(void *arg)
-{
-	lane *l = arg;
-
-	for (;;) {
-		worker *w;
-		pthread_mutex_lock(&l->mu);
-		while (l->head == NULL && !l->stopping)
-			pthread_cond_wait(&l->cv, &l->mu);
-		if (l->stopping) {
-			pthread_mutex_unlock(&l->mu);
-			return NULL;
-		}
-		w = l->head;
-		l->head = w->next;
-		if (l->head == NULL)
-			l->tail = NULL;
-		pthread_mutex_unlock(&l->mu);
-		l->run(l->svc, w);
-	}
-}
-
-static fx_err lane_start(lane *l, fx_service *svc,
-                         void (*run)(fx_service *, worker *))
-{
-	l->svc = svc;
-	l->run = run;
-	pthread_mutex_init(&l->mu, NULL);
-	pthread_cond_init(&l->cv, NULL);
-	if (pthread_create(&l->thread, NULL, lane_main, l) != 0) {
-		pthread_cond_destroy(&l->cv);
-		pthread_mutex_destroy(&l->mu);
-		return FX_ENOMEM;
-	}
-	l->started = 1;
-	return FX_OK;
-}
-
-/* Stops the thread after its current job; parked chunks are dropped (their
- * contributors resend), parked admissions get no reply (they ask again). */
-static void lane_stop(lane *l)
-{
-	if (!l->started)
+	if (!wrote) {
+		free(hj);
+		fx_wire_free(&req->base);
 		return;
-	pthread_mutex_lock(&l->mu);
-	l->stopping = 1;
-	pthread_cond_signal(&l->cv);
-	pthread_mutex_unlock(&l->mu);
-	pthread_join(l->thread, NULL);
-	for (worker *w = l->head; w != NULL; w = w->next) {
-		fx_wire_free(w->req ? &w->req->base : NULL);
-		w->req = NULL;
 	}
-	pthread_cond_destroy(&l->cv);
-	pthread_mutex_destroy(&l->mu);
-	l->started = 0;
+	hj->req = req;
+	lane_push(&svc->hashes[sid[0] % CHUNK_LANES], &hj->link);
+}
+
+/* Hash lane: digest (and checkpoint) one written chunk, in order. */
+static void hash_chunk(fx_service *svc, job *jb)
+{
+	hash_job *hj = (hash_job *)jb;
+	const Flexo__V1__UploadChunk *ch = hj->req->upload_chunk;
+	fx_diag d = {{0}};
+
+	if (fx_upload_hash(svc->store, ch->session_id.data, ch->offset,
+	                   ch->data.data, ch->data.len, &d) != FX_OK)
+		fx_log(svc->cfg->log, FX_WARN, "upload chunk: %s", d.msg);
+	fx_wire_free(&hj->req->base);
+	free(hj);
 }
 
 static void handle_end(worker *w, const Flexo__V1__UploadEnd *ue)
@@ -403,7 +501,7 @@ static void handle_end(worker *w, const Flexo__V1__UploadEnd *ue)
 		return;
 	}
 	memcpy(w->session, ue->session_id.data, FX_UPLOAD_ID_BYTES);
-	lane_push(&svc->admit, w);
+	park(&svc->admit, w);
 }
 
 /* A plain file name inside the release directory: no path, no hidden
@@ -546,10 +644,9 @@ static void handle(worker *w, nng_msg *msg)
 	case FLEXO__V1__REQUEST__BODY_UPLOAD_CHUNK:
 		/* The lane owns the request from here. */
 		w->req = req;
-		lane_push(
-		    &w->svc->chunks[req->upload_chunk->session_id.data[0] %
-		                    CHUNK_LANES],
-		    w);
+		park(&w->svc->writes[req->upload_chunk->session_id.data[0] %
+		                     CHUNK_LANES],
+		     w);
 		return;
 	case FLEXO__V1__REQUEST__BODY_UPLOAD_END:
 		handle_end(w, req->upload_end);
@@ -599,8 +696,9 @@ static void worker_cb(void *arg)
 
 /* Runs fx_upload_finish + admission + stored verdict for one parked
  * worker, then replies through it. */
-static void admit_one(fx_service *svc, worker *w)
+static void admit_one(fx_service *svc, job *jb)
 {
+	worker *w = (worker *)jb;
 	const fx_service_config *cfg = svc->cfg;
 	fx_upload_done done;
 	fx_verdict v;
@@ -701,12 +799,15 @@ fx_err fx_service_start(fx_service **out, const fx_service_config *cfg,
 		}
 		s->n_workers++;
 	}
-	if (lane_start(&s->admit, s, admit_one) != FX_OK) {
+	if (lane_start(&s->admit, s, admit_one, drop_worker, 0) != FX_OK) {
 		err = fx_diag_set(diag, FX_ENOMEM, "admission thread");
 		goto fail;
 	}
 	for (int i = 0; i < CHUNK_LANES; i++)
-		if (lane_start(&s->chunks[i], s, store_chunk) != FX_OK) {
+		if (lane_start(&s->hashes[i], s, hash_chunk, drop_hash,
+		               HASH_QUEUE_MAX) != FX_OK ||
+		    lane_start(&s->writes[i], s, store_chunk, drop_worker, 0) !=
+		        FX_OK) {
 			err = fx_diag_set(diag, FX_ENOMEM, "chunk thread");
 			goto fail;
 		}
@@ -728,10 +829,14 @@ void fx_service_stop(fx_service *s)
 	if (s == NULL)
 		return;
 	/* The lanes reply through contexts: they must be gone before the
-	 * socket (and with it every context) is closed. */
+	 * socket (and with it every context) is closed. Admission and the
+	 * write lanes may be waiting on the hash lanes (a finish for the last
+	 * chunks' digest, a push for room), so those stop last. */
 	lane_stop(&s->admit);
 	for (int i = 0; i < CHUNK_LANES; i++)
-		lane_stop(&s->chunks[i]);
+		lane_stop(&s->writes[i]);
+	for (int i = 0; i < CHUNK_LANES; i++)
+		lane_stop(&s->hashes[i]);
 	if (s->sock_open)
 		nng_close(s->sock);
 	for (int i = 0; i < s->n_workers; i++) {

@@ -1,9 +1,10 @@
 /* Tests of the service and the client together, in one process over
  * ipc://: an accepted round trip, the verdict asked for again, a payload
  * that does not match its manifest, a key outside the roster refused before
- * any payload moves, release downloads (and refused names), a service
- * restarted mid-upload with the upload resuming, and concurrent
- * contributors. Multi-process, TCP and TLS runs are in tests/net/. */
+ * any payload moves, chunks of an odd size, release downloads (and refused
+ * names), a service restarted mid-upload with the upload resuming, and
+ * concurrent contributors. Multi-process, TCP and TLS runs are in tests/net/.
+ */
 #include "flexo/client.h"
 #include "flexo/service.h"
 
@@ -163,6 +164,42 @@ static void test_round_trip(void)
 	                       &d) == FX_EFORMAT);
 	CHECK_MSG(strstr(d.msg, "contribution") != NULL, "%s", d.msg);
 
+	fx_client_close(c);
+	fx_service_stop(svc);
+}
+
+/* Chunks of an odd size: every staging write starts and ends inside a
+ * disk block (direct and buffered writes mixed), the client packs each
+ * next chunk ahead, and checkpoints fall between chunks. */
+static void test_odd_chunks(void)
+{
+	fx_service_config cfg;
+	fx_service *svc = NULL;
+	fx_client_opts o;
+	fx_client *c = NULL;
+	fx_submit_result r;
+	uint8_t *env = NULL;
+	size_t env_len = 0;
+	char payload[320];
+	fx_diag d = {{0}};
+
+	snprintf(payload, sizeof(payload), "%s/odd.bin", dir);
+	CHECK_OK(write_random(payload, 1000003, 41));
+	service_config(&cfg);
+	cfg.limits.checkpoint_every = 150001;
+	CHECK_OK(fx_service_start(&svc, &cfg, &d));
+	client_opts(&o);
+	o.chunk = 100003;
+	CHECK_OK(fx_client_open(&c, &o, &d));
+	CHECK_OK(seal(&alice, payload, 7, &env, &env_len));
+	memset(&r, 0, sizeof(r));
+	CHECK_MSG(fx_client_submit(c, env, env_len, payload, &r, &d) == FX_OK,
+	          "%s", d.msg);
+	CHECK_MSG(r.decision == FLEXO__V1__DECISION__DECISION_ACCEPTED,
+	          "%s: %s", r.gate, r.reason);
+	CHECK(r.sent == 1000003 && r.rewinds == 0 && r.resumes == 0);
+	fx_submit_result_release(&r);
+	free(env);
 	fx_client_close(c);
 	fx_service_stop(svc);
 }
@@ -456,6 +493,7 @@ int main(void)
 		return 1;
 	}
 	RUN(test_round_trip);
+	RUN(test_odd_chunks);
 	RUN(test_fetch);
 	RUN(test_protocol_errors);
 	RUN(test_restart_mid_upload);

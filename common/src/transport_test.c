@@ -1,9 +1,12 @@
 /* Tests of the transport helpers: URL checks, error mapping, listener
  * arguments and TLS files named in errors, and NNG_OPT_RECVMAXSZ really
  * set: a message over the limit is dropped (the sender sees no reply) while
- * one under it is answered — the reason every chunk is acknowledged. */
+ * one under it is answered — the reason every chunk is acknowledged; and
+ * packing a chunk with its bytes read from a file straight into the
+ * message decodes to exactly those bytes. */
 #include "flexo/transport.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +15,8 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include "flexo.pb-c.h"
+#include "flexo/wire.h"
 #include "fx_test.h"
 
 static void test_urls_and_errors(void)
@@ -99,11 +104,66 @@ static void test_recv_limit(void)
 	nng_close(rep);
 }
 
+static void test_pack_file(void)
+{
+	char path[] = "/tmp/fx-transport-test-XXXXXX";
+	static uint8_t bytes[300000], hole[100001];
+	uint8_t sid[16];
+	Flexo__V1__Request req = FLEXO__V1__REQUEST__INIT;
+	Flexo__V1__UploadChunk uc = FLEXO__V1__UPLOAD_CHUNK__INIT;
+	Flexo__V1__Request *back = NULL;
+	nng_msg *msg = NULL;
+	int fd = mkstemp(path);
+	fx_diag d = {{0}};
+
+	CHECK(fd >= 0);
+	for (size_t i = 0; i < sizeof(bytes); i++)
+		bytes[i] = (uint8_t)(i * 7 + (i >> 9));
+	memset(sid, 0x42, sizeof(sid));
+	CHECK(write(fd, bytes, sizeof(bytes)) == (ssize_t)sizeof(bytes));
+	uc.session_id.data = sid;
+	uc.session_id.len = sizeof(sid);
+	uc.offset = 123457;
+	uc.data.data = hole;
+	uc.data.len = sizeof(hole);
+	req.protocol = FX_WIRE_PROTOCOL;
+	req.body_case = FLEXO__V1__REQUEST__BODY_UPLOAD_CHUNK;
+	req.upload_chunk = &uc;
+	CHECK_OK(fx_net_pack_file(&req.base, hole, sizeof(hole), fd, 123457,
+	                          &msg, &d));
+	if (msg != NULL) {
+		CHECK_OK(fx_net_unpack(msg, &flexo__v1__request__descriptor,
+		                       FX_WIRE_MSG_MAX,
+		                       (ProtobufCMessage **)&back, &d));
+		nng_msg_free(msg);
+		msg = NULL;
+	}
+	if (back != NULL) {
+		const Flexo__V1__UploadChunk *c = back->upload_chunk;
+		CHECK(back->body_case == FLEXO__V1__REQUEST__BODY_UPLOAD_CHUNK);
+		CHECK(c->offset == 123457 && c->session_id.len == sizeof(sid));
+		CHECK(c->data.len == sizeof(hole));
+		CHECK(memcmp(c->data.data, bytes + 123457, sizeof(hole)) == 0);
+		fx_wire_free(&back->base);
+	}
+	/* The file ends before the field does. */
+	CHECK(fx_net_pack_file(&req.base, hole, sizeof(hole), fd, 250000, &msg,
+	                       &d) == FX_EIO);
+	CHECK_MSG(strstr(d.msg, "250000") != NULL, "%s", d.msg);
+	/* No field points at the marker. */
+	CHECK(fx_net_pack_file(&req.base, bytes, sizeof(hole), fd, 0, &msg,
+	                       &d) == FX_EINTERNAL);
+	CHECK(msg == NULL);
+	close(fd);
+	unlink(path);
+}
+
 int main(void)
 {
 	RUN(test_urls_and_errors);
 	RUN(test_listen_arguments);
 	RUN(test_recv_limit);
+	RUN(test_pack_file);
 	nng_fini();
 	return FX_TEST_REPORT();
 }

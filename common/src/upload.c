@@ -6,8 +6,16 @@
  *   <id>.part     the payload bytes received so far
  *   <id>.state    the last checkpoint: offset and hash state at that offset
  *   <id>.verdict  the verdict, once admission decided (the others are gone)
- * Locking: the store mutex guards the session table and reference counts;
- * each session's own mutex serialises its chunks, in offset order. */
+ * A chunk goes through two stages, which may run on two threads so that
+ * one session's disk write and its hashing overlap: fx_upload_write puts
+ * the bytes in the staging file (the acknowledged offset), fx_upload_hash
+ * feeds the same bytes, in order, to the digest and makes the checkpoints,
+ * which record the hashed offset only.
+ * Locking: the store mutex guards the session table and reference counts.
+ * Per session: `wmu` serialises writes, `hmu` serialises hashing (and
+ * guards the hash state), `mu` guards the offsets, counters and state and
+ * is only held briefly. Order: store mu, then hmu, wmu, mu; the store's
+ * bounce-buffer mutex is only ever taken alone. */
 #define _GNU_SOURCE /* fallocate(FALLOC_FL_KEEP_SIZE), sync_file_range */
 #include "flexo/upload.h"
 
@@ -36,6 +44,15 @@
 	(MAGIC_LEN + FX_UPLOAD_ID_BYTES + FX_KEY_ID_BYTES + FX_BLAKE2B_BYTES + \
 	 8 + 8 + 4)
 #define ID_HEX (2 * FX_UPLOAD_ID_BYTES)
+/* Staging writes: whole blocks of DIRECT_ALIGN bytes go through an
+ * O_DIRECT descriptor, from aligned bounce buffers of BOUNCE_LEN bytes of
+ * which the store keeps BOUNCE_KEEP for reuse. The bytes are written once
+ * and never read back by the transport (the digest is computed from the
+ * received chunk), so the page cache would only cost: filling fresh page
+ * cache pages was measured as the slowest stage of an upload. */
+#define DIRECT_ALIGN 4096u
+#define BOUNCE_LEN   (4u << 20)
+#define BOUNCE_KEEP  2
 
 enum { ST_RECEIVING, ST_ADMITTING, ST_DONE };
 
@@ -43,17 +60,22 @@ typedef struct session {
 	uint8_t id[FX_UPLOAD_ID_BYTES];
 	uint8_t key_id[FX_KEY_ID_BYTES];
 	uint8_t env_digest[FX_BLAKE2B_BYTES];
-	uint64_t size;   /* declared payload size */
-	uint64_t offset; /* bytes written and hashed */
-	uint64_t ckpt;   /* offset of the last durable checkpoint */
+	uint64_t size;    /* declared payload size */
+	uint64_t offset;  /* bytes written: the acknowledged offset */
+	uint64_t hashed;  /* bytes hashed (<= offset) */
+	uint64_t ckpt;    /* offset of the last durable checkpoint */
+	unsigned pending; /* chunks written, not yet hashed */
+	int damaged;      /* hashing saw a chunk out of order: dropped */
 	int state;
-	int fd; /* staging file, -1 once done */
+	int fd;  /* staging file, -1 once done */
+	int dfd; /* the same, O_DIRECT; -1 if unsupported or done */
 	fx_blake2b_ctx hash;
 	int64_t touched; /* last activity, Unix seconds */
 	uint8_t *verdict;
 	size_t verdict_len;
-	pthread_mutex_t mu;
-	int refs; /* holders outside the store lock */
+	pthread_mutex_t mu, wmu, hmu;
+	pthread_cond_t cv; /* `pending` dropped */
+	int refs;          /* holders outside the store lock */
 	int dead; /* removed from the table; freed when refs drops to 0 */
 } session;
 
@@ -63,6 +85,9 @@ struct fx_upload_store {
 	fx_upload_limits lim;
 	session **tab;
 	size_t n;
+	pthread_mutex_t bmu;          /* guards the two below; taken alone */
+	uint8_t *bounce[BOUNCE_KEEP]; /* spare aligned buffers */
+	size_t n_bounce;
 };
 
 void fx_upload_limits_default(fx_upload_limits *lim)
@@ -132,8 +157,11 @@ static session *session_new(void)
 	if (posix_memalign(&mem, _Alignof(session), sizeof(session)) != 0)
 		return NULL;
 	ss = memset(mem, 0, sizeof(session));
-	ss->fd = -1;
+	ss->fd = ss->dfd = -1;
 	pthread_mutex_init(&ss->mu, NULL);
+	pthread_mutex_init(&ss->wmu, NULL);
+	pthread_mutex_init(&ss->hmu, NULL);
+	pthread_cond_init(&ss->cv, NULL);
 	return ss;
 }
 
@@ -143,8 +171,13 @@ static void session_free(session *ss)
 		return;
 	if (ss->fd >= 0)
 		close(ss->fd);
+	if (ss->dfd >= 0)
+		close(ss->dfd);
 	free(ss->verdict);
 	sodium_memzero(&ss->hash, sizeof(ss->hash));
+	pthread_cond_destroy(&ss->cv);
+	pthread_mutex_destroy(&ss->hmu);
+	pthread_mutex_destroy(&ss->wmu);
 	pthread_mutex_destroy(&ss->mu);
 	free(ss);
 }
@@ -194,6 +227,14 @@ static int64_t now_s(void)
 	return (int64_t)time(NULL);
 }
 
+/* A second, O_DIRECT descriptor on the staging file, if the file system
+ * takes one (some refuse, older tmpfs among them: writes then stay
+ * buffered). */
+static void open_direct(session *ss, const char *path)
+{
+	ss->dfd = open(path, O_WRONLY | O_DIRECT | O_CLOEXEC | O_NOFOLLOW);
+}
+
 /* Reserves the disk blocks of the whole declared payload up front (the
  * file size stays the bytes written): the disk is known to suffice before
  * any byte moves, and writing into allocated blocks is several times faster
@@ -211,14 +252,22 @@ static fx_err reserve(session *ss, fx_diag *diag)
 	return FX_OK;
 }
 
-/* Writes the checkpoint of ss (its mutex held): the staging data first
- * (fdatasync), then the state naming that offset, atomically. */
+/* Writes the checkpoint of ss at its hashed offset (hmu held, or the
+ * session not yet shared): the staging data first (fdatasync), then the
+ * state naming that offset and the hash state there, atomically. Bytes
+ * written past it are not named, so a restart cuts them off. */
 static fx_err save_state(fx_upload_store *s, session *ss, fx_diag *diag)
 {
+	uint64_t at;
+	int64_t touched;
 	uint8_t buf[STATE_LEN], *p = buf;
 	char path[FX_PATH_MAX + 1];
 	fx_err err;
 
+	pthread_mutex_lock(&ss->mu);
+	at = ss->hashed;
+	touched = ss->touched;
+	pthread_mutex_unlock(&ss->mu);
 	if (ss->fd >= 0 && fdatasync(ss->fd) != 0)
 		return fx_diag_set(diag, FX_EIO,
 		                   "syncing upload staging file: %s",
@@ -228,8 +277,8 @@ static fx_err save_state(fx_upload_store *s, session *ss, fx_diag *diag)
 	memcpy(p, ss->key_id, FX_KEY_ID_BYTES), p += FX_KEY_ID_BYTES;
 	memcpy(p, ss->env_digest, FX_BLAKE2B_BYTES), p += FX_BLAKE2B_BYTES;
 	put_u64(p, ss->size), p += 8;
-	put_u64(p, ss->offset), p += 8;
-	put_u64(p, (uint64_t)ss->touched), p += 8;
+	put_u64(p, at), p += 8;
+	put_u64(p, (uint64_t)touched), p += 8;
 	put_u32(p, (uint32_t)HASH_STATE_LEN), p += 4;
 	/* libsodium's state is a plain byte array; restoring it needs the same
 	 * libsodium build, which the state's own digest cannot promise — a
@@ -240,8 +289,11 @@ static fx_err save_state(fx_upload_store *s, session *ss, fx_diag *diag)
 	session_path(s, ss->id, ".state", path);
 	err = fx_write_file_atomic(path, buf, sizeof(buf), 0600, diag);
 	sodium_memzero(buf, sizeof(buf));
-	if (err == FX_OK)
-		ss->ckpt = ss->offset;
+	if (err == FX_OK) {
+		pthread_mutex_lock(&ss->mu);
+		ss->ckpt = at;
+		pthread_mutex_unlock(&ss->mu);
+	}
 	return err;
 }
 
@@ -279,7 +331,7 @@ static session *load_state(fx_upload_store *s, const uint8_t *id)
 		goto fail;
 	p += 4;
 	memcpy(&ss->hash.st, p, HASH_STATE_LEN);
-	ss->ckpt = ss->offset;
+	ss->ckpt = ss->hashed = ss->offset;
 	/* The envelope must still be the one the session was opened with. */
 	session_path(s, id, ".env", path);
 	if (fx_read_file(path, FX_WIRE_ENVELOPE_MAX, &env, &env_len, NULL) !=
@@ -297,6 +349,7 @@ static session *load_state(fx_upload_store *s, const uint8_t *id)
 	    ftruncate(ss->fd, (off_t)ss->offset) != 0 ||
 	    reserve(ss, NULL) != FX_OK)
 		goto fail;
+	open_direct(ss, path);
 	ss->state = ST_RECEIVING;
 	free(buf);
 	free(env);
@@ -336,7 +389,7 @@ static session *load_verdict(fx_upload_store *s, const uint8_t *id)
 	memcpy(ss->id, p, FX_UPLOAD_ID_BYTES), p += FX_UPLOAD_ID_BYTES;
 	memcpy(ss->key_id, p, FX_KEY_ID_BYTES), p += FX_KEY_ID_BYTES;
 	memcpy(ss->env_digest, p, FX_BLAKE2B_BYTES), p += FX_BLAKE2B_BYTES;
-	ss->size = ss->offset = ss->ckpt = get_u64(p), p += 8;
+	ss->size = ss->offset = ss->hashed = ss->ckpt = get_u64(p), p += 8;
 	ss->touched = (int64_t)get_u64(p);
 	ss->state = ST_DONE;
 	if ((ss->verdict = malloc(vlen ? vlen : 1)) == NULL)
@@ -454,6 +507,7 @@ fx_err fx_upload_store_open(fx_upload_store **out, const char *dir,
 		return fx_diag_set(diag, FX_ENOMEM, "upload store");
 	}
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->bmu, NULL);
 	strcpy(s->dir, dir);
 	s->lim = *lim;
 	if ((err = reload(s, diag)) != FX_OK) {
@@ -470,7 +524,10 @@ void fx_upload_store_close(fx_upload_store *s)
 		return;
 	for (size_t i = 0; i < s->n; i++)
 		session_free(s->tab[i]);
+	for (size_t i = 0; i < s->n_bounce; i++)
+		free(s->bounce[i]);
 	free(s->tab);
+	pthread_mutex_destroy(&s->bmu);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
@@ -523,6 +580,7 @@ static fx_err create_session(fx_upload_store *s, session *ss,
 	if (ss->fd < 0)
 		return fx_diag_set(diag, FX_EIO, "creating %s: %s", path,
 		                   strerror(errno));
+	open_direct(ss, path);
 	if ((err = reserve(ss, diag)) != FX_OK)
 		return err;
 	return save_state(s, ss, diag);
@@ -634,6 +692,101 @@ static fx_err pwrite_all(int fd, const uint8_t *data, size_t len, uint64_t off)
 	return FX_OK;
 }
 
+/* An aligned bounce buffer of BOUNCE_LEN bytes (a spare one if the store
+ * keeps one), or NULL. */
+static uint8_t *bounce_get(fx_upload_store *s)
+{
+	void *b = NULL;
+
+	pthread_mutex_lock(&s->bmu);
+	if (s->n_bounce > 0)
+		b = s->bounce[--s->n_bounce];
+	pthread_mutex_unlock(&s->bmu);
+	if (b == NULL && posix_memalign(&b, DIRECT_ALIGN, BOUNCE_LEN) != 0)
+		b = NULL;
+	return b;
+}
+
+static void bounce_put(fx_upload_store *s, uint8_t *b)
+{
+	pthread_mutex_lock(&s->bmu);
+	if (s->n_bounce < BOUNCE_KEEP) {
+		s->bounce[s->n_bounce++] = b;
+		b = NULL;
+	}
+	pthread_mutex_unlock(&s->bmu);
+	free(b);
+}
+
+/* Writes len bytes at off into the staging file of ss (wmu held): the
+ * partial blocks at either end through the page cache, the whole blocks
+ * between through the O_DIRECT descriptor, copied into an aligned buffer
+ * piece by piece. Linux keeps the two paths coherent (a direct write
+ * flushes and drops cached pages of its range first); both are made
+ * durable by the checkpoint's fdatasync. A file system that refuses the
+ * direct write (EINVAL) gets buffered writes from then on. */
+static fx_err stage_write(fx_upload_store *s, session *ss, const uint8_t *data,
+                          size_t len, uint64_t off)
+{
+	size_t head =
+	    (size_t)((DIRECT_ALIGN - off % DIRECT_ALIGN) % DIRECT_ALIGN);
+	size_t body, buffered = 0;
+	uint8_t *b = NULL;
+	fx_err err = FX_OK;
+
+	if (head > len)
+		head = len;
+	body = (len - head) / DIRECT_ALIGN * DIRECT_ALIGN;
+	if (ss->dfd < 0 || body == 0 || (b = bounce_get(s)) == NULL) {
+		head = len; /* all buffered */
+		body = 0;
+	}
+	if (head > 0 && (err = pwrite_all(ss->fd, data, head, off)) != FX_OK)
+		goto out;
+	buffered += head;
+	for (size_t done = 0; done < body;) {
+		size_t n = body - done < BOUNCE_LEN ? body - done : BOUNCE_LEN;
+		ssize_t w;
+		memcpy(b, data + head + done, n);
+		w = pwrite(ss->dfd, b, n, (off_t)(off + head + done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EINVAL && done == 0) {
+			/* No direct I/O here after all: buffered from now. */
+			close(ss->dfd);
+			ss->dfd = -1;
+			err = pwrite_all(ss->fd, data + head, body, off + head);
+			if (err != FX_OK)
+				goto out;
+			buffered += body;
+			break;
+		}
+		if (w <= 0 || (size_t)w % DIRECT_ALIGN != 0) {
+			/* A short direct write is only possible at the end of
+			 * the disk: treat it as the error it will be. */
+			err = FX_EIO;
+			if (w >= 0)
+				errno = ENOSPC;
+			goto out;
+		}
+		done += (size_t)w;
+	}
+	if (head + body < len) {
+		err = pwrite_all(ss->fd, data + head + body, len - head - body,
+		                 off + head + body);
+		buffered += len - head - body;
+	}
+out:
+	if (b != NULL)
+		bounce_put(s, b);
+	/* Start write-back of buffered bytes now, so the checkpoint's
+	 * fdatasync finds little left to do. */
+	if (err == FX_OK && buffered > 0)
+		(void)sync_file_range(ss->fd, (off_t)off, (off_t)len,
+		                      SYNC_FILE_RANGE_WRITE);
+	return err;
+}
+
 static fx_err unknown(const uint8_t *id, fx_diag *diag)
 {
 	char hex[ID_HEX + 1];
@@ -643,26 +796,54 @@ static fx_err unknown(const uint8_t *id, fx_diag *diag)
 	                   fx_hex(hex, id, FX_UPLOAD_ID_BYTES));
 }
 
-fx_err fx_upload_chunk(fx_upload_store *s, const uint8_t id[FX_UPLOAD_ID_BYTES],
+/* Takes a session whose hashing went out of order out of service: its
+ * digest no longer matches its file. Its files go; the contributor's next
+ * UploadBegin starts a fresh session. */
+static void drop_damaged(fx_upload_store *s, session *ss)
+{
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < s->n; i++)
+		if (s->tab[i] == ss) {
+			remove_files(s, ss->id);
+			unlink_session(s, i);
+			break;
+		}
+	pthread_mutex_unlock(&s->mu);
+}
+
+static fx_err damaged(fx_diag *diag)
+{
+	return fx_diag_set(diag, FX_ENOTFOUND,
+	                   "upload session dropped (its chunks were hashed out "
+	                   "of order): begin again");
+}
+
+fx_err fx_upload_write(fx_upload_store *s, const uint8_t id[FX_UPLOAD_ID_BYTES],
                        uint64_t offset, const uint8_t *data, size_t len,
                        fx_upload_ack_fn ack, void *ack_arg, uint64_t *acked,
-                       fx_diag *diag)
+                       int *wrote, fx_diag *diag)
 {
 	session *ss = get(s, id);
 	fx_err err = FX_OK;
 
+	*wrote = 0;
 	if (ss == NULL)
 		return unknown(id, diag);
+	pthread_mutex_lock(&ss->wmu);
 	pthread_mutex_lock(&ss->mu);
 	ss->touched = now_s();
+	if (ss->damaged) {
+		err = damaged(diag);
+		goto out_mu;
+	}
 	if (ss->state != ST_RECEIVING) {
 		err = fx_diag_set(diag, FX_ESTATE,
 		                  "upload session is complete; send UploadEnd");
-		goto out;
+		goto out_mu;
 	}
 	if (offset != ss->offset || len == 0) {
 		*acked = ss->offset;
-		goto out;
+		goto out_mu;
 	}
 	if (len > ss->size - ss->offset) {
 		err = fx_diag_set(
@@ -671,35 +852,106 @@ fx_err fx_upload_chunk(fx_upload_store *s, const uint8_t id[FX_UPLOAD_ID_BYTES],
 		    "payload size %llu",
 		    len, (unsigned long long)offset,
 		    (unsigned long long)ss->size);
-		goto out;
+		goto out_mu;
 	}
-	if (pwrite_all(ss->fd, data, len, offset) != FX_OK) {
+	/* Taken: the range is this chunk's (only writers change `offset`,
+	 * and wmu keeps them one at a time; hashing may run meanwhile), and
+	 * counted pending so that a finish waits for it. */
+	ss->offset += len;
+	ss->pending++;
+	*acked = ss->offset;
+	pthread_mutex_unlock(&ss->mu);
+	if (ack != NULL)
+		ack(ack_arg, offset + len);
+	if (stage_write(s, ss, data, len, offset) != FX_OK) {
 		err =
 		    fx_diag_set(diag, FX_EIO, "writing upload staging file: %s",
 		                strerror(errno));
-		if (ftruncate(ss->fd, (off_t)ss->offset) != 0)
+		/* Give the range back: the sender's next chunk is answered
+		 * with this offset and it resends from here. */
+		pthread_mutex_lock(&ss->mu);
+		ss->offset = offset;
+		ss->pending--;
+		pthread_cond_broadcast(&ss->cv);
+		*acked = offset;
+		if (ftruncate(ss->fd, (off_t)offset) != 0)
 			ss->state = ST_ADMITTING; /* unusable: refuse more */
-		goto out;
+		goto out_mu;
 	}
-	/* Start writing the chunk to disk now, without waiting: the
-	 * checkpoint's fdatasync then finds little left to do instead of
-	 * stalling the upload on 64 MiB at once. */
-	(void)sync_file_range(ss->fd, (off_t)offset, (off_t)len,
-	                      SYNC_FILE_RANGE_WRITE);
-	/* The session mutex stays held: the next chunk of this session waits
-	 * until this one is hashed, so the digest sees bytes in order. */
-	if (ack != NULL)
-		ack(ack_arg, offset + len);
-	fx_blake2b_update(&ss->hash, data, len);
-	ss->offset += len;
-	*acked = ss->offset;
-	if (ss->offset - ss->ckpt >= s->lim.checkpoint_every ||
-	    ss->offset == ss->size)
-		err = save_state(s, ss, diag);
-out:
+	pthread_mutex_lock(&ss->mu);
+	*wrote = 1;
+out_mu:
 	pthread_mutex_unlock(&ss->mu);
+	pthread_mutex_unlock(&ss->wmu);
 	put(s, ss);
 	return err;
+}
+
+fx_err fx_upload_hash(fx_upload_store *s, const uint8_t id[FX_UPLOAD_ID_BYTES],
+                      uint64_t offset, const uint8_t *data, size_t len,
+                      fx_diag *diag)
+{
+	session *ss = get(s, id);
+	fx_err err = FX_OK;
+	int due;
+
+	if (ss == NULL)
+		return unknown(id, diag);
+	pthread_mutex_lock(&ss->hmu);
+	pthread_mutex_lock(&ss->mu);
+	if (ss->pending == 0 || offset != ss->hashed ||
+	    len > ss->offset - ss->hashed) {
+		/* Not the next written bytes: a caller bug, but the digest
+		 * must never describe other bytes than the file holds. */
+		err = fx_diag_set(diag, FX_EINTERNAL,
+		                  "upload chunk at %llu hashed out of order "
+		                  "(hashed %llu, written %llu)",
+		                  (unsigned long long)offset,
+		                  (unsigned long long)ss->hashed,
+		                  (unsigned long long)ss->offset);
+		ss->damaged = 1;
+		if (ss->pending > 0)
+			ss->pending--;
+		pthread_cond_broadcast(&ss->cv);
+		pthread_mutex_unlock(&ss->mu);
+		pthread_mutex_unlock(&ss->hmu);
+		drop_damaged(s, ss);
+		put(s, ss);
+		return err;
+	}
+	pthread_mutex_unlock(&ss->mu);
+	fx_blake2b_update(&ss->hash, data, len);
+	pthread_mutex_lock(&ss->mu);
+	ss->hashed += len;
+	ss->touched = now_s();
+	due = ss->hashed - ss->ckpt >= s->lim.checkpoint_every ||
+	      ss->hashed == ss->size;
+	pthread_mutex_unlock(&ss->mu);
+	if (due)
+		err = save_state(s, ss, diag);
+	/* Last: a finish waiting for pending == 0 then sees the checkpoint
+	 * made and the hash state at rest. */
+	pthread_mutex_lock(&ss->mu);
+	ss->pending--;
+	pthread_cond_broadcast(&ss->cv);
+	pthread_mutex_unlock(&ss->mu);
+	pthread_mutex_unlock(&ss->hmu);
+	put(s, ss);
+	return err;
+}
+
+fx_err fx_upload_chunk(fx_upload_store *s, const uint8_t id[FX_UPLOAD_ID_BYTES],
+                       uint64_t offset, const uint8_t *data, size_t len,
+                       fx_upload_ack_fn ack, void *ack_arg, uint64_t *acked,
+                       fx_diag *diag)
+{
+	int wrote = 0;
+	fx_err err = fx_upload_write(s, id, offset, data, len, ack, ack_arg,
+	                             acked, &wrote, diag);
+
+	if (err != FX_OK || !wrote)
+		return err;
+	return fx_upload_hash(s, id, offset, data, len, diag);
 }
 
 void fx_upload_done_release(fx_upload_done *d)
@@ -719,11 +971,23 @@ fx_err fx_upload_finish(fx_upload_store *s,
 	uint8_t *env = NULL;
 	size_t env_len = 0;
 	fx_err err = FX_OK;
+	int drop;
 
 	if (ss == NULL)
 		return unknown(id, diag);
 	pthread_mutex_lock(&ss->mu);
+	/* Chunks written but still being hashed finish first (the hashing
+	 * stage always completes what it was given). */
+	while (ss->pending > 0)
+		pthread_cond_wait(&ss->cv, &ss->mu);
 	ss->touched = now_s();
+	if (ss->damaged || ss->hashed != ss->offset) {
+		/* Written bytes whose hashing was lost: the digest does not
+		 * cover the file. */
+		ss->damaged = 1;
+		err = damaged(diag);
+		goto out;
+	}
 	if (ss->state != ST_RECEIVING) {
 		err = fx_diag_set(
 		    diag, FX_ESTATE,
@@ -763,7 +1027,10 @@ fx_err fx_upload_finish(fx_upload_store *s,
 	env = NULL;
 	ss->state = ST_ADMITTING;
 out:
+	drop = ss->damaged;
 	pthread_mutex_unlock(&ss->mu);
+	if (drop)
+		drop_damaged(s, ss);
 	put(s, ss);
 	free(env);
 	return err;
@@ -828,7 +1095,9 @@ fx_err fx_upload_set_verdict(fx_upload_store *s,
 		}
 		if (ss->fd >= 0)
 			close(ss->fd);
-		ss->fd = -1;
+		if (ss->dfd >= 0)
+			close(ss->dfd);
+		ss->fd = ss->dfd = -1;
 		ss->state = ST_DONE;
 		if (len)
 			memcpy(copy, verdict, len);

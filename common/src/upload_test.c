@@ -1,9 +1,13 @@
 /* Tests of upload sessions: chunk order and duplicates, quota and bounds,
  * the digest against libsodium's one-shot BLAKE2b of the same bytes, resume
  * from a checkpoint after the store is reopened (a restart), damaged state,
- * and stored verdicts surviving a restart. */
+ * stored verdicts surviving a restart, and the two chunk stages (write,
+ * then hash on another thread): a finish waits for the hashing, staged
+ * bytes are exact across direct and buffered writes, checkpoints name only
+ * hashed bytes, and hashing out of order drops the session. */
 #include "flexo/upload.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,6 +262,154 @@ static void test_damaged_state(void)
 	fx_upload_store_close(s);
 }
 
+/* Reads a whole (small) file into buf; its size or -1. */
+static long slurp(const char *path, uint8_t *buf, size_t cap)
+{
+	FILE *f = fopen(path, "rb");
+	size_t n;
+	if (f == NULL)
+		return -1;
+	n = fread(buf, 1, cap, f);
+	fclose(f);
+	return (long)n;
+}
+
+/* Chunk sizes that start and end inside 4 KiB blocks and span whole
+ * blocks: the staging write mixes buffered edges and direct blocks. */
+static const size_t stage_sizes[] = {5000, 9000, 100, 20000, 4096, 3};
+#define STAGE_N     (sizeof(stage_sizes) / sizeof(*stage_sizes))
+#define STAGE_TOTAL (5000 + 9000 + 100 + 20000 + 4096 + 3)
+
+typedef struct hasher {
+	fx_upload_store *s;
+	const uint8_t *id;
+	const uint8_t *data;
+	int ok;
+} hasher;
+
+/* Hashes the written chunks late, in order, from another thread. */
+static void *hash_late(void *arg)
+{
+	hasher *h = arg;
+	struct timespec ts = {0, 50 * 1000 * 1000};
+	uint64_t off = 0;
+	fx_diag d = {{0}};
+
+	nanosleep(&ts, NULL);
+	h->ok = 1;
+	for (size_t i = 0; i < STAGE_N; i++) {
+		if (fx_upload_hash(h->s, h->id, off, h->data + off,
+		                   stage_sizes[i], &d) != FX_OK)
+			h->ok = 0;
+		off += stage_sizes[i];
+	}
+	return NULL;
+}
+
+static void test_two_stages(void)
+{
+	fx_upload_limits lim = limits();
+	fx_upload_store *s = NULL;
+	fx_upload_claim claim;
+	fx_upload_done done;
+	static uint8_t data[STAGE_TOTAL], back[STAGE_TOTAL + 1];
+	uint8_t want[FX_BLAKE2B_BYTES], id[FX_UPLOAD_ID_BYTES];
+	char path[512], hex[2 * FX_UPLOAD_ID_BYTES + 1];
+	uint64_t off = 0, acked = 0;
+	hasher h;
+	pthread_t t;
+	int wrote = 0;
+	fx_diag d = {{0}};
+
+	lim.checkpoint_every = 8192;
+	fill(data, sizeof(data), 11);
+	crypto_generichash(want, sizeof(want), data, sizeof(data), NULL, 0);
+	CHECK_OK(fx_upload_store_open(&s, dir, &lim, &d));
+	claim_of(&claim, 7, sizeof(data));
+	CHECK_OK(fx_upload_begin(s, &claim, (const uint8_t *)"env-2", 5, NULL,
+	                         id, &off, &d));
+	acks = 0;
+	for (size_t i = 0; i < STAGE_N; i++) {
+		CHECK_OK(fx_upload_write(s, id, off, data + off, stage_sizes[i],
+		                         on_ack, NULL, &acked, &wrote, &d));
+		CHECK(wrote == 1 && acked == off + stage_sizes[i]);
+		CHECK(last_ack == acked); /* told before the write */
+		off += stage_sizes[i];
+	}
+	CHECK(acks == (int)STAGE_N);
+	/* A resent chunk: nothing written, nothing to hash, no ack. */
+	CHECK_OK(fx_upload_write(s, id, 0, data, 5000, on_ack, NULL, &acked,
+	                         &wrote, &d));
+	CHECK(wrote == 0 && acked == sizeof(data) && acks == (int)STAGE_N);
+	snprintf(path, sizeof(path), "%s/%s.part", dir,
+	         fx_hex(hex, id, sizeof(id)));
+	CHECK(slurp(path, back, sizeof(back)) == (long)sizeof(data));
+	CHECK(memcmp(back, data, sizeof(data)) == 0);
+	/* Finish must wait for the late hashing, then see every byte. */
+	h.s = s, h.id = id, h.data = data, h.ok = 0;
+	CHECK(pthread_create(&t, NULL, hash_late, &h) == 0);
+	memset(&done, 0, sizeof(done));
+	CHECK_OK(fx_upload_finish(s, id, &done, &d));
+	pthread_join(t, NULL);
+	CHECK(h.ok);
+	CHECK(done.size == sizeof(data));
+	CHECK(memcmp(done.digest, want, sizeof(want)) == 0);
+	fx_upload_done_release(&done);
+	fx_upload_store_close(s);
+}
+
+static void test_checkpoint_names_hashed(void)
+{
+	fx_upload_limits lim = limits();
+	fx_upload_store *s = NULL;
+	fx_upload_claim claim;
+	uint8_t data[3000], id[FX_UPLOAD_ID_BYTES], id2[FX_UPLOAD_ID_BYTES];
+	char path[512], hex[2 * FX_UPLOAD_ID_BYTES + 1];
+	uint64_t off = 0, acked = 0;
+	int wrote = 0;
+	fx_diag d = {{0}};
+
+	fill(data, sizeof(data), 13);
+	CHECK_OK(fx_upload_store_open(&s, dir, &lim, &d));
+	claim_of(&claim, 8, sizeof(data));
+	CHECK_OK(fx_upload_begin(s, &claim, (const uint8_t *)"env-h", 5, NULL,
+	                         id, &off, &d));
+	/* 2400 bytes written, only the first 1200 hashed (a checkpoint at
+	 * 1200: >= 1000 since the last), then the "SIGKILL". */
+	for (off = 0; off < 2400; off += 600)
+		CHECK_OK(fx_upload_write(s, id, off, data + off, 600, NULL,
+		                         NULL, &acked, &wrote, &d));
+	CHECK(acked == 2400);
+	CHECK_OK(fx_upload_hash(s, id, 0, data, 600, &d));
+	CHECK_OK(fx_upload_hash(s, id, 600, data + 600, 600, &d));
+	fx_upload_store_close(s);
+	s = NULL;
+	CHECK_OK(fx_upload_store_open(&s, dir, &lim, &d));
+	snprintf(path, sizeof(path), "%s/%s.part", dir,
+	         fx_hex(hex, id, sizeof(id)));
+	CHECK(file_size(path) == 1200);
+	CHECK_OK(fx_upload_begin(s, &claim, (const uint8_t *)"env-h", 5, id,
+	                         id2, &off, &d));
+	CHECK(off == 1200 && memcmp(id, id2, sizeof(id)) == 0);
+
+	/* Hashing out of order (a caller bug) drops the session: its digest
+	 * could no longer describe its file. */
+	CHECK_OK(fx_upload_write(s, id, 1200, data + 1200, 600, NULL, NULL,
+	                         &acked, &wrote, &d));
+	CHECK_OK(fx_upload_write(s, id, 1800, data + 1800, 600, NULL, NULL,
+	                         &acked, &wrote, &d));
+	CHECK(fx_upload_hash(s, id, 1800, data + 1800, 600, &d) ==
+	      FX_EINTERNAL);
+	CHECK(strstr(d.msg, "out of order") != NULL);
+	CHECK(fx_upload_write(s, id, 2400, data + 2400, 600, NULL, NULL, &acked,
+	                      &wrote, &d) == FX_ENOTFOUND);
+	CHECK(file_size(path) == -1);
+	CHECK_OK(fx_upload_begin(s, &claim, (const uint8_t *)"env-h", 5, id,
+	                         id2, &off, &d));
+	CHECK(off == 0 && memcmp(id, id2, sizeof(id)) != 0);
+	fx_upload_store_close(s);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -269,6 +421,8 @@ int main(void)
 	RUN(test_quota_and_bounds);
 	RUN(test_restart_resume);
 	RUN(test_damaged_state);
+	RUN(test_two_stages);
+	RUN(test_checkpoint_names_hashed);
 	{
 		char cmd[300];
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

@@ -6,6 +6,7 @@
 #define FLEXO_TRANSPORT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <nng/nng.h>
 #include <protobuf-c/protobuf-c.h>
@@ -51,6 +52,16 @@ fx_err fx_net_dial(nng_socket sock, const char *url, const fx_tls_opts *tls,
 /* Checks m against wire.h's limits, then packs it into a fresh nng message
  * (*out, caller frees with nng_msg_free or hands it to nng). */
 fx_err fx_net_pack(const ProtobufCMessage *m, nng_msg **out, fx_diag *diag);
+
+/* Packs m like fx_net_pack, except that one bytes field's content comes
+ * from a file, read straight into the message (no copy through memory):
+ * that field's data must point at `hole` with length hole_len (> 0; the
+ * bytes at hole are never read), and the message gets hole_len bytes of fd
+ * from file_off in their place. FX_EIO naming the offset if the file is
+ * shorter or unreadable, FX_EINTERNAL if no field pointed at hole. */
+fx_err fx_net_pack_file(const ProtobufCMessage *m, const void *hole,
+                        size_t hole_len, int fd, uint64_t file_off,
+                        nng_msg **out, fx_diag *diag);
 
 /* Decodes the body of msg as a `desc` message through fx_wire_decode with
  * max_len bytes at most. msg stays the caller's. Free *out with

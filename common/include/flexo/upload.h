@@ -66,18 +66,47 @@ fx_err fx_upload_begin(fx_upload_store *s, const fx_upload_claim *claim,
                        const uint8_t *resume_id, uint8_t id[FX_UPLOAD_ID_BYTES],
                        uint64_t *offset, fx_diag *diag);
 
-/* Called by fx_upload_chunk once the chunk is written to the staging file,
- * before it is hashed, so a reply can go out while hashing runs. */
+/* Called by fx_upload_write once a chunk is taken (it is the next one and
+ * fits) and before its bytes are written, with the offset reached: the
+ * reply can travel while the disk works. Should the write then fail, the
+ * session's offset goes back to the chunk's start; the sender's next chunk
+ * is answered with that offset and it resends from there. */
 typedef void (*fx_upload_ack_fn)(void *arg, uint64_t acked);
 
-/* Stores len bytes at `offset`. If offset is not the session's current
- * offset nothing is written and *acked is the current offset (FX_OK: the
- * sender seeks there — this is how duplicates and resumes are handled).
- * Otherwise the data is written, `ack` (may be NULL) is called with the new
- * offset, the data hashed, and a checkpoint made when due; *acked is the new
- * offset. FX_ENOTFOUND for an unknown session, FX_ESTATE if it is no longer
+/* A chunk is taken in two stages, so that writing one chunk and hashing
+ * the one before can run on two threads:
+ *
+ * fx_upload_write stores len bytes at `offset`. If offset is not the
+ * session's current (written) offset, nothing is written and *acked is
+ * that offset (FX_OK: the sender seeks there — this is how duplicates and
+ * resumes are handled); *wrote = 0, `ack` is not called. Otherwise `ack`
+ * (may be NULL) is called, the bytes are written to the staging file,
+ * *acked is the new offset and *wrote = 1: the caller must then pass the
+ * same bytes to fx_upload_hash, in the order they were written. FX_ENOTFOUND
+ * for an unknown (or dropped) session, FX_ESTATE if it is no longer
  * receiving, FX_ETOOBIG past the declared payload size, FX_EIO on disk
- * errors (nothing counted). */
+ * errors (nothing counted; `ack` may have been called).
+ *
+ * fx_upload_hash feeds bytes written by fx_upload_write to the session's
+ * digest and makes a checkpoint when due (checkpoints name the hashed
+ * offset only). Bytes that are not the next written ones are a caller bug:
+ * the session is dropped (its digest could no longer describe its file) and
+ * FX_EINTERNAL returned. An error from the checkpoint (FX_EIO) leaves the
+ * bytes hashed: the next checkpoint tries again.
+ *
+ * Concurrent calls are safe; calls for one session are serialised per
+ * stage. Memory held by chunks between the stages is the caller's. */
+fx_err fx_upload_write(fx_upload_store *s, const uint8_t id[FX_UPLOAD_ID_BYTES],
+                       uint64_t offset, const uint8_t *data, size_t len,
+                       fx_upload_ack_fn ack, void *ack_arg, uint64_t *acked,
+                       int *wrote, fx_diag *diag);
+fx_err fx_upload_hash(fx_upload_store *s, const uint8_t id[FX_UPLOAD_ID_BYTES],
+                      uint64_t offset, const uint8_t *data, size_t len,
+                      fx_diag *diag);
+
+/* Both stages on the calling thread: fx_upload_write (with `ack`), then
+ * fx_upload_hash if the bytes were written. *acked as for
+ * fx_upload_write. */
 fx_err fx_upload_chunk(fx_upload_store *s, const uint8_t id[FX_UPLOAD_ID_BYTES],
                        uint64_t offset, const uint8_t *data, size_t len,
                        fx_upload_ack_fn ack, void *ack_arg, uint64_t *acked,
@@ -98,7 +127,8 @@ typedef struct fx_upload_done {
 
 void fx_upload_done_release(fx_upload_done *d);
 
-/* Ends the receiving phase: the payload must be complete (FX_ESTATE naming
+/* Ends the receiving phase. Waits until every written chunk is hashed
+ * (fx_upload_hash), then the payload must be complete (FX_ESTATE naming
  * how many bytes are missing otherwise). Syncs the staging file, finishes
  * the digest and marks the session "admitting" (a second finish gets
  * FX_ESTATE until fx_upload_set_verdict or fx_upload_unfinish). */
