@@ -13,7 +13,8 @@
 #                FLEXO_ANCHOR_STEPS, FLEXO_EXPERT_STEPS, FLEXO_BUILD_DIR (use
 #                this build instead of building), FLEXO_CORPUS (use this
 #                corpus folder instead of assembling one),
-#                FLEXO_EXPERT_TRAIN_FLAGS (replaces EXPERT_TRAIN_FLAGS below)
+#                FLEXO_EXPERT_TRAIN_FLAGS (replaces EXPERT_TRAIN_FLAGS below),
+#                FLEXO_GATE_LIMITS, FLEXO_SERVE_TOP_K (likewise)
 set -euo pipefail
 
 # The expert-training recipe every contributor uses: flexo-contributor
@@ -33,6 +34,11 @@ EXPERT_TRAIN_FLAGS=${FLEXO_EXPERT_TRAIN_FLAGS:-"--batch 8 --lr 1e-3 --public-mix
 # public rows +15-42% and 61-70%. Set this with the recipe: 7 rows pass the
 # serve default of a 2% rise with room to spare.
 GATE_LIMITS=${FLEXO_GATE_LIMITS:-"max-public-loss-rise = 0.02"}
+
+# Experts per token of the served model. The recipe was measured at top-2
+# (flexo-bench flexmix: top-3 was no better on closed text and worse on
+# public text); serve's own default is min(4, experts).
+SERVE_TOP_K=${FLEXO_SERVE_TOP_K:-2}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-$root/run}
@@ -161,6 +167,7 @@ state = state
 key = coordinator.key
 public = $corpus/public
 threads = 1
+top-k = $SERVE_TOP_K
 $GATE_LIMITS
 CONF
     "$coord" serve --config coordinator.conf >coordinator.log 2>&1 &
