@@ -35,10 +35,11 @@ EXPERT_TRAIN_FLAGS=${FLEXO_EXPERT_TRAIN_FLAGS:-"--batch 8 --lr 1e-3 --public-mix
 # serve default of a 2% rise with room to spare.
 GATE_LIMITS=${FLEXO_GATE_LIMITS:-"max-public-loss-rise = 0.02"}
 
-# Experts per token of the served model. The recipe was measured at top-2
-# (flexo-bench flexmix: top-3 was no better on closed text and worse on
-# public text); serve's own default is min(4, experts).
-SERVE_TOP_K=${FLEXO_SERVE_TOP_K:-2}
+# Experts per token of the served model (serve's own default is
+# min(4, experts)). Measured with this recipe at `small` (3 experts served):
+# top-4 public 1.8403, top-2 1.8513 bits/byte (anchor 1.7846), closed
+# domains within 2% of each other either way.
+SERVE_TOP_K=${FLEXO_SERVE_TOP_K:-4}
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-$root/run}
