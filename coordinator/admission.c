@@ -270,6 +270,7 @@ static fx_err reassemble(admission *a, fx_diag *diag)
 	size_t n = 0;
 	char **paths = NULL;
 	uint8_t digest[FX_BLAKE2B_BYTES], stored[FX_BLAKE2B_BYTES];
+	int top_k;
 	fx_err err;
 
 	if ((err = fx_ledger_live(a->l, &live, &n, diag)) != FX_OK)
@@ -314,8 +315,11 @@ static fx_err reassemble(admission *a, fx_diag *diag)
 		if (err != FX_OK)
 			goto out;
 	}
+	/* The configured top-k is a ceiling: while fewer experts are live,
+	 * every one of them (and the public expert) is used. */
+	top_k = a->top_k > (int)n + 1 ? (int)n + 1 : a->top_k;
 	if ((err = fx_assemble(a->anchor_path, a->rpub_path,
-	                       (const char *const *)paths, (int)n, a->top_k,
+	                       (const char *const *)paths, (int)n, top_k,
 	                       a->served_path, digest, diag)) != FX_OK)
 		goto out;
 	if ((err = fx_blobstore_put_file(&a->bs, a->served_path, stored,
@@ -331,7 +335,7 @@ static fx_err reassemble(admission *a, fx_diag *diag)
 	as.model_digest.data = digest;
 	as.model_digest.len = FX_BLAKE2B_BYTES;
 	as.anchor_index = a->anchor_index;
-	as.top_k = (uint32_t)a->top_k;
+	as.top_k = (uint32_t)top_k;
 	e.kind_case = FLEXO__LEDGER__V1__ENTRY__KIND_ASSEMBLY;
 	e.assembly = &as;
 	if ((err = fx_ledger_append(a->l, &e, &idx, diag)) != FX_OK)

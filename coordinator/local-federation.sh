@@ -243,6 +243,11 @@ else
   stage "no contribution was accepted: nothing to withdraw"
 fi
 
+# Every acceptance and withdrawal must have re-assembled the served model.
+if grep -q "error: re-assembling" coordinator.log; then
+  die "the coordinator failed to re-assemble: $(grep "error: re-assembling" coordinator.log | head -3)"
+fi
+
 stage "evaluation of the served model (per domain, with each expert opted out) and the anchor"
 models=("$anchor_dir/anchor.safetensors")
 if [[ -f state/served/model.safetensors ]]; then
