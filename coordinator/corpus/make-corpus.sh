@@ -12,7 +12,7 @@ set -euo pipefail
 
 out=${1:?usage: make-corpus.sh OUTDIR}
 packages=(jargon-text debian-reference-en debian-faq gnu-standards doc-debian
-          libc6-dev linux-libc-dev manpages man-db groff-base
+          libc6-dev linux-libc-dev manpages manpages-dev man-db groff-base
           bsdextrautils bible-kjv bible-kjv-text fortunes fortunes-min)
 
 missing=()
@@ -79,15 +79,12 @@ while read -r f; do
   add code "${name%.h}" < "$f"
 done < <(find /usr/include -maxdepth 3 -name '*.h' -type f | LC_ALL=C sort)
 
-# Man: technical prose, the Linux man-pages rendered to plain text —
-# sections 1 and 4-8 (commands, devices, file formats, overviews, admin).
-# Sections 2 and 3 (manpages-dev: system calls, the C library) document
-# what the code domain's headers declare, so they would blur the two.
+# Man: technical prose, the Linux man-pages rendered to plain text.
 while read -r f; do
   name=$(basename "$f" .gz)
   MANWIDTH=80 man --no-hyphenation --no-justification -l "$f" 2>/dev/null \
     | col -bx | add man "$name"
-done < <(dpkg -L manpages | grep -E '/man[14-8]/.*\.gz$' | LC_ALL=C sort)
+done < <(dpkg -L manpages manpages-dev | grep -E '/man[0-9]/.*\.gz$' | LC_ALL=C sort)
 
 # Legal: licence texts and the machine-readable copyright files of every
 # installed package (deduplicated by content: many packages ship the same).
