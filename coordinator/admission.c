@@ -356,6 +356,39 @@ out:
 	return err;
 }
 
+/* Appends entry e (a rejection or a refused withdrawal), moves key_id's
+ * replay counter to seq (key_id NULL: no verified signer), signs a
+ * checkpoint, remembers the verdict for retries of digest (NULL: none;
+ * contribution as note_decided takes it), then answers REJECTED with the
+ * entry's receipt. `what` names the entry in the log line. */
+static fx_err log_negative(admission *a, fx_entry *e, const char *what,
+                           const uint8_t *key_id, uint64_t seq,
+                           const uint8_t *digest, const uint8_t *contribution,
+                           const char *gate, const char *reason,
+                           fx_verdict *out, fx_diag *diag)
+{
+	uint64_t idx;
+	fx_err err;
+
+	if ((err = fx_ledger_append(a->l, e, &idx, diag)) != FX_OK) {
+		fx_diag_prefix(diag, "logging the verdict (%s)", gate);
+		return err;
+	}
+	if (key_id != NULL &&
+	    (err = note_seq(a, key_id, seq, idx, diag)) != FX_OK)
+		return err;
+	if ((err = checkpoint(a, diag)) != FX_OK)
+		return err;
+	if (digest != NULL &&
+	    (err = note_decided(a, digest, REJECTED, idx, contribution, gate,
+	                        reason, diag)) != FX_OK)
+		return err;
+	set_verdict(out, REJECTED, gate, reason);
+	fx_log(a->log, FX_INFO, "%s (entry %" PRIu64 ") at %s: %s", what, idx,
+	       gate, reason);
+	return attach_receipt(a, idx, out, diag);
+}
+
 /* Logs a rejection of the contribution envelope and fills the verdict.
  * key_id (NULL: none) is the signer whose signature verified: its sequence
  * seq then counts for replay, from this entry on. */
@@ -367,8 +400,6 @@ static fx_err log_rejected(admission *a, const uint8_t *env, size_t len,
 	Flexo__Ledger__V1__ContributionRejected r =
 	    FLEXO__LEDGER__V1__CONTRIBUTION_REJECTED__INIT;
 	fx_entry e = FLEXO__LEDGER__V1__ENTRY__INIT;
-	uint64_t idx;
-	fx_err err;
 
 	r.envelope.data = (uint8_t *)env;
 	r.envelope.len = len;
@@ -376,21 +407,8 @@ static fx_err log_rejected(admission *a, const uint8_t *env, size_t len,
 	r.reason = (char *)reason;
 	e.kind_case = FLEXO__LEDGER__V1__ENTRY__KIND_REJECTED;
 	e.rejected = &r;
-	if ((err = fx_ledger_append(a->l, &e, &idx, diag)) != FX_OK)
-		return err;
-	if (key_id != NULL &&
-	    (err = note_seq(a, key_id, seq, idx, diag)) != FX_OK)
-		return err;
-	if ((err = checkpoint(a, diag)) != FX_OK)
-		return err;
-	if (digest != NULL &&
-	    (err = note_decided(a, digest, REJECTED, idx, NULL, gate, reason,
-	                        diag)) != FX_OK)
-		return err;
-	set_verdict(out, REJECTED, gate, reason);
-	fx_log(a->log, FX_INFO, "rejected (entry %" PRIu64 ") at %s: %s", idx,
-	       gate, reason);
-	return attach_receipt(a, idx, out, diag);
+	return log_negative(a, &e, "rejected", key_id, seq,
+	                    digest, NULL, gate, reason, out, diag);
 }
 
 /* A logged verdict again, with a receipt against the newest checkpoint. */
@@ -845,8 +863,6 @@ static fx_err log_refused(admission *a, const uint8_t *buf, size_t len,
 	char why_text[FX_VERDICT_REASON_MAX + 1];
 	const char *gate = fx_refusal_name(why);
 	uint8_t h[FX_BLAKE2B_BYTES];
-	uint64_t idx;
-	fx_err err;
 
 	/* The logged reason is exactly the one answered. */
 	snprintf(why_text, sizeof(why_text), "%s",
@@ -865,24 +881,8 @@ static fx_err log_refused(admission *a, const uint8_t *buf, size_t len,
 	e.time_unix = now;
 	e.kind_case = FLEXO__LEDGER__V1__ENTRY__KIND_WITHDRAWAL_REFUSED;
 	e.withdrawal_refused = &r;
-	if ((err = fx_ledger_append(a->l, &e, &idx, diag)) != FX_OK) {
-		fx_diag_prefix(diag, "logging a refused withdrawal (%s)", gate);
-		return err;
-	}
-	if (key_id != NULL &&
-	    (err = note_seq(a, key_id, seq, idx, diag)) != FX_OK)
-		return err;
-	if ((err = checkpoint(a, diag)) != FX_OK)
-		return err;
-	if (digest != NULL &&
-	    (err = note_decided(a, digest, REJECTED, idx, contribution, gate,
-	                        why_text, diag)) != FX_OK)
-		return err;
-	set_verdict(out, REJECTED, gate, why_text);
-	fx_log(a->log, FX_INFO,
-	       "withdrawal refused (entry %" PRIu64 ") at %s: %s", idx, gate,
-	       why_text);
-	return attach_receipt(a, idx, out, diag);
+	return log_negative(a, &e, "withdrawal refused", key_id, seq, digest,
+	                    contribution, gate, why_text, out, diag);
 }
 
 /* Decides a withdrawal: *out filled — WITHDRAWN, logged and re-assembled,

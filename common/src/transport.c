@@ -251,6 +251,23 @@ fail:
 	return err;
 }
 
+/* The checks every outgoing message passes (canonical, within the wire
+ * bound), and its packed size. */
+static fx_err checked_size(const ProtobufCMessage *m, size_t *n,
+                           fx_diag *diag)
+{
+	fx_err err;
+
+	if ((err = fx_wire_check(m, diag)) != FX_OK)
+		return err;
+	*n = protobuf_c_message_get_packed_size(m);
+	if (*n > FX_WIRE_MSG_MAX)
+		return fx_diag_set(diag, FX_ETOOBIG,
+		                   "%s message of %zu bytes > %u",
+		                   m->descriptor->name, *n, FX_WIRE_MSG_MAX);
+	return FX_OK;
+}
+
 fx_err fx_net_pack(const ProtobufCMessage *m, nng_msg **out, fx_diag *diag)
 {
 	nng_msg *msg = NULL;
@@ -258,13 +275,8 @@ fx_err fx_net_pack(const ProtobufCMessage *m, nng_msg **out, fx_diag *diag)
 	fx_err err;
 	int rv;
 
-	if ((err = fx_wire_check(m, diag)) != FX_OK)
+	if ((err = checked_size(m, &n, diag)) != FX_OK)
 		return err;
-	n = protobuf_c_message_get_packed_size(m);
-	if (n > FX_WIRE_MSG_MAX)
-		return fx_diag_set(diag, FX_ETOOBIG,
-		                   "%s message of %zu bytes > %u",
-		                   m->descriptor->name, n, FX_WIRE_MSG_MAX);
 	/* Packed straight into the nng buffer: no intermediate copy of a
 	 * 4 MiB chunk. */
 	if ((rv = nng_msg_alloc(&msg, n)) != 0)
@@ -317,13 +329,8 @@ fx_err fx_net_pack_file(const ProtobufCMessage *m, const void *hole,
 	fx_err err;
 	int rv;
 
-	if ((err = fx_wire_check(m, diag)) != FX_OK)
+	if ((err = checked_size(m, &n, diag)) != FX_OK)
 		return err;
-	n = protobuf_c_message_get_packed_size(m);
-	if (n > FX_WIRE_MSG_MAX)
-		return fx_diag_set(diag, FX_ETOOBIG,
-		                   "%s message of %zu bytes > %u",
-		                   m->descriptor->name, n, FX_WIRE_MSG_MAX);
 	if (hole_len == 0)
 		return fx_diag_set(diag, FX_EINVAL, "empty file field");
 	if ((rv = nng_msg_alloc(&msg, n)) != 0)
