@@ -139,9 +139,11 @@ static const float *expert0_twin(const fx_model *model, int i)
 	return NULL;
 }
 
-/* Calls fn on every span of the model, in arena order. */
+/* Calls fn on every span of the model, in arena order; with_anchor looks
+ * up each trainable expert tensor's expert-0 twin (span.anchor). */
 static void for_spans(const fx_model *model, const fx_freeze *fz,
-                      void (*fn)(const span *, void *), void *ctx)
+                      bool with_anchor, void (*fn)(const span *, void *),
+                      void *ctx)
 {
 	for (int i = 0; i < model->n_tensors; i++) {
 		const fx_tensor *t = &model->tensors[i];
@@ -162,7 +164,8 @@ static void for_spans(const fx_model *model, const fx_freeze *fz,
 			continue;
 		}
 		s.frozen = fx_freeze_has(fz, t->group, t->expert);
-		if (t->group == FX_GROUP_EXPERT && t->expert > 0 && !s.frozen)
+		if (with_anchor && t->group == FX_GROUP_EXPERT &&
+		    t->expert > 0 && !s.frozen)
 			s.anchor = expert0_twin(model, i);
 		fn(&s, ctx);
 	}
@@ -210,7 +213,6 @@ static void update_fn(const span *s, void *p)
 	const fx_adamw_opts *o = &c->a->opts;
 	float *w = c->model->params + s->off;
 	float lr = s->router ? c->lr * o->router_lr_mult : c->lr;
-
 	bool to_anchor = s->anchor != NULL && o->expert_anchor_decay > 0.0f;
 
 	if (s->frozen)
@@ -238,7 +240,7 @@ fx_err fx_adamw_step(fx_adamw *a, fx_model *model, const fx_freeze *frozen,
 	if (model->grads == NULL || a->n != model->n_params)
 		return fx_diag_set(diag, FX_ESTATE,
 		                   "AdamW state does not belong to this model");
-	for_spans(model, frozen, sumsq_fn, &c);
+	for_spans(model, frozen, false, sumsq_fn, &c);
 	norm = sqrt(c.sumsq);
 	if (!isfinite(norm))
 		return fx_diag_set(diag, FX_ENUMERIC,
@@ -251,7 +253,8 @@ fx_err fx_adamw_step(fx_adamw *a, fx_model *model, const fx_freeze *frozen,
 	a->t++;
 	c.bc1 = 1.0f - (float)pow(a->opts.beta1, (double)a->t);
 	c.bc2 = 1.0f - (float)pow(a->opts.beta2, (double)a->t);
-	for_spans(model, frozen, update_fn, &c);
+	for_spans(model, frozen, a->opts.expert_anchor_decay > 0.0f, update_fn,
+	          &c);
 	if (info != NULL) {
 		info->lr = c.lr;
 		info->grad_norm = (float)norm;
