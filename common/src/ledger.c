@@ -260,6 +260,31 @@ static fx_err load_frontier(fx_ledger *l, fx_diag *diag)
 	return FX_OK;
 }
 
+/* One-row queries: sql with one parameter bound to a (or digest). Return 1
+ * on a row, 0 on none, -1 on error; *out is the caller's to finalise. */
+static int query_row(fx_ledger *l, const char *sql, int64_t a,
+                     sqlite3_stmt **out)
+{
+	int rc;
+	if (sqlite3_prepare_v2(l->db, sql, -1, out, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_int64(*out, 1, a);
+	rc = sqlite3_step(*out);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int query_row_blob(fx_ledger *l, const char *sql,
+                          const uint8_t digest[FX_BLAKE2B_BYTES],
+                          sqlite3_stmt **out)
+{
+	int rc;
+	if (sqlite3_prepare_v2(l->db, sql, -1, out, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_blob(*out, 1, digest, FX_BLAKE2B_BYTES, SQLITE_STATIC);
+	rc = sqlite3_step(*out);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
 /* The roster in force: the last roster entry (verified when appended). */
 static fx_err load_roster(fx_ledger *l, fx_diag *diag)
 {
@@ -268,13 +293,11 @@ static fx_err load_roster(fx_ledger *l, fx_diag *diag)
 	fx_err err = FX_OK;
 	int rc;
 
-	if (sqlite3_prepare_v2(l->db,
-	                       "SELECT body FROM entries WHERE kind = 10 ORDER "
-	                       "BY idx DESC LIMIT 1",
-	                       -1, &st, NULL) != SQLITE_OK)
-		return db_err(l, diag, "reading the roster");
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
+	rc = query_row(l,
+	               "SELECT body FROM entries WHERE kind = ? ORDER BY idx "
+	               "DESC LIMIT 1",
+	               FLEXO__LEDGER__V1__ENTRY__KIND_ROSTER, &st);
+	if (rc == 1) {
 		e = flexo__ledger__v1__entry__unpack(
 		    NULL, (size_t)sqlite3_column_bytes(st, 0),
 		    sqlite3_column_blob(st, 0));
@@ -287,7 +310,7 @@ static fx_err load_roster(fx_ledger *l, fx_diag *diag)
 		              &l->roster, e->roster->envelope.data,
 		              e->roster->envelope.len, diag)) == FX_OK)
 			l->has_roster = 1;
-	} else if (rc != SQLITE_DONE) {
+	} else if (rc < 0) {
 		err = db_err(l, diag, "reading the roster");
 	}
 	if (e != NULL)
@@ -434,31 +457,6 @@ void fx_ledger_rollback(fx_ledger *l)
 	l->in_batch = 0;
 }
 
-/* One-row queries used by the append checks. Returns 1 on a row, 0 on none,
- * -1 on error. */
-static int query_row(fx_ledger *l, const char *sql, int64_t a,
-                     sqlite3_stmt **out)
-{
-	int rc;
-	if (sqlite3_prepare_v2(l->db, sql, -1, out, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_int64(*out, 1, a);
-	rc = sqlite3_step(*out);
-	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
-}
-
-static int query_row_blob(fx_ledger *l, const char *sql,
-                          const uint8_t digest[FX_BLAKE2B_BYTES],
-                          sqlite3_stmt **out)
-{
-	int rc;
-	if (sqlite3_prepare_v2(l->db, sql, -1, out, NULL) != SQLITE_OK)
-		return -1;
-	sqlite3_bind_blob(*out, 1, digest, FX_BLAKE2B_BYTES, SQLITE_STATIC);
-	rc = sqlite3_step(*out);
-	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
-}
-
 fx_err fx_ledger_latest_release(fx_ledger *l, uint64_t *index,
                                 uint8_t digest[FX_BLAKE2B_BYTES], fx_diag *diag)
 {
@@ -466,17 +464,14 @@ fx_err fx_ledger_latest_release(fx_ledger *l, uint64_t *index,
 	fx_err err = FX_OK;
 	int rc;
 
-	if (sqlite3_prepare_v2(l->db,
-	                       "SELECT idx, doc FROM entries WHERE kind = 11 "
-	                       "ORDER BY idx DESC LIMIT 1",
-	                       -1, &st, NULL) != SQLITE_OK)
-		return db_err(l, diag, "reading releases");
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW &&
-	    sqlite3_column_bytes(st, 1) == FX_BLAKE2B_BYTES) {
+	rc = query_row(l,
+	               "SELECT idx, doc FROM entries WHERE kind = ? ORDER BY "
+	               "idx DESC LIMIT 1",
+	               FLEXO__LEDGER__V1__ENTRY__KIND_ANCHOR, &st);
+	if (rc == 1 && sqlite3_column_bytes(st, 1) == FX_BLAKE2B_BYTES) {
 		*index = (uint64_t)sqlite3_column_int64(st, 0);
 		memcpy(digest, sqlite3_column_blob(st, 1), FX_BLAKE2B_BYTES);
-	} else if (rc == SQLITE_DONE) {
+	} else if (rc == 0) {
 		err = fx_diag_set(diag, FX_ENOTFOUND,
 		                  "ledger: no anchor release logged yet");
 	} else {
