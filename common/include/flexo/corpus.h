@@ -50,8 +50,10 @@ int fx_corpus_windows(const uint16_t *stream, size_t n, size_t *pos, int B,
 
 /* Held-out bits per byte of `model` over stream: consecutive windows of
  * T+1 tokens (stride T, the last partial window included) evaluated B at a
- * time, counting only byte targets (EOS targets are not bytes), over at
- * most max_tokens targets (0 = all). Honours disabled_experts. */
+ * time, counting only byte targets (EOS targets are not bytes), until at
+ * least max_tokens targets are counted (0 = all): whole batches, so the
+ * set evaluated grows with B by up to one batch. Honours
+ * disabled_experts. */
 fx_err fx_corpus_bpb(fx_model *model, const uint16_t *stream, size_t n,
                      int B, int T, size_t max_tokens,
                      uint64_t disabled_experts, double *bpb, fx_diag *diag);
