@@ -516,21 +516,10 @@ static fx_err apply_refusal(uint64_t i, const entry_info *info,
 	}
 	{ /* replay: the evidence holds a document by the same key with a
 	   * sequence at least this one's */
-		uint64_t s = 0;
-		int ok = 0;
-		if (ev < i) {
-			const uint8_t *p = em->p + pos[ev];
-			fx_entry *e = flexo__ledger__v1__entry__unpack(
-			    NULL, rd_be32(p - 4), p);
-			ok = e != NULL &&
-			     fx_ledger_signed_sequence(e, x->signer, &s) ==
-			         FX_OK &&
-			     s >= x->sequence;
-			if (e != NULL)
-				flexo__ledger__v1__entry__free_unpacked(e,
-				                                        NULL);
-		}
-		if (!ok)
+		const uint8_t *p = ev < i ? em->p + pos[ev] : NULL;
+		if (p == NULL ||
+		    !fx_ledger_entry_shows_sequence(p, rd_be32(p - 4),
+		                                    x->signer, x->sequence))
 			return fx_diag_set(
 			    diag, FX_EMISMATCH,
 			    "entry %llu (refused withdrawal): "

@@ -654,21 +654,13 @@ static fx_err check_refusal(fx_ledger *l, const fx_entry_facts *f,
 	{
 		uint8_t *bytes = NULL;
 		size_t n = 0;
-		uint64_t s = 0;
-		fx_entry *e = NULL;
-		int ok = 0;
+		bool ok = false;
 		if (ev.kind != 0) {
 			if ((err = fx_ledger_entry_bytes(l, f->ref, &bytes, &n,
 			                                 diag)) != FX_OK)
 				return err;
-			e = flexo__ledger__v1__entry__unpack(NULL, n, bytes);
-			ok = e != NULL &&
-			     fx_ledger_signed_sequence(e, f->signer, &s) ==
-			         FX_OK &&
-			     s >= f->sequence;
-			if (e != NULL)
-				flexo__ledger__v1__entry__free_unpacked(e,
-				                                        NULL);
+			ok = fx_ledger_entry_shows_sequence(
+			    bytes, n, f->signer, f->sequence);
 			free(bytes);
 		}
 		if (!ok)

@@ -276,8 +276,10 @@ static fx_err check_refused(const fx_entry *e, const fx_roster *roster,
 	return err;
 }
 
-fx_err fx_ledger_signed_sequence(const fx_entry *e,
-                                 const uint8_t pk[FX_PK_BYTES], uint64_t *seq)
+/* The sequence number of the document entry e carries, if signed by pk;
+ * FX_ENOTFOUND otherwise. */
+static fx_err signed_sequence(const fx_entry *e, const uint8_t pk[FX_PK_BYTES],
+                              uint64_t *seq)
 {
 	const ProtobufCBinaryData *b;
 	const ProtobufCMessageDescriptor *desc;
@@ -467,4 +469,18 @@ int fx_ledger_peek_kind(const uint8_t *p, size_t n)
 		}
 	}
 	return kind;
+}
+
+bool fx_ledger_entry_shows_sequence(const uint8_t *entry, size_t len,
+                                    const uint8_t pk[FX_PK_BYTES],
+                                    uint64_t at_least)
+{
+	fx_entry *e = flexo__ledger__v1__entry__unpack(NULL, len, entry);
+	uint64_t s = 0;
+	bool ok = e != NULL && signed_sequence(e, pk, &s) == FX_OK &&
+	          s >= at_least;
+
+	if (e != NULL)
+		flexo__ledger__v1__entry__free_unpacked(e, NULL);
+	return ok;
 }

@@ -6,6 +6,7 @@
 #ifndef FLEXO_LEDGER_H
 #define FLEXO_LEDGER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -107,13 +108,14 @@ fx_err fx_ledger_check_entry(const fx_entry *e, const fx_roster *roster,
 fx_err fx_ledger_check_roster(const fx_entry *e, const fx_roster *prev,
                               fx_roster *out, fx_diag *diag);
 
-/* The sequence number of the document a logged entry carries — the
+/* True if the encoded entry (len bytes) carries a document — the
  * contribution manifest of an accepted or rejected contribution, the
- * Withdrawal of a withdrawal or refused withdrawal — if that document names
- * key ID fx_key_id(pk) and carries a valid signature by pk; FX_ENOTFOUND
- * otherwise. What a "replay" refusal's evidence must show. */
-fx_err fx_ledger_signed_sequence(const fx_entry *e,
-                                 const uint8_t pk[FX_PK_BYTES], uint64_t *seq);
+ * Withdrawal of a withdrawal or refused withdrawal — that names key ID
+ * fx_key_id(pk), carries a valid signature by pk and has a sequence number
+ * of at least `at_least`. What a "replay" refusal's evidence must show. */
+bool fx_ledger_entry_shows_sequence(const uint8_t *entry, size_t len,
+                                    const uint8_t pk[FX_PK_BYTES],
+                                    uint64_t at_least);
 
 /* The kind of an encoded entry from its top-level fields alone (no
  * allocation), or -1 if the bytes are not a well-formed message. Lets an
