@@ -309,6 +309,52 @@ static void print_table(const flexmix *fm, FILE *out)
 	}
 }
 
+/* Share of the merged model's top-k slots each expert takes on each text
+ * (public, then every domain), over all layers; with `own_out`, each
+ * domain's text is routed with that domain's own expert opted out. */
+static fx_err print_routes(flexmix *fm, fx_model *m, bool own_out,
+                           FILE *out, fx_diag *diag)
+{
+	int L = m->cfg.n_layers, E = m->cfg.n_experts;
+	uint64_t *counts = malloc((size_t)L * E * sizeof(*counts));
+	fx_err err = FX_OK;
+
+	if (counts == NULL)
+		return fx_diag_set(diag, FX_ENOMEM, "routing counters");
+	fprintf(out, "\nrouting, merged top-%d%s: share of top-k slots over "
+	             "all layers\n| text | public |",
+	        m->cfg.top_k, own_out ? ", own expert opted out" : "");
+	for (int e = 1; e < E; e++)
+		fprintf(out, " %s |", fm->domains[e - 1]);
+	fprintf(out, "\n|---|---:|");
+	for (int e = 1; e < E; e++)
+		fprintf(out, "---:|");
+	fputc('\n', out);
+	for (int c = 0; err == FX_OK && c <= fm->n_dom; c++) {
+		const fx_corpus *cp = c == 0 ? &fm->pub : &fm->dom[c - 1];
+		uint64_t off = own_out && c > 0 ? (uint64_t)1 << c : 0, all = 0;
+		memset(counts, 0, (size_t)L * E * sizeof(*counts));
+		err = fx_corpus_routes(m, cp->heldout, cp->n_heldout,
+		                       (int)fm->batch, m->cfg.max_seq,
+		                       (size_t)fm->eval_tokens, off, counts, diag);
+		if (err != FX_OK)
+			break;
+		for (int i = 0; i < L * E; i++)
+			all += counts[i];
+		fprintf(out, "| %s |", c == 0 ? "public" : fm->domains[c - 1]);
+		for (int e = 0; e < E; e++) {
+			uint64_t mine = 0;
+			for (int l = 0; l < L; l++)
+				mine += counts[l * E + e];
+			fprintf(out, " %.1f%% |",
+			        all ? 100.0 * (double)mine / (double)all : 0.0);
+		}
+		fputc('\n', out);
+	}
+	free(counts);
+	return err;
+}
+
 static fx_err load_all(flexmix *fm, const fx_logger *log, fx_diag *diag)
 {
 	char path[4096];
@@ -588,6 +634,11 @@ static fx_err run(flexmix *fm, const fx_logger *log, fx_diag *diag)
 	       fm->center ? ", centred rows" : "", fm->z_loss,
 	       fm->tune_steps);
 	print_table(fm, stdout);
+	err = print_routes(fm, &merged, false, stdout, diag);
+	if (err == FX_OK)
+		err = print_routes(fm, &merged, true, stdout, diag);
+	if (err != FX_OK)
+		goto out;
 	printf("\nexpert training %.1f s total; merged evaluation %.1f s; "
 	       "BTM evaluation %.1f s (%d forward passes per token); wall "
 	       "%.1f s\n",

@@ -224,6 +224,38 @@ out:
 	return err;
 }
 
+fx_err fx_corpus_routes(fx_model *model, const uint16_t *stream, size_t n,
+                        int B, int T, size_t max_tokens,
+                        uint64_t disabled_experts, uint64_t *counts,
+                        fx_diag *diag)
+{
+	int32_t *tokens = malloc((size_t)B * (size_t)T * sizeof(*tokens));
+	int32_t *targets = malloc((size_t)B * (size_t)T * sizeof(*targets));
+	fx_fwd_opts opts = {0};
+	size_t pos = 0, seen = 0;
+	fx_err err = FX_OK;
+
+	if (tokens == NULL || targets == NULL) {
+		err = fx_diag_set(diag, FX_ENOMEM, "routing windows");
+		goto out;
+	}
+	opts.disabled_experts = disabled_experts;
+	opts.route_counts = counts;
+	err = fx_model_reserve(model, B, T, diag);
+	while (err == FX_OK && pos + 1 < n &&
+	       (max_tokens == 0 || seen < max_tokens)) {
+		int rows = fx_corpus_windows(stream, n, &pos, B, T, false,
+		                             tokens, targets);
+		err = fx_model_forward(model, tokens, NULL, rows, T, &opts,
+		                       NULL, diag);
+		seen += (size_t)rows * (size_t)T;
+	}
+out:
+	free(tokens);
+	free(targets);
+	return err;
+}
+
 double fx_corpus_unigram_bpb(const fx_corpus *c)
 {
 	double count[256], total = 256.0, bits = 0.0;

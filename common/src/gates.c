@@ -72,40 +72,22 @@ static fx_err capture_share(fx_model *pair1, const uint16_t *stream, size_t n,
                             const fx_gate_limits *g, double *share,
                             fx_diag *diag)
 {
-	int T = pair1->cfg.max_seq, B = g->batch, L = pair1->cfg.n_layers;
+	int L = pair1->cfg.n_layers;
 	uint64_t *counts = calloc((size_t)L * 2, sizeof(*counts));
-	int32_t *tokens = malloc((size_t)B * T * sizeof(*tokens));
-	int32_t *targets = malloc((size_t)B * T * sizeof(*targets));
-	fx_fwd_opts opts = {0};
 	uint64_t mine = 0, all = 0;
-	size_t pos = 0, seen = 0;
-	fx_err err = FX_OK;
+	fx_err err;
 
-	if (counts == NULL || tokens == NULL || targets == NULL) {
-		err = fx_diag_set(diag, FX_ENOMEM, "capture counters");
-		goto out;
-	}
-	opts.route_counts = counts;
-	err = fx_model_reserve(pair1, B, T, diag);
-	while (err == FX_OK && pos + 1 < n &&
-	       (g->eval_tokens == 0 || seen < g->eval_tokens)) {
-		int rows = fx_corpus_windows(stream, n, &pos, B, T, false,
-		                             tokens, targets);
-		err = fx_model_forward(pair1, tokens, NULL, rows, T, &opts, NULL,
-		                       diag);
-		seen += (size_t)rows * (size_t)T;
-	}
-	if (err != FX_OK)
-		goto out;
-	for (int l = 0; l < L; l++) {
+	if (counts == NULL)
+		return fx_diag_set(diag, FX_ENOMEM, "capture counters");
+	err = fx_corpus_routes(pair1, stream, n, g->batch, pair1->cfg.max_seq,
+	                       g->eval_tokens, 0, counts, diag);
+	for (int l = 0; err == FX_OK && l < L; l++) {
 		mine += counts[l * 2 + 1];
 		all += counts[l * 2] + counts[l * 2 + 1];
 	}
-	*share = all ? (double)mine / (double)all : 0.0;
-out:
+	if (err == FX_OK)
+		*share = all ? (double)mine / (double)all : 0.0;
 	free(counts);
-	free(tokens);
-	free(targets);
 	return err;
 }
 

@@ -16,6 +16,8 @@ static fx_corpus pub;
 static float *r_pub;
 static double benign_capture = 1.0;
 
+#define MAX_LAYERS 16
+
 /* A tiny anchor that has learnt some structure from repetitive text. */
 static void setup(void)
 {
@@ -168,6 +170,49 @@ static void test_capture_gate(void)
 	free(row);
 }
 
+/* fx_corpus_routes counts k slots per token and layer over whole batches,
+ * adds to what the counters held, and an opted-out expert takes none. */
+static void test_routes(void)
+{
+	const fx_expert *list[1];
+	fx_expert x;
+	fx_model pair = {0};
+	int L = anchor.cfg.n_layers, T = anchor.cfg.max_seq;
+	uint64_t c[2 * MAX_LAYERS] = {0}, sum = 0, pub0 = 0;
+	size_t want = 0;
+
+	copy_expert(&x, r_pub, 0.0f);
+	list[0] = &x;
+	CHECK(L <= MAX_LAYERS);
+	CHECK_OK(fx_moe_build(&pair, &anchor, r_pub, list, 1, 2, false, NULL));
+	/* 4 rows of T tokens asked for at batch 4: one batch. */
+	CHECK_OK(fx_corpus_routes(&pair, pub.heldout, pub.n_heldout, 4, T,
+	                          (size_t)4 * T, 0, c, NULL));
+	for (int i = 0; i < 2 * L; i++)
+		sum += c[i];
+	want = (size_t)4 * T * 2 * L;
+	CHECK_MSG(sum == want, "%llu slots, want %zu",
+	          (unsigned long long)sum, want);
+	/* Again, expert 1 opted out: counts add up, expert 1 gains none. */
+	uint64_t before1 = 0;
+	for (int l = 0; l < L; l++) {
+		before1 += c[l * 2 + 1];
+		pub0 += c[l * 2];
+	}
+	CHECK_OK(fx_corpus_routes(&pair, pub.heldout, pub.n_heldout, 4, T,
+	                          (size_t)4 * T, 1u << 1, c, NULL));
+	uint64_t after1 = 0, after0 = 0;
+	for (int l = 0; l < L; l++) {
+		after1 += c[l * 2 + 1];
+		after0 += c[l * 2];
+	}
+	CHECK(after1 == before1);
+	CHECK_MSG(after0 == pub0 + (size_t)4 * T * L, "%llu",
+	          (unsigned long long)after0);
+	fx_model_release(&pair);
+	fx_expert_release(&x);
+}
+
 static void test_public_loss_gate(void)
 {
 	fx_expert x;
@@ -204,6 +249,7 @@ int main(void)
 	RUN(test_norm_gate);
 	RUN(test_capture_gate);
 	RUN(test_public_loss_gate);
+	RUN(test_routes);
 	fx_model_release(&anchor);
 	fx_corpus_release(&pub);
 	free(r_pub);

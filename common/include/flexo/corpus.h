@@ -58,6 +58,16 @@ fx_err fx_corpus_bpb(fx_model *model, const uint16_t *stream, size_t n,
                      int B, int T, size_t max_tokens,
                      uint64_t disabled_experts, double *bpb, fx_diag *diag);
 
+/* Routing over stream, windowed as fx_corpus_bpb (targets unused): adds
+ * to counts[l*E + e] the top-k slots expert e took in layer l, one per
+ * token that selected it, over at least max_tokens tokens (0 = all), whole
+ * batches. counts (L, E) is caller-owned and not zeroed here. Honours
+ * disabled_experts. Requires nothing reserved: reserves (B, T) itself. */
+fx_err fx_corpus_routes(fx_model *model, const uint16_t *stream, size_t n,
+                        int B, int T, size_t max_tokens,
+                        uint64_t disabled_experts, uint64_t *counts,
+                        fx_diag *diag);
+
 /* Bits per byte of `heldout` under the byte-unigram distribution of
  * `train` (add-one smoothing over the 256 byte values): the baseline any
  * language model must beat. */
