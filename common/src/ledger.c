@@ -1039,14 +1039,24 @@ out:
 	return err;
 }
 
-fx_err fx_ledger_root(fx_ledger *l, uint64_t size, uint8_t root[FX_HASH_LEN],
-                      fx_diag *diag)
+/* A tree size a root or proof is asked for must not exceed the log. */
+static fx_err check_tree_size(const fx_ledger *l, uint64_t size,
+                              fx_diag *diag)
 {
 	if (size > l->frontier.size)
 		return fx_diag_set(diag, FX_EINVAL,
 		                   "ledger: size %llu > log size %llu",
 		                   (unsigned long long)size,
 		                   (unsigned long long)l->frontier.size);
+	return FX_OK;
+}
+
+fx_err fx_ledger_root(fx_ledger *l, uint64_t size, uint8_t root[FX_HASH_LEN],
+                      fx_diag *diag)
+{
+	fx_err err = check_tree_size(l, size, diag);
+	if (err != FX_OK)
+		return err;
 	if (size == l->frontier.size) {
 		fx_merkle_frontier_root(&l->frontier, root);
 		return FX_OK;
@@ -1058,11 +1068,9 @@ fx_err fx_ledger_inclusion_proof(fx_ledger *l, uint64_t index, uint64_t size,
                                  uint8_t path[][FX_HASH_LEN], size_t *len,
                                  fx_diag *diag)
 {
-	if (size > l->frontier.size)
-		return fx_diag_set(diag, FX_EINVAL,
-		                   "ledger: size %llu > log size %llu",
-		                   (unsigned long long)size,
-		                   (unsigned long long)l->frontier.size);
+	fx_err err = check_tree_size(l, size, diag);
+	if (err != FX_OK)
+		return err;
 	return fx_merkle_inclusion_proof(node_get, l, index, size, path, len,
 	                                 diag);
 }
@@ -1071,11 +1079,9 @@ fx_err fx_ledger_consistency_proof(fx_ledger *l, uint64_t m, uint64_t n,
                                    uint8_t path[][FX_HASH_LEN], size_t *len,
                                    fx_diag *diag)
 {
-	if (n > l->frontier.size)
-		return fx_diag_set(diag, FX_EINVAL,
-		                   "ledger: size %llu > log size %llu",
-		                   (unsigned long long)n,
-		                   (unsigned long long)l->frontier.size);
+	fx_err err = check_tree_size(l, n, diag);
+	if (err != FX_OK)
+		return err;
 	return fx_merkle_consistency_proof(node_get, l, m, n, path, len, diag);
 }
 

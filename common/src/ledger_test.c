@@ -197,7 +197,13 @@ static void test_proofs_match(void)
 		}
 	}
 	CHECK_MSG(bad == 0, "%d proofs differ", bad);
+	/* Past the log's end: refused, naming the sizes. */
 	CHECK(fx_ledger_root(l, size + 1, r1, &d) == FX_EINVAL);
+	CHECK_MSG(strstr(d.msg, "> log size") != NULL, "%s", d.msg);
+	CHECK(fx_ledger_inclusion_proof(l, 0, size + 1, path, &len, &d) ==
+	      FX_EINVAL);
+	CHECK(fx_ledger_consistency_proof(l, 1, size + 1, path, &len, &d) ==
+	      FX_EINVAL);
 	fx_merkle_mem_release(&mem);
 	fx_ledger_close(l);
 }
