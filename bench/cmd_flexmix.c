@@ -61,7 +61,8 @@ static const char usage_text[] =
     "  --z-loss X           router z-loss coefficient (default 1e-3)\n"
     "  --tune-steps N       router-tuning steps on public text (default 100)\n"
     "  --embed-windows N    windows averaged per domain embedding (default 64)\n"
-    "  --eval-tokens N      held-out bytes per domain and model (default 32768)\n"
+    "  --eval-tokens N      held-out bytes per domain and model, 0 = the whole\n"
+    "                       held-out split (default 32768)\n"
     "  --no-btm             skip the ensemble (it costs N forward passes)\n"
     "  --threads N          OpenBLAS threads (default 2)\n"
     "  --seed N             seed (default 1)\n";
@@ -374,9 +375,10 @@ static fx_err load_all(flexmix *fm, const fx_logger *log, fx_diag *diag)
 		err = fx_corpus_load(&fm->dom[i], path, 0.1, diag);
 		if (err == FX_OK)
 			fx_log(log, FX_INFO,
-			       "domain %s: %zu train docs, %zu held-out docs",
+			       "domain %s: %zu train docs, %zu held-out docs "
+			       "(%zu tokens)",
 			       fm->domains[i], fm->dom[i].docs_train,
-			       fm->dom[i].docs_heldout);
+			       fm->dom[i].docs_heldout, fm->dom[i].n_heldout);
 	}
 	return err;
 }
