@@ -60,6 +60,11 @@ static const char usage_text[] =
     "                       public mean (r_pub itself is not centred)\n"
     "  --z-loss X           router z-loss coefficient (default 1e-3)\n"
     "  --tune-steps N       router-tuning steps on public text (default 100)\n"
+    "  --own-tune-steps N   also tune each expert's router row and bias alone\n"
+    "                       on its own domain's training text (with the\n"
+    "                       --public-mix rows), N steps a domain, the other\n"
+    "                       rows frozen (default 0 = off; a diagnostic: it\n"
+    "                       needs every domain's text in one place)\n"
     "  --embed-windows N    windows averaged per domain embedding (default 64)\n"
     "  --eval-tokens N      held-out bytes per domain and model, 0 = the whole\n"
     "                       held-out split (default 32768)\n"
@@ -74,7 +79,7 @@ typedef struct flexmix {
 	int n_also_k;
 	char domains[MAX_DOM][NAME_MAX_];
 	int n_dom;
-	int64_t steps, batch, top_k, tune_steps, windows, eval_tokens, threads,
+	int64_t steps, batch, top_k, tune_steps, own_tune_steps, windows, eval_tokens, threads,
 	    seed, mix_rows;
 	double lr, norm, bias_init, z_loss, router_lr_mult, anchor_decay;
 	fx_embed_mode mode;
@@ -158,6 +163,7 @@ static int parse_args(flexmix *fm, int argc, char **argv)
 	    {"public-mix", required_argument, 0, 'm'},
 	    {"z-loss", required_argument, 0, 'z'},
 	    {"tune-steps", required_argument, 0, 'u'},
+	    {"own-tune-steps", required_argument, 0, 'U'},
 	    {"embed-windows", required_argument, 0, 'w'},
 	    {"eval-tokens", required_argument, 0, 'E'},
 	    {"no-btm", no_argument, 0, 'N'},
@@ -210,6 +216,7 @@ static int parse_args(flexmix *fm, int argc, char **argv)
 		case 'm': bad = fx_cli_int(CMD, "--public-mix", optarg, 0, 4095, &fm->mix_rows); break;
 		case 'z': bad = fx_cli_num(CMD, "--z-loss", optarg, 0, 10, &fm->z_loss); break;
 		case 'u': bad = fx_cli_int(CMD, "--tune-steps", optarg, 0, 1000000, &fm->tune_steps); break;
+		case 'U': bad = fx_cli_int(CMD, "--own-tune-steps", optarg, 0, 1000000, &fm->own_tune_steps); break;
 		case 'w': bad = fx_cli_int(CMD, "--embed-windows", optarg, 1, 1000000, &fm->windows); break;
 		case 'E': bad = fx_cli_int(CMD, "--eval-tokens", optarg, 0, INT64_MAX, &fm->eval_tokens); break;
 		case 'N': fm->btm = false; break;
@@ -275,6 +282,58 @@ static fx_err eval_row(flexmix *fm, const char *name, fx_model *m,
 		fprintf(stderr, "  %s %.4f", fm->domains[c - 1], fm->bpb[r][c]);
 	fputc('\n', stderr);
 	return FX_OK;
+}
+
+/* Evaluates `m` as the row `name`, then with each expert opted out as
+ * "<label>, <domain> opted out". */
+static fx_err eval_opt_outs(flexmix *fm, const char *name, const char *label,
+                            fx_model *m, fx_diag *diag)
+{
+	char row[128];
+	fx_err err = eval_row(fm, name, m, 0, diag);
+
+	for (int i = 0; err == FX_OK && i < fm->n_dom; i++) {
+		snprintf(row, sizeof(row), "%s, %s opted out", label,
+		         fm->domains[i]);
+		err = eval_row(fm, row, m, (uint64_t)1 << (i + 1), diag);
+	}
+	return err;
+}
+
+/* Router tuning of a merged model (made with a gradient arena): only the
+ * router rows in `rows` and the biases in `biases` (bit e = expert e)
+ * move, for --tune-steps / --own-tune-steps steps on `text`, with
+ * `mix_rows` of every batch drawn from public text. */
+static fx_err tune_router(flexmix *fm, fx_model *m, const fx_corpus *text,
+                          int mix_rows, uint64_t rows, uint64_t biases,
+                          uint64_t seed, fx_diag *diag)
+{
+	fx_train_opts o;
+	fx_train_report rep;
+	int64_t steps = text == &fm->pub ? fm->tune_steps : fm->own_tune_steps;
+
+	fx_train_opts_defaults(&o, &m->cfg);
+	o.batch = (int)fm->batch;
+	o.steps = steps;
+	o.adam.lr = (float)fm->lr;
+	o.adam.lr_min = (float)fm->lr / 10;
+	o.adam.warmup_steps = steps / 10;
+	o.adam.weight_decay = 0;
+	o.fwd.z_loss = (float)fm->z_loss;
+	o.seed = seed;
+	o.eval_every = 0;
+	o.eval_tokens = (size_t)fm->eval_tokens;
+	o.ckpt_every = 0;
+	o.mix = mix_rows > 0 ? &fm->pub : NULL;
+	o.mix_rows = mix_rows;
+	memset(&o.freeze, 0, sizeof(o.freeze));
+	o.freeze.embed = o.freeze.lm_head = o.freeze.final_norm = true;
+	o.freeze.attn = o.freeze.qk_norm = true;
+	o.freeze.post_attn_norm = o.freeze.post_ff_norm = true;
+	o.freeze.experts = ~(uint64_t)0;
+	o.freeze.router_rows = ~rows;
+	o.freeze.router_bias = ~biases;
+	return fx_train_run(m, text, &o, NULL, &rep, diag);
 }
 
 static double closed_avg(const flexmix *fm, int r)
@@ -422,7 +481,7 @@ static fx_err run(flexmix *fm, const fx_logger *log, fx_diag *diag)
 {
 	int L, d, N = fm->n_dom;
 	const fx_expert *list[MAX_DOM];
-	fx_model pair[MAX_DOM], merged = {0}, tuned = {0}, soup = {0};
+	fx_model pair[MAX_DOM], merged = {0}, tuned = {0}, own = {0}, soup = {0};
 	fx_model *ens[MAX_DOM];
 	float *r_init = NULL;
 	char name[128], path[4096];
@@ -564,42 +623,35 @@ static fx_err run(flexmix *fm, const fx_logger *log, fx_diag *diag)
 		fx_model_release(&other);
 	}
 	if (err == FX_OK && fm->tune_steps > 0) {
-		fx_train_opts o;
-		fx_train_report rep;
+		/* The paper's router tuning: every row on public text. */
 		err = fx_model_init(&tuned, &merged.cfg, true, diag);
 		if (err == FX_OK)
 			err = fx_model_copy_params(&tuned, &merged, diag);
-		fx_train_opts_defaults(&o, &tuned.cfg);
-		o.batch = (int)fm->batch;
-		o.steps = fm->tune_steps;
-		o.adam.lr = (float)fm->lr;
-		o.adam.lr_min = (float)fm->lr / 10;
-		o.adam.warmup_steps = fm->tune_steps / 10;
-		o.adam.weight_decay = 0;
-		o.fwd.z_loss = (float)fm->z_loss;
-		o.seed = (uint64_t)fm->seed + 999;
-		o.eval_every = 0;
-		o.eval_tokens = (size_t)fm->eval_tokens;
-		o.ckpt_every = 0;
-		/* Only the router rows move. */
-		memset(&o.freeze, 0, sizeof(o.freeze));
-		o.freeze.embed = o.freeze.lm_head = o.freeze.final_norm = true;
-		o.freeze.attn = o.freeze.qk_norm = true;
-		o.freeze.post_attn_norm = o.freeze.post_ff_norm = true;
-		o.freeze.experts = ~(uint64_t)0;
-		o.freeze.router_bias = ~(uint64_t)0;
 		if (err == FX_OK)
-			err = fx_train_run(&tuned, &fm->pub, &o, NULL, &rep, diag);
+			err = tune_router(fm, &tuned, &fm->pub, 0, ~(uint64_t)0, 0,
+			                  (uint64_t)fm->seed + 999, diag);
 		snprintf(name, sizeof(name), "merged + router tuning (top-%d)",
 		         (int)fm->top_k);
 		if (err == FX_OK)
-			err = eval_row(fm, name, &tuned, 0, diag);
+			err = eval_opt_outs(fm, name, "tuned", &tuned, diag);
+	}
+	if (err == FX_OK && fm->own_tune_steps > 0) {
+		/* Each expert's row and bias alone, on its own domain's
+		 * training text (plus the public rows of expert training),
+		 * against every other row of the merged router, one domain
+		 * after the other. */
+		err = fx_model_init(&own, &merged.cfg, true, diag);
+		if (err == FX_OK)
+			err = fx_model_copy_params(&own, &merged, diag);
 		for (int i = 0; err == FX_OK && i < N; i++) {
-			snprintf(name, sizeof(name), "tuned, %s opted out",
-			         fm->domains[i]);
-			err = eval_row(fm, name, &tuned, (uint64_t)1 << (i + 1),
-			               diag);
+			uint64_t e = (uint64_t)1 << (i + 1);
+			err = tune_router(fm, &own, &fm->dom[i], (int)fm->mix_rows,
+			                  e, e, (uint64_t)fm->seed + 1999 + i, diag);
 		}
+		snprintf(name, sizeof(name),
+		         "merged + own-text row tuning (top-%d)", (int)fm->top_k);
+		if (err == FX_OK)
+			err = eval_opt_outs(fm, name, "own-tuned", &own, diag);
 	}
 	if (err == FX_OK)
 		err = fx_soup_build(&soup, &fm->anchor, list, N, diag);
@@ -627,14 +679,15 @@ static fx_err run(flexmix *fm, const fx_logger *log, fx_diag *diag)
 	printf("\nflexmix: anchor %s, %d domains, %" PRId64 " expert steps, "
 	       "batch %" PRId64 ", lr %g, top-%" PRId64 ", embed %s, router "
 	       "norm %g, bias init %g, public mix %" PRId64 "%s, router lr x%g, anchor decay %g%s, z-loss %g, "
-	       "router tuning %" PRId64 " steps\n\n",
+	       "router tuning %" PRId64 " steps, own-text row tuning %" PRId64
+	       " steps\n\n",
 	       fm->anchor_path, N, fm->steps, fm->batch, fm->lr, fm->top_k,
 	       fm->mode == FX_EMBED_SHARED ? "shared" : "per-layer", fm->norm,
 	       fm->bias_init, fm->mix_rows,
 	       fm->mix_router_only ? " (router only)" : "",
 	       fm->router_lr_mult, fm->anchor_decay,
 	       fm->center ? ", centred rows" : "", fm->z_loss,
-	       fm->tune_steps);
+	       fm->tune_steps, fm->own_tune_steps);
 	print_table(fm, stdout);
 	err = print_routes(fm, &merged, false, stdout, diag);
 	if (err == FX_OK)
@@ -666,6 +719,7 @@ out:
 		fx_model_release(&pair[i]);
 	fx_model_release(&merged);
 	fx_model_release(&tuned);
+	fx_model_release(&own);
 	fx_model_release(&soup);
 	free(r_init);
 	return err;

@@ -106,4 +106,24 @@ if "$coord" -q assemble --anchor "$anchor" --router-pub "$work/rpub.safetensors"
   fail "a truncated expert was merged"
 fi
 grep -q "trunc.expert" "$work/err" || fail "refusal does not name the file"
+# The whole experiment in one command, tiny: experts, merge, opt-outs, both
+# router tunings, soup and BTM, with a table row for each.
+"$bench" -q flexmix --anchor "$anchor" --corpus "$work" --domains code,verse \
+  --steps 6 --batch 4 --public-mix 2 --bias-init -2 --tune-steps 3 \
+  --own-tune-steps 3 --eval-tokens 512 --embed-windows 4 --threads 1 \
+  > "$work/flexmix" 2>/dev/null || fail "flexmix"
+for row in "anchor" "2-expert code" "2-expert verse" "merged (top-2)" \
+           "merged, code opted out" "merged + router tuning (top-2)" \
+           "tuned, verse opted out" "merged + own-text row tuning (top-2)" \
+           "own-tuned, code opted out" "own-tuned, verse opted out" \
+           "model soup" "BTM ensemble (2 models)"; do
+  grep -qF "| $row |" "$work/flexmix" || fail "flexmix has no row '$row'"
+done
+grep -Eq '^flexmix_closed_gain_vs_anchor: -?[0-9.]+$' "$work/flexmix" \
+  || fail "flexmix gives no closed gain"
+if "$bench" -q flexmix --anchor "$anchor" --corpus "$work" \
+     --own-tune-steps -1 2>"$work/err"; then
+  fail "a negative --own-tune-steps was accepted"
+fi
+grep -q -- "--own-tune-steps" "$work/err" || fail "refusal does not name the flag"
 echo "flexolmo workflow: ok"
