@@ -79,8 +79,8 @@ typedef struct flexmix {
 	int n_also_k;
 	char domains[MAX_DOM][NAME_MAX_];
 	int n_dom;
-	int64_t steps, batch, top_k, tune_steps, own_tune_steps, windows, eval_tokens, threads,
-	    seed, mix_rows;
+	int64_t steps, batch, top_k, tune_steps, own_tune_steps, windows,
+	    eval_tokens, threads, seed, mix_rows;
 	double lr, norm, bias_init, z_loss, router_lr_mult, anchor_decay;
 	fx_embed_mode mode;
 	bool btm, mix_router_only, center;
@@ -302,15 +302,14 @@ static fx_err eval_opt_outs(flexmix *fm, const char *name, const char *label,
 
 /* Router tuning of a merged model (made with a gradient arena): only the
  * router rows in `rows` and the biases in `biases` (bit e = expert e)
- * move, for --tune-steps / --own-tune-steps steps on `text`, with
- * `mix_rows` of every batch drawn from public text. */
+ * move, for `steps` steps on `text`, with `mix_rows` of every batch
+ * drawn from public text. */
 static fx_err tune_router(flexmix *fm, fx_model *m, const fx_corpus *text,
                           int mix_rows, uint64_t rows, uint64_t biases,
-                          uint64_t seed, fx_diag *diag)
+                          int64_t steps, uint64_t seed, fx_diag *diag)
 {
 	fx_train_opts o;
 	fx_train_report rep;
-	int64_t steps = text == &fm->pub ? fm->tune_steps : fm->own_tune_steps;
 
 	fx_train_opts_defaults(&o, &m->cfg);
 	o.batch = (int)fm->batch;
@@ -629,7 +628,8 @@ static fx_err run(flexmix *fm, const fx_logger *log, fx_diag *diag)
 			err = fx_model_copy_params(&tuned, &merged, diag);
 		if (err == FX_OK)
 			err = tune_router(fm, &tuned, &fm->pub, 0, ~(uint64_t)0, 0,
-			                  (uint64_t)fm->seed + 999, diag);
+			                  fm->tune_steps, (uint64_t)fm->seed + 999,
+			                  diag);
 		snprintf(name, sizeof(name), "merged + router tuning (top-%d)",
 		         (int)fm->top_k);
 		if (err == FX_OK)
@@ -646,7 +646,8 @@ static fx_err run(flexmix *fm, const fx_logger *log, fx_diag *diag)
 		for (int i = 0; err == FX_OK && i < N; i++) {
 			uint64_t e = (uint64_t)1 << (i + 1);
 			err = tune_router(fm, &own, &fm->dom[i], (int)fm->mix_rows,
-			                  e, e, (uint64_t)fm->seed + 1999 + i, diag);
+			                  e, e, fm->own_tune_steps,
+			                  (uint64_t)fm->seed + 1999 + i, diag);
 		}
 		snprintf(name, sizeof(name),
 		         "merged + own-text row tuning (top-%d)", (int)fm->top_k);
